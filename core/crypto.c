@@ -1,0 +1,248 @@
+/*
+ * crypto.c: the tp.crypto Lua module, thin bindings over OpenSSL's
+ * libcrypto for password hashing and randomness.
+ *
+ *   crypto.pbkdf2(password, salt, iterations, length [, digest]) -> bytes
+ *       PBKDF2-HMAC (digest "sha256" by default, or "sha512")
+ *   crypto.random(n)   -> n bytes from the OpenSSL CSPRNG (n <= 1024)
+ *   crypto.equal(a, b) -> true when equal, compared in constant time
+ *   crypto.hex(bytes)  -> lowercase hex
+ *   crypto.unhex(hex)  -> bytes, or nil on bad input
+ *   crypto.sha256(s)   -> 32 bytes
+ *   crypto.pbkdf2_async(password, salt, iterations, length, digest, fn)
+ *       the same hash computed on libuv's thread pool, so a login never
+ *       stalls the loop; fn(bytes) runs on the loop thread afterwards
+ *       (fn(nil, err) on failure). Errors in fn are logged.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "bridge.h"
+
+static int l_pbkdf2(lua_State *L)
+{
+    size_t plen, slen;
+    const char *pass = luaL_checklstring(L, 1, &plen);
+    const char *salt = luaL_checklstring(L, 2, &slen);
+    int iter = luaL_checkint(L, 3);
+    int len = luaL_checkint(L, 4);
+    const char *dname = luaL_optstring(L, 5, "sha256");
+    const EVP_MD *md = strcmp(dname, "sha256") == 0 ? EVP_sha256() :
+                       strcmp(dname, "sha512") == 0 ? EVP_sha512() : NULL;
+    if (!md)
+        return luaL_argerror(L, 5, "digest must be sha256 or sha512");
+    if (iter < 1 || iter > 10000000)
+        return luaL_argerror(L, 3, "iterations out of range");
+    if (len < 1 || len > 128)
+        return luaL_argerror(L, 4, "length out of range");
+    unsigned char out[128];
+    if (PKCS5_PBKDF2_HMAC(pass, (int)plen, (const unsigned char *)salt,
+                          (int)slen, iter, md, len, out) != 1)
+        return luaL_error(L, "PBKDF2 failed");
+    lua_pushlstring(L, (const char *)out, (size_t)len);
+    OPENSSL_cleanse(out, sizeof out);
+    return 1;
+}
+
+static int l_random(lua_State *L)
+{
+    int n = luaL_checkint(L, 1);
+    if (n < 0 || n > 1024)
+        return luaL_argerror(L, 1, "0 to 1024 bytes");
+    unsigned char buf[1024];
+    if (RAND_bytes(buf, n) != 1)
+        return luaL_error(L, "random generator failed");
+    lua_pushlstring(L, (const char *)buf, (size_t)n);
+    return 1;
+}
+
+static int l_equal(lua_State *L)
+{
+    size_t a_len, b_len;
+    const char *a = luaL_checklstring(L, 1, &a_len);
+    const char *b = luaL_checklstring(L, 2, &b_len);
+    lua_pushboolean(L, a_len == b_len && CRYPTO_memcmp(a, b, a_len) == 0);
+    return 1;
+}
+
+static int l_hex(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1,
+                                                                      &n);
+    static const char digits[] = "0123456789abcdef";
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++) {
+        luaL_addchar(&b, digits[s[i] >> 4]);
+        luaL_addchar(&b, digits[s[i] & 15]);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int l_unhex(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    if (n % 2)
+        return 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i += 2) {
+        int hi = hexval((unsigned char)s[i]);
+        int lo = hexval((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        luaL_addchar(&b, (char)(hi << 4 | lo));
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int l_sha256(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(s, n, md, &mdlen, EVP_sha256(), NULL) != 1)
+        return luaL_error(L, "sha256 failed");
+    lua_pushlstring(L, (const char *)md, mdlen);
+    return 1;
+}
+
+typedef struct kdf_job {
+    uv_work_t req;            /* thread-pool request */
+    lua_State *L;             /* state to call back into */
+    int fn_ref;               /* callback */
+    char *pass;               /* copies of the inputs, owned */
+    size_t plen;              /* password length */
+    unsigned char *salt;      /* salt copy */
+    size_t slen;              /* salt length */
+    int iter;                 /* iterations */
+    int len;                  /* output length */
+    const EVP_MD *md;         /* digest */
+    unsigned char out[128];   /* result */
+    int ok;                   /* PBKDF2 succeeded */
+} kdf_job_t;
+
+static void kdf_work(uv_work_t *req)
+{
+    kdf_job_t *job = req->data;
+    job->ok = PKCS5_PBKDF2_HMAC(job->pass, (int)job->plen, job->salt,
+                                (int)job->slen, job->iter, job->md, job->len,
+                                job->out) == 1;
+}
+
+static void kdf_free(kdf_job_t *job)
+{
+    OPENSSL_cleanse(job->pass, job->plen);
+    OPENSSL_cleanse(job->out, sizeof job->out);
+    free(job->pass);
+    free(job->salt);
+    free(job);
+}
+
+static void kdf_done(uv_work_t *req, int status)
+{
+    kdf_job_t *job = req->data;
+    lua_State *L = job->L;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, job->fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, job->fn_ref);
+    if (status == 0 && job->ok) {
+        lua_pushlstring(L, (const char *)job->out, (size_t)job->len);
+        lua_pushnil(L);
+    } else {
+        lua_pushnil(L);
+        lua_pushstring(L, status ? uv_strerror(status) : "PBKDF2 failed");
+    }
+    kdf_free(job);
+    tp_lua_pcall_logged(L, 2, "password hash callback");
+    lua_settop(L, top);
+}
+
+static int l_pbkdf2_async(lua_State *L)
+{
+    size_t plen, slen;
+    const char *pass = luaL_checklstring(L, 1, &plen);
+    const char *salt = luaL_checklstring(L, 2, &slen);
+    int iter = luaL_checkint(L, 3);
+    int len = luaL_checkint(L, 4);
+    const char *dname = luaL_optstring(L, 5, "sha256");
+    luaL_checktype(L, 6, LUA_TFUNCTION);
+    const EVP_MD *md = strcmp(dname, "sha256") == 0 ? EVP_sha256() :
+                       strcmp(dname, "sha512") == 0 ? EVP_sha512() : NULL;
+    if (!md)
+        return luaL_argerror(L, 5, "digest must be sha256 or sha512");
+    if (iter < 1 || iter > 10000000)
+        return luaL_argerror(L, 3, "iterations out of range");
+    if (len < 1 || len > 128)
+        return luaL_argerror(L, 4, "length out of range");
+    kdf_job_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return luaL_error(L, "out of memory");
+    job->pass = malloc(plen + 1);
+    job->salt = malloc(slen + 1);
+    if (!job->pass || !job->salt) {
+        free(job->pass);
+        free(job->salt);
+        free(job);
+        return luaL_error(L, "out of memory");
+    }
+    memcpy(job->pass, pass, plen);
+    memcpy(job->salt, salt, slen);
+    job->plen = plen;
+    job->slen = slen;
+    job->iter = iter;
+    job->len = len;
+    job->md = md;
+    job->L = L;
+    job->req.data = job;
+    lua_pushvalue(L, 6);
+    job->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int rc = uv_queue_work(tp_lua_loop(L), &job->req, kdf_work, kdf_done);
+    if (rc != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, job->fn_ref);
+        kdf_free(job);
+        return luaL_error(L, "cannot queue work: %s", uv_strerror(rc));
+    }
+    return 0;
+}
+
+int luaopen_tp_crypto(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        { "pbkdf2", l_pbkdf2 },
+        { "pbkdf2_async", l_pbkdf2_async },
+        { "random", l_random },
+        { "equal", l_equal },
+        { "hex", l_hex },
+        { "unhex", l_unhex },
+        { "sha256", l_sha256 },
+        { NULL, NULL }
+    };
+    lua_newtable(L);
+    luaL_register(L, NULL, fns);
+    return 1;
+}

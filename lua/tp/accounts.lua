@@ -1,0 +1,153 @@
+-- tp.accounts: player accounts and password checking.
+--
+-- Passwords are never stored: each account keeps a random salt and the
+-- PBKDF2-HMAC-SHA256 hash of the password (OpenSSL), computed on libuv's
+-- thread pool so that logins never stall the server. Names are unique
+-- without regard to case; the part of a login name after the first '@'
+-- names the game and is ignored.
+--
+-- Keys: account/<lower-case name> -> { id, name, kdf, iter, salt, hash,
+-- email, comment, created }; player/<id> -> { id, name, race, created }.
+
+local crypto = require "tp.crypto"
+local db_mod = require "tp.db"
+
+local M = {}
+
+local KDF = "pbkdf2-sha256"
+local HASH_LEN = 32
+local MAX_NAME = 64
+
+local db          -- tp.db handle
+local iterations  -- for new hashes
+local players = {}        -- id -> player record
+local next_player_id = 1
+
+-- Cuts name at the first '@' and checks it. Returns name or nil, why.
+function M.normalize(name)
+    name = (name or ""):match("^([^@]*)")
+    if name == "" then
+        return nil, "empty user name"
+    end
+    if #name > MAX_NAME then
+        return nil, "user name longer than " .. MAX_NAME .. " bytes"
+    end
+    if name:find("[%c]") then
+        return nil, "user name with control characters"
+    end
+    return name
+end
+
+local function account_key(name)
+    return "account/" .. name:lower()
+end
+
+function M.init(database, cfg)
+    db = database
+    iterations = cfg.password_iterations
+    players = {}
+    next_player_id = 1
+    for _, p in db:each("player/") do
+        players[p.id] = p
+        if p.id >= next_player_id then
+            next_player_id = p.id + 1
+        end
+    end
+end
+
+function M.find(name)
+    return db:get(account_key(name))
+end
+
+function M.player(id)
+    return players[id]
+end
+
+-- All players, in id order.
+function M.players()
+    local list = {}
+    for _, p in pairs(players) do
+        list[#list + 1] = p
+    end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    return list
+end
+
+function M.count()
+    local n = 0
+    for _ in pairs(players) do
+        n = n + 1
+    end
+    return n
+end
+
+-- Hashes password with a new salt, then calls done(record_fields) or
+-- done(nil, err) on the loop thread.
+local function hash_new(password, done)
+    local salt = crypto.random(16)
+    crypto.pbkdf2_async(password, salt, iterations, HASH_LEN, "sha256",
+        function(hash, err)
+            if not hash then
+                return done(nil, err)
+            end
+            done { kdf = KDF, iter = iterations, salt = crypto.hex(salt),
+                   hash = crypto.hex(hash) }
+        end)
+end
+
+-- Creates an account and its player. done(player) on success, or
+-- done(nil, "taken" | "error", message). extra: email, comment.
+function M.create(name, password, extra, done)
+    if M.find(name) then
+        return done(nil, "taken", "account name '" .. name .. "' is taken")
+    end
+    hash_new(password, function(secret, err)
+        if not secret then
+            return done(nil, "error", "cannot hash password: " .. err)
+        end
+        -- The name may have been taken while hashing.
+        if M.find(name) then
+            return done(nil, "taken", "account name '" .. name ..
+                        "' is taken")
+        end
+        local id = next_player_id
+        local now = os.time()
+        local account = {
+            id = id, name = name, kdf = secret.kdf, iter = secret.iter,
+            salt = secret.salt, hash = secret.hash,
+            email = extra.email or "", comment = extra.comment or "",
+            created = now,
+        }
+        local player = { id = id, name = name, race = "Human",
+                         created = now }
+        db:batch()
+            :put(account_key(name), account)
+            :put(db_mod.key("player", id), player)
+            :commit()
+        next_player_id = id + 1
+        players[id] = player
+        done(player)
+    end)
+end
+
+-- A hash to compare against when the name is unknown, so that a wrong
+-- name costs as much time as a wrong password.
+local DUMMY = { iter = 0, salt = "00000000000000000000000000000000",
+                hash = "" }
+
+-- Checks name/password. done(player) or done(nil).
+function M.verify(name, password, done)
+    local account = M.find(name)
+    local rec = account or DUMMY
+    local iter = account and account.iter or iterations
+    crypto.pbkdf2_async(password, crypto.unhex(rec.salt) or "", iter,
+        HASH_LEN, "sha256", function(hash)
+            if account and hash and
+               crypto.equal(crypto.hex(hash), account.hash) then
+                return done(players[account.id])
+            end
+            done(nil)
+        end)
+end
+
+return M

@@ -1,0 +1,100 @@
+-- boot.lua: run once by the core at start. Reads the configuration,
+-- registers the frame layouts, opens the database and the game, starts the
+-- listeners, and returns the hooks the core calls:
+--   dispatch(conn, req), on_open(conn), on_close(conn, reason), on_stop().
+-- Any error here stops the server before it serves anyone, with a message
+-- on stderr and a non-zero exit.
+
+local args = ...
+local core = require "tp.core"
+local config = require "tp.config"
+
+local cfg, path = config.load(args)
+if not cfg then
+    error(path, 0)
+end
+if args.check_config then
+    print("-- configuration: " .. (path or "(defaults)"))
+    print(config.dump(cfg))
+    return nil
+end
+
+core.set_log_level(cfg.log_level)
+for module, level in pairs(cfg.log_modules) do
+    core.set_log_level(level, module)
+end
+core.set_limits { max_frame = cfg.max_frame_size,
+                  output_max = cfg.max_output }
+
+local proto = require "tp.proto"
+proto.register()
+
+local log = require "tp.log"
+local db_mod = require "tp.db"
+local game = require "tp.game"
+local dispatch = require "tp.dispatch"
+local ruleset_mod = require "tp.ruleset"
+
+local rs, err = ruleset_mod.load(args.home, cfg.ruleset)
+if not rs then
+    error(err, 0)
+end
+
+-- Create the data directory (and its parents) if needed.
+local dir = ""
+for part in cfg.data:gmatch("[^/]+") do
+    dir = (dir == "" and cfg.data:sub(1, 1) ~= "/") and part
+          or (dir .. "/" .. part)
+    local ok, merr = core.mkdir(dir)
+    if not ok then
+        error(merr, 0)
+    end
+end
+
+local db
+db, err = db_mod.open(cfg.data .. "/db", { create_if_missing = true })
+if not db then
+    error("cannot open the database in " .. cfg.data .. "/db: " ..
+          tostring(err), 0)
+end
+
+local ok
+ok, err = game.start(cfg, db, rs)
+if not ok then
+    db:close()
+    error(err, 0)
+end
+
+dispatch.add(require("tp.handlers.session").init(cfg).handlers)
+
+for _, l in ipairs(cfg.listeners) do
+    local okl, lerr = pcall(core.listen, l.host, l.port, l.kind, "player")
+    if not okl then
+        game.stop()
+        db:close()
+        error(tostring(lerr):gsub("^.-: ", "", 1), 0)
+    end
+    l.port = lerr
+end
+
+log.info("main", "tpserver %s serving %s %s (turn %d) from %s", core.version,
+         rs.name, rs.version, game.turn_number(), cfg.data)
+if args.foreground then
+    for _, l in ipairs(cfg.listeners) do
+        io.stderr:write(string.format("tpserver: %s game on %s://%s:%d/\n",
+                        rs.name, l.kind, l.host, l.port))
+    end
+end
+
+return {
+    dispatch = dispatch.dispatch,
+    on_open = dispatch.hooks.on_open,
+    on_close = function(conn, reason)
+        game.sessions[conn] = nil
+    end,
+    on_stop = function()
+        game.stop()
+        db:close()
+        log.info("main", "database closed")
+    end,
+}

@@ -1,0 +1,105 @@
+-- tp.dispatch: the one entry point the core calls for every decoded
+-- request, and the connection states of PROTOCOL.md section 4.
+--
+-- States: PRE (nothing yet) -> CONNECTED (Connect answered) -> READY
+-- (Login answered). Each handler names the states it serves; a request in
+-- any other state gets the Fail the protocol gives, never an answer.
+-- Handlers return reply frames (one table, or an array: Sequence + items),
+-- raise with tp.fail, or take the reply off the loop with M.defer.
+
+local fail = require "tp.fail"
+local log = require "tp.log"
+local proto = require "tp.proto"
+
+local M = {}
+
+-- name -> { states = { PRE=true, ... }, fn = function(conn, req) }
+M.handlers = {}
+
+-- Adds every handler of a module: { FrameName = { states, fn }, ... }.
+function M.add(module)
+    for name, h in pairs(module) do
+        assert(proto.id[name], "no such frame " .. name)
+        M.handlers[name] = h
+    end
+end
+
+local function refuse(conn, req)
+    local state = conn.state
+    if state == "PRE" then
+        fail.raise("Protocol", "first frame must be Connect")
+    elseif state == "CONNECTED" then
+        fail.raise("Frame", "wrong frame for this state; expected Login, "
+                   .. "CreateAccount or GetFeatures")
+    elseif req._name == "Connect" or req._name == "Login" or
+           req._name == "CreateAccount" then
+        fail.raise("Frame", req._name .. " is not allowed after login")
+    end
+    fail.raise("UnavailablePermanently", req._name ..
+               " is not served by this server yet")
+end
+
+function M.dispatch(conn, req)
+    local h = M.handlers[req._name]
+    if not h or not h.states[conn.state] then
+        return refuse(conn, req)
+    end
+    return h.fn(conn, req)
+end
+
+-- Answers req later: holds the connection's next frames, runs
+-- start(reply) and sends what reply(frames) is given, then goes on with
+-- the connection. A tp.fail or an error inside the continuation still
+-- answers the request (the continuation must be wrapped with M.guard).
+function M.defer(conn, req, start)
+    local seq = req._seq
+    local answered = false
+    conn:pause()
+    local function reply(frames)
+        if answered then
+            return
+        end
+        answered = true
+        if not conn.closed then
+            conn:send(frames, seq)
+            conn:resume()
+        end
+    end
+    start(reply)
+end
+
+-- Wraps a continuation fn(...) of a deferred request so a fail.raise
+-- becomes a Fail reply and any other error an internal-error Fail.
+local error_count = 0
+function M.guard(conn, req, reply, fn)
+    return function(...)
+        local ok, err = xpcall(fn, function(e)
+            if type(e) == "table" and e.tp_fail then
+                return e
+            end
+            return { trace = debug.traceback(tostring(e), 2) }
+        end, ...)
+        if not ok then
+            if err.tp_fail then
+                reply(proto.fail(err.code, err.message, err.refs))
+            else
+                error_count = error_count + 1
+                log.error("lua", "internal error (deferred) conn=%s seq=%d "
+                          .. "frame=%s: %s", tostring(conn.id), req._seq,
+                          req._name, err.trace)
+                reply(proto.fail("UnavailableTemporarily",
+                                 "internal error (deferred #" ..
+                                 error_count .. ")"))
+            end
+        end
+    end
+end
+
+M.hooks = {
+    dispatch = M.dispatch,
+    on_open = function(conn)
+        conn.state = "PRE"
+    end,
+}
+
+return M

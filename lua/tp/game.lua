@@ -1,0 +1,218 @@
+-- tp.game: the hosted game: its identity, the turn clock, and the players
+-- connected to it.
+--
+-- State kept in the database:
+--   meta/game -> { format, ruleset, ruleset_version, created }
+--   meta/turn -> { turn, started, ends_at, finished = { player ids } }
+-- The turn clock follows turn_mode: "fixed" (a turn lasts turn_length),
+-- "players_finished" (ends when every player has sent FinishedTurn, or at
+-- turn_length, whichever is first), "manual" (only an admin ends it).
+-- TimeRemaining frames are pushed (sequence 0) to every logged-in player.
+
+local core = require "tp.core"
+local db_mod = require "tp.db"
+local log = require "tp.log"
+local proto = require "tp.proto"
+local accounts = require "tp.accounts"
+
+local M = {}
+
+local cfg, db, ruleset
+local meta          -- meta/game
+local turn          -- meta/turn
+local timer         -- core timer for the end of turn
+M.sessions = {}     -- logged-in player connection -> player id
+
+-- Opens the game in the database, creating it on first start. Returns
+-- true or nil, message (a database from another ruleset or a newer
+-- format is refused, never overwritten).
+function M.start(config, database, rs)
+    cfg, db, ruleset = config, database, rs
+    meta = db:get("meta/game")
+    if meta then
+        if (meta.format or 0) > db_mod.FORMAT then
+            return nil, string.format("the data directory %s was written "
+                .. "by a newer tpserver (format %d; this one reads %d)",
+                cfg.data, meta.format, db_mod.FORMAT)
+        end
+        if meta.ruleset ~= rs.folder then
+            return nil, string.format("the data directory %s holds a %s "
+                .. "game; start with --ruleset %s, or use another --data",
+                cfg.data, tostring(meta.ruleset), tostring(meta.ruleset))
+        end
+        turn = db:get("meta/turn") or { turn = 1, finished = {} }
+    else
+        meta = { format = db_mod.FORMAT, ruleset = rs.folder,
+                 ruleset_version = rs.version, created = os.time() }
+        turn = { turn = 1, started = os.time(), finished = {} }
+        db:batch():put("meta/game", meta):put("meta/turn", turn):commit()
+        log.info("game", "new %s game created in %s", rs.name, cfg.data)
+    end
+    turn.finished = turn.finished or {}
+    accounts.init(db, cfg)
+    M.arm_timer()
+    return true
+end
+
+function M.ruleset()
+    return ruleset
+end
+
+function M.turn_number()
+    return turn.turn
+end
+
+-- Seconds until the end of turn, or -1 when no timer runs.
+function M.time_remaining()
+    if not turn.ends_at then
+        return -1
+    end
+    return math.max(0, math.ceil(turn.ends_at - core.now()))
+end
+
+-- Ids of players who have not finished this turn.
+function M.waiting()
+    local list = {}
+    for _, p in ipairs(accounts.players()) do
+        if not turn.finished[tostring(p.id)] then
+            list[#list + 1] = p.id
+        end
+    end
+    return list
+end
+
+function M.time_frame(reason)
+    return proto.frame("TimeRemaining", {
+        time = M.time_remaining(), reason = reason, turn = turn.turn,
+        turnname = turn.name or "", waiting = M.waiting(),
+    })
+end
+
+-- Pushes a TimeRemaining frame to every logged-in player.
+function M.broadcast_time(reason, time)
+    local frame = M.time_frame(reason)
+    if time then
+        frame.time = time
+    end
+    for conn in pairs(M.sessions) do
+        if not conn.closed then
+            conn:send(frame)
+        end
+    end
+end
+
+function M.arm_timer()
+    if timer then
+        timer:stop()
+        timer = nil
+    end
+    if cfg.turn_mode == "manual" or cfg.turn_length == 0 then
+        turn.ends_at = nil
+        return
+    end
+    turn.ends_at = turn.ends_at or (core.now() + cfg.turn_length)
+    local ms = math.max(0, (turn.ends_at - core.now()) * 1000)
+    timer = core.timer(ms, 0, function()
+        timer = nil
+        M.end_turn("timer")
+    end)
+end
+
+-- Ends the turn now. why: "timer", "all" (everyone finished), "admin".
+function M.end_turn(why)
+    local reason = why == "all" and proto.REASON.AllFinished
+                   or proto.REASON.EndOfTurnStarted
+    log.info("turn", "end of turn %d (%s)", turn.turn, why)
+    M.broadcast_time(reason, 0)
+    local started = core.hrtime()
+    local batch = db:batch()
+    if ruleset.turn then
+        local ok, err = xpcall(function()
+            ruleset.turn({ turn = turn.turn, batch = batch, log = log })
+        end, debug.traceback)
+        if not ok then
+            -- Nothing of a failed turn is stored; the turn is run again.
+            log.error("turn", "ruleset turn step failed, turn %d not "
+                      .. "advanced: %s", turn.turn, tostring(err))
+            turn.ends_at = nil
+            M.arm_timer()
+            return false
+        end
+    end
+    turn = { turn = turn.turn + 1, started = os.time(), finished = {} }
+    if cfg.turn_mode ~= "manual" and cfg.turn_length > 0 then
+        turn.ends_at = core.now() + cfg.turn_length
+    end
+    batch:put("meta/turn", turn):commit(true)
+    log.info("turn", "turn %d started (processing took %.1f ms)", turn.turn,
+             core.hrtime() - started)
+    M.arm_timer()
+    M.broadcast_time(proto.REASON.TimerStarted)
+    return true
+end
+
+-- Records that player id has finished the turn (idempotent).
+function M.finished_turn(id)
+    local key = tostring(id)
+    if turn.finished[key] then
+        return
+    end
+    turn.finished[key] = true
+    db:put("meta/turn", turn)
+    local waiting = M.waiting()
+    if cfg.turn_mode ~= "fixed" and #waiting == 0 then
+        M.end_turn("all")
+    else
+        M.broadcast_time(proto.REASON.TimerWarning)
+    end
+end
+
+function M.stop()
+    if timer then
+        timer:stop()
+        timer = nil
+    end
+end
+
+-- The Game frame describing this server (PROTOCOL.md 7.2).
+function M.game_frame()
+    local conns = {}
+    for _, l in ipairs(cfg.listeners) do
+        conns[#conns + 1] = { type = l.kind, dns = "", ip = l.host,
+                              port = l.port }
+    end
+    local params = {
+        { id = 8, strval = cfg.game_name, intval = 0 },
+        { id = 7, strval = cfg.game_longname, intval = 0 },
+        { id = 1, strval = "", intval = accounts.count() },
+        { id = 2, strval = "", intval = 0 },
+        { id = 9, strval = "", intval = turn.turn },
+    }
+    local n = 0
+    for _ in pairs(M.sessions) do
+        n = n + 1
+    end
+    params[4].intval = n
+    if cfg.admin_email ~= "" then
+        params[#params + 1] = { id = 4, strval = cfg.admin_email, intval = 0 }
+    end
+    if cfg.game_comment ~= "" then
+        params[#params + 1] = { id = 5, strval = cfg.game_comment,
+                                intval = 0 }
+    end
+    if turn.ends_at then
+        params[#params + 1] = { id = 6, strval = "",
+                                intval = math.floor(turn.ends_at) }
+        params[#params + 1] = { id = 10, strval = "",
+                                intval = cfg.turn_length }
+    end
+    return proto.frame("Game", {
+        name = cfg.game_name, key = "", tp = { "0.3", "0.4" },
+        server = core.version, sertype = "tpserver",
+        rule = ruleset.name, rulever = ruleset.version,
+        connections = conns, parameters = params,
+        mediabase = cfg.media_base,
+    })
+end
+
+return M

@@ -1,0 +1,161 @@
+-- Session frames: Connect, Login, CreateAccount, GetFeatures, Ping,
+-- GetTimeRemaining, GetGames, SetFilters, FinishedTurn (PROTOCOL.md 4, 7.2,
+-- 7.3, 14).
+
+local accounts = require "tp.accounts"
+local dispatch = require "tp.dispatch"
+local fail = require "tp.fail"
+local game = require "tp.game"
+local log = require "tp.log"
+local proto = require "tp.proto"
+
+local M = {}
+local cfg
+
+local PRE = { PRE = true }
+local ANY = { PRE = true, CONNECTED = true, READY = true }
+local CONNECTED = { CONNECTED = true }
+local AFTER_CONNECT = { CONNECTED = true, READY = true }
+local READY = { READY = true }
+
+local function tp04_only(conn, req)
+    if conn.version ~= 4 then
+        fail.raise("Frame", req._name ..
+                   " is not supported in this protocol version")
+    end
+end
+
+M.Connect = { states = PRE, fn = function(conn, req)
+    conn.client = req.client
+    conn.state = "CONNECTED"
+    log.info("session", "conn=%d connect client=\"%s\" version=TP0%d",
+             conn.id, req.client, conn.version)
+    return proto.okay("Protocol check ok, continue! Welcome to tpserver "
+                      .. require("tp.core").version)
+end }
+
+M.GetFeatures = { states = ANY, fn = function(conn)
+    local f = { proto.FEATURE.KeepAlive }
+    if cfg.allow_account_creation then
+        f[#f + 1] = proto.FEATURE.AccountCreate
+    end
+    if conn.version == 4 then
+        f[#f + 1] = proto.FEATURE.FilterPadding
+    end
+    return proto.frame("Features", { features = f })
+end }
+
+M.Ping = { states = AFTER_CONNECT, fn = function()
+    return proto.okay("pong")
+end }
+
+M.GetTimeRemaining = { states = AFTER_CONNECT, fn = function()
+    return game.time_frame(proto.REASON.Requested)
+end }
+
+M.GetGames = { states = AFTER_CONNECT, fn = function(conn, req)
+    tp04_only(conn, req)
+    return { proto.sequence(1), game.game_frame() }
+end }
+
+M.SetFilters = { states = AFTER_CONNECT, fn = function(conn, req)
+    tp04_only(conn, req)
+    for _, f in ipairs(req.filters) do
+        if f ~= proto.FEATURE.FilterPadding then
+            fail.raise("UnavailablePermanently",
+                       string.format("filter 0x%x is not offered", f))
+        end
+    end
+    -- The Okay accepting the filter is itself unpadded (PROTOCOL.md 2.7).
+    local reply = proto.okay("filters on")
+    if #req.filters > 0 then
+        conn:send(reply, req._seq)
+        conn:set_padding(true)
+        return nil
+    end
+    return reply
+end }
+
+local function login_ok(conn, player)
+    conn.state = "READY"
+    conn.player = player.id
+    game.sessions[conn] = player.id
+    log.info("session", "conn=%d player=%d (%s) logged in", conn.id,
+             player.id, player.name)
+    return proto.okay("Welcome " .. player.name)
+end
+
+M.Login = { states = CONNECTED, fn = function(conn, req)
+    local name, why = accounts.normalize(req.username)
+    if not name or req.password == "" then
+        fail.raise("Frame", "Login Error - " .. (why or "empty password"))
+    end
+    dispatch.defer(conn, req, function(reply)
+        accounts.verify(name, req.password, dispatch.guard(conn, req, reply,
+            function(player)
+                if player then
+                    return reply(login_ok(conn, player))
+                end
+                if not accounts.find(name) and cfg.auto_create_accounts then
+                    return accounts.create(name, req.password, {},
+                        dispatch.guard(conn, req, reply, function(p, _, msg)
+                            if not p then
+                                fail.raise("PermissionDenied",
+                                           "cannot create account: " .. msg)
+                            end
+                            reply(login_ok(conn, p))
+                        end))
+                end
+                log.info("session", "conn=%d peer=%s failed login as \"%s\"",
+                         conn.id, conn.peer, name)
+                fail.raise("Frame", "Login Error - bad username or password")
+            end))
+    end)
+end }
+
+M.CreateAccount = { states = CONNECTED, fn = function(conn, req)
+    if not cfg.allow_account_creation then
+        fail.raise("PermissionDenied", "account creation is disabled on "
+                   .. "this server; ask the game admin")
+    end
+    local name, why = accounts.normalize(req.username)
+    if not name then
+        fail.raise("Frame", "cannot create account: " .. why)
+    end
+    if req.password == "" then
+        fail.raise("Frame", "cannot create account: empty password")
+    end
+    dispatch.defer(conn, req, function(reply)
+        accounts.create(name, req.password,
+            { email = req.email, comment = req.comment },
+            dispatch.guard(conn, req, reply, function(player, _, msg)
+                if not player then
+                    fail.raise("Frame", "cannot create account: " .. msg)
+                end
+                log.info("session", "conn=%d account \"%s\" created, "
+                         .. "player %d", conn.id, name, player.id)
+                reply(proto.okay("Account created."))
+            end))
+    end)
+end }
+
+M.FinishedTurn = { states = READY, fn = function(conn)
+    game.finished_turn(conn.player)
+    return proto.okay("Thanks for letting me know you have finished "
+                      .. "your turn.")
+end }
+
+function M.init(config)
+    cfg = config
+    return M
+end
+
+local handlers = {}
+for k, v in pairs(M) do
+    if type(v) == "table" then
+        handlers[k] = v
+    end
+end
+M.handlers = handlers
+
+return M

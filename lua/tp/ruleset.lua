@@ -1,0 +1,74 @@
+-- tp.ruleset: finding and loading a ruleset.
+--
+-- A ruleset is a folder rulesets/<name>/ whose init.lua returns a table
+-- { name, version, description, ... hooks }. Its files run in their own
+-- environment built from an allow-list (no io, os.execute, load or debug),
+-- with chunk names that point at the real file so errors name it and the
+-- line. The server core never names a ruleset: the configuration does.
+
+local M = {}
+
+local ALLOWED = {
+    "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
+    "tonumber", "tostring", "type", "unpack", "xpcall", "rawget", "rawset",
+    "rawequal", "setmetatable", "getmetatable",
+}
+
+local function sandbox(dir)
+    local env = {}
+    for _, k in ipairs(ALLOWED) do
+        env[k] = _G[k]
+    end
+    env.math = setmetatable({}, { __index = math })
+    env.string = setmetatable({}, { __index = string })
+    env.table = setmetatable({}, { __index = table })
+    env.os = { time = os.time, clock = os.clock, date = os.date }
+    env._G = env
+    -- include("file.lua") runs another file of the same ruleset.
+    env.include = function(name)
+        if not name:match("^[%w_%-/]+%.lua$") or name:find("%.%.") then
+            error("include: bad file name '" .. name .. "'", 2)
+        end
+        local chunk, err = loadfile(dir .. "/" .. name)
+        if not chunk then
+            error(err, 2)
+        end
+        setfenv(chunk, env)
+        return chunk()
+    end
+    return env
+end
+
+-- Loads rulesets/<name>/init.lua below home. Returns the ruleset table,
+-- or nil and a message naming the file and line.
+function M.load(home, name)
+    if not name:match("^[%w_%-]+$") then
+        return nil, "bad ruleset name '" .. name .. "'"
+    end
+    local dir = home .. "/rulesets/" .. name
+    local path = dir .. "/init.lua"
+    local chunk, err = loadfile(path)
+    if not chunk then
+        local f = io.open(path, "r")
+        if not f then
+            return nil, "no ruleset '" .. name .. "' (" .. path ..
+                        " not found)"
+        end
+        f:close()
+        return nil, "ruleset " .. name .. ": " .. tostring(err)
+    end
+    setfenv(chunk, sandbox(dir))
+    local ok, rs = xpcall(chunk, debug.traceback)
+    if not ok then
+        return nil, "ruleset " .. name .. " failed to load: " .. tostring(rs)
+    end
+    if type(rs) ~= "table" or type(rs.name) ~= "string" or
+       type(rs.version) ~= "string" then
+        return nil, "ruleset " .. name .. ": init.lua must return a table "
+                    .. "with string fields name and version"
+    end
+    rs.folder = name
+    return rs
+end
+
+return M
