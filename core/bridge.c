@@ -158,6 +158,20 @@ static void encode_frame(lua_State *L, int idx, tp_conn_t *c, uint32_t seq)
     if (!def)
         luaL_error(L, "frame type %d does not exist in TP0%d", (int)tn,
                    version);
+    if (def->type == 1 && version == 3) {
+        /* TP03 knows Fail codes 0-5 only (PROTOCOL.md 15.4). */
+        lua_getfield(L, idx, "code");
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            lua_Number code = lua_tonumber(L, -1);
+            if (code == TP_FAIL_GONE)
+                code = TP_FAIL_NO_SUCH_THING;
+            else if (code > TP_FAIL_PERMISSION)
+                code = TP_FAIL_FRAME;
+            lua_pushnumber(L, code);
+            lua_setfield(L, idx, "code");
+        }
+        lua_pop(L, 1);
+    }
     size_t start = c->out.len;
     uint8_t hdr[TP_HEADER_SIZE] = { 0 };
     c->out.max = start + c->srv->limits.max_frame;
@@ -204,7 +218,7 @@ typedef struct fail_call {
     uint32_t seq;        /* sequence number */
     uint32_t code;       /* Fail code (mapped for TP03 already) */
     const char *msg;     /* human-readable reason */
-    int refs_idx;        /* stack index of a references list, or 0 */
+    int refs_idx;        /* caller's stack index of references, or 0 */
 } fail_call_t;
 
 static int fail_trampoline(lua_State *L)
@@ -217,8 +231,8 @@ static int fail_trampoline(lua_State *L)
     lua_setfield(L, -2, "code");
     lua_pushstring(L, fc->msg);
     lua_setfield(L, -2, "result");
-    if (fc->refs_idx)
-        lua_pushvalue(L, fc->refs_idx);
+    if (lua_type(L, 2) == LUA_TTABLE)
+        lua_pushvalue(L, 2);       /* the references, passed as argument */
     else
         lua_newtable(L);
     lua_setfield(L, -2, "references");
@@ -252,7 +266,11 @@ static void send_fail(tp_lua_t *lx, tp_conn_t *c, int version, uint32_t seq,
                  (unsigned long long)c->id, seq, fc.code, msg);
     lua_pushcfunction(L, fail_trampoline);
     lua_pushlightuserdata(L, &fc);
-    if (lua_pcall(L, 1, 0, 0) != 0 && refs_idx) {
+    if (refs_idx)
+        lua_pushvalue(L, refs_idx);
+    else
+        lua_pushnil(L);
+    if (lua_pcall(L, 2, 0, 0) != 0 && refs_idx) {
         /* Bad references from a handler: send the Fail without them. */
         lua_settop(L, top);
         c->out.len = mark;
@@ -863,6 +881,20 @@ int tp_lua_pcall_logged(lua_State *L, int nargs, const char *what)
     return pcall_logged(L, nargs, 0, what);
 }
 
+/* core.set_hooks(t): replaces the hooks table (dispatch, on_open, on_close,
+ * on_stop), for scripts run with "tpserver script" that serve clients. */
+static int l_core_set_hooks(lua_State *L)
+{
+    tp_lua_t *lx = get_lx(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, 1);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (lx->hooks_ref != LUA_NOREF && lx->hooks_ref != LUA_REFNIL)
+        luaL_unref(L, LUA_REGISTRYINDEX, lx->hooks_ref);
+    lx->hooks_ref = ref;
+    return 0;
+}
+
 static int l_core_stats(lua_State *L)
 {
     tp_lua_t *lx = get_lx(L);
@@ -924,6 +956,7 @@ int luaopen_tp_core(lua_State *L)
         { "stats", l_core_stats },
         { "connections", l_core_connections },
         { "mkdir", l_core_mkdir },
+        { "set_hooks", l_core_set_hooks },
         { NULL, NULL }
     };
     lua_newtable(L);

@@ -46,7 +46,8 @@
  *    are checked before anything is created, LevelDB objects are stored in
  *    their userdata as soon as they exist, LevelDB error strings are copied
  *    to the C stack and freed before Lua sees them, and a value LevelDB
- *    allocated is parked in db->pending while Lua copies it.
+ *    allocated is anchored (db->pending, see buf_anchor) while Lua copies
+ *    it.
  *  - Misuse raises; I/O failures return nil, message.  The one exception is
  *    an iterator step, which raises on I/O failure because a for loop would
  *    silently stop on a nil.
@@ -61,6 +62,7 @@
 #define MT_BATCH "tp.store.batch"
 #define MT_ITER  "tp.store.iter"
 #define MT_SNAP  "tp.store.snapshot"
+#define MT_BUF   "tp.store.buffer"  /* internal: see buf_anchor() */
 
 #define CLOSED_MSG "store is closed"
 #define ERRBUF     1024         /* longest LevelDB message kept, with NUL */
@@ -175,15 +177,44 @@ static int push_error(lua_State *L, char *err)
     return 2;
 }
 
-/* Pushes a LevelDB-allocated buffer as a string, then frees it. */
-static void push_owned(lua_State *L, store_db *d, char *buf, size_t len)
+/*
+ * Where a LevelDB buffer waits while Lua copies it, so that a copy that
+ * raises does not leak it: d's slot if free (db.__gc frees a buffer left
+ * there), else a new tp.store.buffer userdata pushed on the stack (the
+ * slot is held by a copy that raised, or by one that a finalizer calling
+ * into this db interrupted).  Call it before LevelDB allocates the buffer.
+ */
+static char **buf_anchor(lua_State *L, store_db *d, int *pushed)
 {
-    if (d->pending)
-        leveldb_free(d->pending);
-    d->pending = buf;               /* freed later if the push raises */
+    char **a;
+    *pushed = 0;
+    if (!d->pending)
+        return &d->pending;
+    a = lua_newuserdata(L, sizeof *a);
+    *a = NULL;
+    luaL_getmetatable(L, MT_BUF);
+    lua_setmetatable(L, -2);
+    *pushed = 1;
+    return a;
+}
+
+/* Drops the anchor buf_anchor() pushed, if it pushed one. */
+static void buf_unanchor(lua_State *L, int pushed)
+{
+    if (pushed)
+        lua_pop(L, 1);
+}
+
+/* Pushes buf through anchor a as a string, then frees buf. */
+static void push_owned(lua_State *L, char **a, int pushed, char *buf,
+                       size_t len)
+{
+    *a = buf;
     lua_pushlstring(L, buf, len);
-    d->pending = NULL;
+    *a = NULL;
     leveldb_free(buf);
+    if (pushed)
+        lua_remove(L, -2);
 }
 
 /* The userdata at idx if its metatable is tname's, else NULL. */
@@ -489,8 +520,8 @@ static int l_store_close(lua_State *L)
     return 0;
 }
 
-/* db.__gc: close, and free a buffer left by a push that raised.  Only
- * here: a close run by a finalizer during that push must not free it. */
+/* db.__gc: close, and free a buffer left by a copy that raised.  Only
+ * here: a close run by a finalizer during a copy must not free it. */
 static int l_store_db_gc(lua_State *L)
 {
     store_db *d = luaL_checkudata(L, 1, MT_DB);
@@ -509,20 +540,29 @@ static int db_get(lua_State *L, store_db *d, int keyidx, store_snap *s)
     const char *key = luaL_checklstring(L, keyidx, &klen);
     char *err = NULL;
     char *val;
+    int pushed;
+    char **a = buf_anchor(L, d, &pushed);
 
+    /* A finalizer run by the allocation may have closed d or s. */
+    if (!d->handle)
+        return luaL_error(L, CLOSED_MSG);
+    if (s && !s->snap)
+        return luaL_error(L, "snapshot is released");
     leveldb_readoptions_set_snapshot(d->ropts, s ? s->snap : NULL);
     val = leveldb_get(d->handle, d->ropts, key, klen, &vlen, &err);
     leveldb_readoptions_set_snapshot(d->ropts, NULL);
     if (err) {
         if (val)
             leveldb_free(val);
+        buf_unanchor(L, pushed);
         return push_error(L, err);
     }
     if (!val) {
+        buf_unanchor(L, pushed);
         lua_pushnil(L);
         return 1;
     }
-    push_owned(L, d, val, vlen);
+    push_owned(L, a, pushed, val, vlen);
     return 1;
 }
 
@@ -594,12 +634,19 @@ static int l_store_property(lua_State *L)
 {
     store_db *d = check_open(L, 1);
     const char *name = luaL_checkstring(L, 2);
-    char *val = leveldb_property_value(d->handle, name);
+    int pushed;
+    char **a = buf_anchor(L, d, &pushed);
+    char *val;
+
+    if (!d->handle)                 /* closed by a finalizer meanwhile */
+        return luaL_error(L, CLOSED_MSG);
+    val = leveldb_property_value(d->handle, name);
     if (!val) {
+        buf_unanchor(L, pushed);
         lua_pushnil(L);
         return 1;
     }
-    push_owned(L, d, val, strlen(val));
+    push_owned(L, a, pushed, val, strlen(val));
     return 1;
 }
 
@@ -1033,6 +1080,22 @@ static const luaL_Reg snap_methods[] = {
     {NULL, NULL}
 };
 
+/* buffer.__gc: frees a LevelDB buffer whose copy into Lua raised. */
+static int l_store_buffer_gc(lua_State *L)
+{
+    char **a = luaL_checkudata(L, 1, MT_BUF);
+    if (*a) {
+        leveldb_free(*a);
+        *a = NULL;
+    }
+    return 0;
+}
+
+static const luaL_Reg buf_methods[] = {
+    {"__gc", l_store_buffer_gc},
+    {NULL, NULL}
+};
+
 static const luaL_Reg module_funcs[] = {
     {"open", l_store_open},
     {"destroy", l_store_destroy},
@@ -1057,6 +1120,7 @@ int luaopen_tp_store(lua_State *L)
     new_class(L, MT_BATCH, batch_methods);
     new_class(L, MT_ITER, iter_methods);
     new_class(L, MT_SNAP, snap_methods);
+    new_class(L, MT_BUF, buf_methods);
     lua_newtable(L);
     luaL_register(L, NULL, module_funcs);
     return 1;
