@@ -79,6 +79,8 @@ function M.read_file(path)
     local env = {
         math = math, string = string, table = table, tonumber = tonumber,
         tostring = tostring, pairs = pairs, ipairs = ipairs, type = type,
+        error = error, assert = assert, select = select, next = next,
+        unpack = unpack, pcall = pcall,
         os = { getenv = os.getenv, time = os.time },
     }
     setfenv(chunk, env)

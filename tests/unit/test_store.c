@@ -503,6 +503,40 @@ static const char t_gc[] =
     "end\n"
     "ok(true, '200 open/iterate/drop rounds')\n";
 
+/* Finalizers that use the store while a store call is copying data out:
+ * an aggressive collector runs them inside the C functions' allocations. */
+static const char t_reentry[] =
+    "local db = assert(store.open(TMP .. '/reentry'))\n"
+    "local val = ('v'):rep(3000)\n"
+    "for i = 1, 20 do db:put(('k%02d'):format(i), val) end\n"
+    "local bad = 0\n"
+    "local function finalizer()\n"
+    "    if db:get('k01') ~= val then bad = bad + 1 end\n"
+    "    for k, v in db:iter{limit = 2} do\n"
+    "        if v ~= val then bad = bad + 1 end\n"
+    "    end\n"
+    "    local s = db:snapshot()\n"
+    "    if db:get('k02', s) ~= val then bad = bad + 1 end\n"
+    "    if not db:property('leveldb.stats') then bad = bad + 1 end\n"
+    "end\n"
+    "collectgarbage('setpause', 0)\n"
+    "collectgarbage('setstepmul', 100)\n"
+    "for i = 1, 1500 do\n"
+    "    getmetatable(newproxy(true)).__gc = finalizer\n"
+    "    if db:get('k03') ~= val then bad = bad + 1 end\n"
+    "    if not db:property('leveldb.stats') then bad = bad + 1 end\n"
+    "    local n = 0\n"
+    "    for k, v in db:iter{prefix = 'k1'} do\n"
+    "        if v == val then n = n + 1 end\n"
+    "    end\n"
+    "    if n ~= 10 then bad = bad + 1 end\n"
+    "end\n"
+    "collectgarbage('setpause', 200)\n"
+    "collectgarbage('setstepmul', 200)\n"
+    "collectgarbage()\n"
+    "is(bad, 0, 'reads stay right with finalizers reading mid-call')\n"
+    "db:close()\n";
+
 static const char t_misc[] =
     "local p = TMP .. '/misc'\n"
     "local db = assert(store.open(p))\n"
@@ -565,6 +599,7 @@ static const struct {
     {"snapshot", t_snapshot},
     {"closed", t_closed},
     {"gc", t_gc},
+    {"reentry", t_reentry},
     {"misc", t_misc},
     {"atexit", t_atexit},
 };

@@ -1,0 +1,88 @@
+-- Configuration loading: defaults, overrides, and start-up errors that name
+-- the offending key.
+local t = dofile(TP_HOME .. "/tests/lua/tap.lua")
+local config = require "tp.config"
+
+local function tmpfile(text)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+end
+
+local function load(text, set, overrides)
+    local path = tmpfile(text)
+    local cfg, err = config.load { home = TP_HOME, config = path,
+                                   set = set or {}, overrides = overrides or {} }
+    os.remove(path)
+    return cfg, err
+end
+
+-- The shipped file is valid and equals the defaults.
+local cfg, err = config.load { home = TP_HOME, set = {}, overrides = {} }
+t.ok(cfg, "tpserver.lua loads", err)
+for k, spec in pairs(config.schema) do
+    if type(spec.default) ~= "table" and spec.default ~= false then
+        t.is(cfg[k], spec.default, "tpserver.lua states the default of " .. k)
+    end
+end
+t.is(cfg.listeners[1].port, 6923, "default listener port")
+t.is(cfg.listeners[1].host, "127.0.0.1", "default listener address")
+
+cfg = assert(load("return { port = 7000, turn_length = 60 }"))
+t.is(cfg.port, 7000, "file value read")
+t.is(cfg.turn_length, 60, "file value read (turn_length)")
+t.is(cfg.data, "var", "unset key gets its default")
+
+cfg, err = load("return { prot = 7000 }")
+t.ok(not cfg and err:find("'prot'", 1, true), "unknown key names the key", err)
+cfg, err = load("return { port = 'x' }")
+t.ok(not cfg and err:find("'port'", 1, true) and err:find("integer"),
+     "wrong type names the key and the type", err)
+cfg, err = load("return { port = 70000 }")
+t.ok(not cfg and err:find("'port'", 1, true), "out of range names the key", err)
+cfg, err = load("return { turn_mode = 'sometimes' }")
+t.ok(not cfg and err:find("turn_mode", 1, true), "bad choice names the key", err)
+cfg, err = load("return {")
+t.ok(not cfg and err:find("configuration", 1, true), "syntax error reported",
+     err)
+cfg, err = load("error('boom')")
+t.ok(not cfg and err:find("boom", 1, true), "runtime error reported", err)
+cfg = assert(load("return { game_comment = tostring(os.execute) .. " ..
+                  "tostring(io) .. tostring(require) }"))
+t.is(cfg.game_comment, "nilnilnil", "no os.execute, io or require in the file")
+
+-- Globals instead of a returned table.
+cfg = assert(load("port = 7100\nruleset = 'minisec'"))
+t.is(cfg.port, 7100, "globals form read")
+
+-- --set and flags override the file.
+cfg = assert(load("return { port = 7000 }", { "port=7001",
+                  "ruleset_settings.seed=42", "game_name=abc",
+                  "allow_account_creation=false" }))
+t.is(cfg.port, 7001, "--set overrides the file")
+t.is(cfg.ruleset_settings.seed, 42, "--set reaches into tables")
+t.is(cfg.game_name, "abc", "--set string")
+t.is(cfg.allow_account_creation, false, "--set boolean")
+cfg = assert(load("return { port = 7000 }", { "port=7001" }, { port = 7002 }))
+t.is(cfg.port, 7002, "flag overrides --set")
+cfg, err = load("return {}", { "nonsense" })
+t.ok(not cfg and err:find("key=value", 1, true), "bad --set reported", err)
+cfg, err = load("return {}", { "colour=red" })
+t.ok(not cfg and err:find("'colour'", 1, true), "unknown --set key reported",
+     err)
+
+-- An explicit listener list; --port changes the first tp listener.
+cfg = assert(load("return { listeners = { { port = 7000, host = '::1' } } }",
+                  {}, { port = 7005 }))
+t.is(cfg.listeners[1].port, 7005, "--port adjusts the listener list")
+t.is(cfg.listeners[1].host, "::1", "listener host kept")
+
+-- The dump is valid Lua that gives the same configuration back.
+cfg = assert(load("return { port = 7000 }"))
+local again = assert(loadstring(config.dump(cfg)))()
+t.is(again.port, 7000, "dump round trip")
+t.ok(config.check(again), "dumped configuration checks")
+
+return t.done()
