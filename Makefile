@@ -130,7 +130,6 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE) $(ETC)
 	install -m 0755 tpserver $(DESTDIR)$(PREFIX)/bin/tpserver
 	cp -R lua rulesets admin $(SHARE)/
-	install -m 0644 tpserver.lua $(SHARE)/tpserver.lua
 	[ -e $(ETC)/tpserver.lua ] || install -m 0644 tpserver.lua $(ETC)/tpserver.lua
 
 uninstall:

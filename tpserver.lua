@@ -40,6 +40,8 @@ return {
     -- Limits.
     max_frame_size = 1048576,              -- bytes, header included
     max_output = 16777216,                 -- bytes queued to one client
+    client_write_timeout = 60,             -- seconds a client may leave a
+                                           -- quarter of that unread
 
     -- Logging to stderr: error, warning, info, debug or trace, and
     -- per-module levels, e.g. { net = "debug", turn = "info" }.

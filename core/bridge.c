@@ -825,7 +825,7 @@ static int l_core_stop(lua_State *L)
     return 0;
 }
 
-/* core.set_limits{ max_frame=, output_high=, output_max= } */
+/* core.set_limits{ max_frame=, output_max=, stall_ms= } */
 static int l_core_set_limits(lua_State *L)
 {
     tp_lua_t *lx = get_lx(L);
@@ -846,6 +846,13 @@ static int l_core_set_limits(lua_State *L)
                               "max_frame");
         lim.output_max = (size_t)v;
         lim.output_high = lim.output_max / 4;
+    }
+    lua_getfield(L, 1, "stall_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (v < 100)
+            return luaL_error(L, "stall time must be at least 100 ms");
+        lim.stall_ms = (uint64_t)v;
     }
     lx->srv->limits = lim;
     return 0;

@@ -28,6 +28,7 @@ void tp_server_init(tp_server_t *srv, uv_loop_t *loop)
     srv->limits.max_frame = TP_FRAME_MAX_DEFAULT;
     srv->limits.output_high = 4u << 20;
     srv->limits.output_max = 16u << 20;
+    srv->limits.stall_ms = 60000;
     srv->next_conn_id = 1;
 }
 
@@ -75,6 +76,8 @@ static void conn_destroy(tp_conn_t *c)
     }
     if (!uv_is_closing((uv_handle_t *)&c->timer))
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->stall))
+        uv_close((uv_handle_t *)&c->stall, on_handle_closed);
     /* Closing the stream cancels a pending shutdown: its callback then runs
      * first, sees the handle closing and only frees its request. */
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
@@ -141,6 +144,31 @@ typedef struct write_req {
 static void conn_start_reading(tp_conn_t *c);
 static void process_input(tp_conn_t *c);
 
+static void on_stall(uv_timer_t *t)
+{
+    tp_conn_t *c = t->data;
+    if (c->closing || c->write_pending + c->out.len <=
+        c->srv->limits.output_high)
+        return;
+    tp_log_warn("net", "conn=%llu peer=%s has not read its replies for %llu "
+                "ms (%zu bytes waiting): disconnecting",
+                (unsigned long long)c->id, c->peer,
+                (unsigned long long)c->srv->limits.stall_ms,
+                c->write_pending + c->out.len);
+    tp_conn_close(c, "client not reading");
+}
+
+/* Starts the stall clock when the output passes the high mark. */
+static void watch_output(tp_conn_t *c)
+{
+    if (c->write_pending + c->out.len > c->srv->limits.output_high) {
+        if (!uv_is_active((uv_handle_t *)&c->stall))
+            uv_timer_start(&c->stall, on_stall, c->srv->limits.stall_ms, 0);
+    } else {
+        uv_timer_stop(&c->stall);
+    }
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
@@ -152,6 +180,8 @@ static void on_write(uv_write_t *req, int status)
         tp_conn_close(c, uv_strerror(status));
         return;
     }
+    if (!c->closing)
+        watch_output(c);
     /* Below the high mark again: take up the requests that waited. */
     if (!c->closing && !c->reading &&
         c->write_pending + c->out.len < c->srv->limits.output_high / 2) {
@@ -186,6 +216,7 @@ void tp_conn_flush(tp_conn_t *c)
         tp_conn_close(c, uv_strerror(rc));
         return;
     }
+    watch_output(c);
     if (c->write_pending > c->srv->limits.output_max && !c->closing) {
         tp_log_warn("net", "conn=%llu peer=%s output over %zu bytes: the "
                     "client is not reading, disconnecting",
@@ -423,13 +454,16 @@ static void on_connection(uv_stream_t *server, int status)
     tp_buf_init(&c->out, 0);
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
+    uv_timer_init(srv->loop, &c->stall);
     c->tcp.data = c;
     c->timer.data = c;
-    c->handles_open = 2;
+    c->stall.data = c;
+    c->handles_open = 3;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         lst->stats.refused++;
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->stall, on_handle_closed);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);

@@ -10,8 +10,9 @@
  * Bounds: the input buffer never holds more than one largest frame plus one
  * read; a header announcing a body past the frame cap is refused before its
  * payload is buffered. Output is bounded: past a high mark the connection
- * stops being read (pipelined requests wait), past the hard cap (a client
- * that never reads while frames are pushed to it) it is disconnected.
+ * stops being read (pipelined requests wait); when it stays there for the
+ * stall time, or passes the hard cap (frames pushed to a client that never
+ * reads), it is disconnected and logged.
  */
 #ifndef TP_NET_H
 #define TP_NET_H
@@ -51,6 +52,8 @@ typedef struct tp_limits {
     uint32_t max_frame;        /* largest frame incl. header, both ways */
     size_t output_high;        /* stop reading a connection past this */
     size_t output_max;         /* disconnect a connection past this */
+    uint64_t stall_ms;         /* disconnect a connection whose output has
+                                  stayed over output_high this long */
 } tp_limits_t;
 
 struct tp_server {
@@ -69,6 +72,7 @@ struct tp_server {
 struct tp_conn {
     uv_tcp_t tcp;              /* the socket */
     uv_timer_t timer;          /* resume soon; linger timer while closing */
+    uv_timer_t stall;          /* runs while output is over the high mark */
     tp_server_t *srv;          /* owner */
     tp_listener_t *lst;        /* where it came from */
     uint64_t id;               /* server-unique id, for logs */

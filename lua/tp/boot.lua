@@ -23,8 +23,13 @@ core.set_log_level(cfg.log_level)
 for module, level in pairs(cfg.log_modules) do
     core.set_log_level(level, module)
 end
+if cfg.max_output < 2 * cfg.max_frame_size then
+    error("configuration key 'max_output' must be at least twice "
+          .. "max_frame_size", 0)
+end
 core.set_limits { max_frame = cfg.max_frame_size,
-                  output_max = cfg.max_output }
+                  output_max = cfg.max_output,
+                  stall_ms = cfg.client_write_timeout * 1000 }
 
 local proto = require "tp.proto"
 proto.register()

@@ -46,6 +46,10 @@ M.schema = {
     max_output = { type = "integer", default = 16 * 1048576,
                    min = 65536, max = 1024 * 1048576,
                    doc = "bytes queued to one client before it is dropped" },
+    client_write_timeout = { type = "number", default = 60, min = 0.1,
+                             max = 86400,
+                             doc = "seconds a client may leave its replies "
+                                   .. "unread (past the high mark)" },
     log_level = { type = "string", default = "info",
                   oneof = { "error", "warning", "info", "debug", "trace" },
                   doc = "default log level" },
