@@ -21,7 +21,9 @@ local MAX_NAME = 64
 local db          -- tp.db handle
 local iterations  -- for new hashes
 local players = {}        -- id -> player record
+local player_list = {}    -- the same records in id order
 local next_player_id = 1
+M.version = 0             -- bumped whenever a player is added
 
 -- Cuts name at the first '@' and checks it. Returns name or nil, why.
 function M.normalize(name)
@@ -46,13 +48,16 @@ function M.init(database, cfg)
     db = database
     iterations = cfg.password_iterations
     players = {}
+    player_list = {}
     next_player_id = 1
-    for _, p in db:each("player/") do
+    for _, p in db:each("player/") do   -- keys sort by id
         players[p.id] = p
+        player_list[#player_list + 1] = p
         if p.id >= next_player_id then
             next_player_id = p.id + 1
         end
     end
+    M.version = M.version + 1
 end
 
 function M.find(name)
@@ -63,22 +68,13 @@ function M.player(id)
     return players[id]
 end
 
--- All players, in id order.
+-- All players, in id order (the caller must not modify the list).
 function M.players()
-    local list = {}
-    for _, p in pairs(players) do
-        list[#list + 1] = p
-    end
-    table.sort(list, function(a, b) return a.id < b.id end)
-    return list
+    return player_list
 end
 
 function M.count()
-    local n = 0
-    for _ in pairs(players) do
-        n = n + 1
-    end
-    return n
+    return #player_list
 end
 
 -- Hashes password with a new salt, then calls done(record_fields) or
@@ -126,6 +122,8 @@ function M.create(name, password, extra, done)
             :commit()
         next_player_id = id + 1
         players[id] = player
+        player_list[#player_list + 1] = player
+        M.version = M.version + 1
         done(player)
     end)
 end

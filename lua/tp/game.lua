@@ -70,14 +70,22 @@ function M.time_remaining()
     return math.max(0, math.ceil(turn.ends_at - core.now()))
 end
 
--- Ids of players who have not finished this turn.
+-- Ids of players who have not finished this turn. Cached until a player
+-- joins or finishes, or the turn changes (asked on every GetTimeRemaining).
+local waiting_cache, waiting_turn, waiting_version
 function M.waiting()
+    if waiting_cache and waiting_turn == turn and
+       waiting_version == accounts.version then
+        return waiting_cache
+    end
     local list = {}
     for _, p in ipairs(accounts.players()) do
         if not turn.finished[tostring(p.id)] then
             list[#list + 1] = p.id
         end
     end
+    waiting_cache, waiting_turn, waiting_version = list, turn,
+                                                   accounts.version
     return list
 end
 
@@ -158,6 +166,7 @@ function M.finished_turn(id)
         return
     end
     turn.finished[key] = true
+    waiting_cache = nil
     db:put("meta/turn", turn)
     local waiting = M.waiting()
     if cfg.turn_mode ~= "fixed" and #waiting == 0 then
