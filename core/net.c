@@ -295,9 +295,11 @@ static void process_input(tp_conn_t *c)
 {
     tp_server_t *srv = c->srv;
     size_t off = 0;
+    bool held = false;     /* stopped with whole frames possibly left */
     c->in_batch = true;
     while (!c->closing) {
         if (c->paused) {
+            held = true;
             if (c->reading) {
                 uv_read_stop((uv_stream_t *)&c->tcp);
                 c->reading = false;
@@ -311,6 +313,7 @@ static void process_input(tp_conn_t *c)
                 uv_read_stop((uv_stream_t *)&c->tcp);
                 c->reading = false;
             }
+            held = true;
             break;
         }
         const uint8_t *p = c->in.data + off;
@@ -358,6 +361,8 @@ static void process_input(tp_conn_t *c)
         tp_buf_consume(&c->in, off);
     c->in_batch = false;
     tp_conn_flush(c);
+    if (c->eof && !held && !c->paused && !c->closing)
+        tp_conn_close(c, "peer closed");
 }
 
 static void on_resume_timer(uv_timer_t *t)
@@ -389,9 +394,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->reading = false;
         return;
     }
+    if (nread == UV_EOF) {
+        /* The peer will send no more, but every whole request it sent is
+         * still answered (some may be waiting on a deferred reply). */
+        c->eof = true;
+        uv_read_stop(s);
+        c->reading = false;
+        process_input(c);
+        return;
+    }
     if (nread < 0) {
-        tp_conn_close(c, nread == UV_EOF ? "peer closed" :
-                      uv_strerror((int)nread));
+        tp_conn_close(c, uv_strerror((int)nread));
         return;
     }
     if (nread == 0 || c->closing)
@@ -402,7 +415,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_start_reading(tp_conn_t *c)
 {
-    if (c->reading || c->closing)
+    if (c->reading || c->closing || c->eof || c->paused)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;

@@ -84,6 +84,7 @@ struct tp_conn {
     bool in_batch;             /* processing input; flush at the end */
     bool paused;               /* Lua asked to hold frame processing */
     bool linked;               /* on the server's list */
+    bool eof;                  /* the peer has shut its side down */
     int handles_open;          /* handles still to be closed before free */
     tp_buf_t in;               /* unprocessed input */
     tp_buf_t out;              /* encoded output not yet handed to libuv */

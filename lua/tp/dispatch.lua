@@ -73,6 +73,9 @@ end
 local error_count = 0
 function M.guard(conn, req, reply, fn)
     return function(...)
+        if conn.closed then
+            return      -- the client went away while we waited
+        end
         local ok, err = xpcall(fn, function(e)
             if type(e) == "table" and e.tp_fail then
                 return e
