@@ -122,10 +122,23 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* SIGINT and SIGTERM stop the server cleanly. The handles do not keep the
+ * loop alive by themselves (a script that serves nothing just ends). */
+static void watch_signals(tp_server_t *srv)
+{
+    uv_signal_init(srv->loop, &srv->sig_int);
+    uv_signal_init(srv->loop, &srv->sig_term);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_unref((uv_handle_t *)&srv->sig_int);
+    uv_unref((uv_handle_t *)&srv->sig_term);
+}
+
 static int run_script(tp_server_t *srv, const char *home, int argc,
                       char **argv)
 {
     lua_State *L = lx.L;
+    watch_signals(srv);
     lua_createtable(L, argc, 0);
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);
@@ -290,10 +303,7 @@ int main(int argc, char **argv)
         status = 1;
         tp_lua_request_stop(&lx);
     } else if (srv.listeners) {
-        uv_signal_init(loop, &srv.sig_int);
-        uv_signal_init(loop, &srv.sig_term);
-        uv_signal_start(&srv.sig_int, on_signal, SIGINT);
-        uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
+        watch_signals(&srv);
         uv_run(loop, UV_RUN_DEFAULT);
         tp_log_info("main", "stopped");
     }

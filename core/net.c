@@ -567,8 +567,8 @@ void tp_server_stop(tp_server_t *srv)
         next = c->next;
         tp_conn_close(c, "server stopping");
     }
-    if (uv_is_active((uv_handle_t *)&srv->sig_int))
+    if (srv->sig_int.loop && !uv_is_closing((uv_handle_t *)&srv->sig_int))
         uv_close((uv_handle_t *)&srv->sig_int, NULL);
-    if (uv_is_active((uv_handle_t *)&srv->sig_term))
+    if (srv->sig_term.loop && !uv_is_closing((uv_handle_t *)&srv->sig_term))
         uv_close((uv_handle_t *)&srv->sig_term, NULL);
 }
