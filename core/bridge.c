@@ -1074,6 +1074,16 @@ int tp_lua_boot(tp_lua_t *lx, const char *path)
     return 0;
 }
 
+void tp_lua_hup(tp_lua_t *lx)
+{
+    lua_State *L = lx->L;
+    int top = lua_gettop(L);
+    push_hook(lx, "on_hup");
+    if (lua_isfunction(L, -1))
+        pcall_logged(L, 0, 0, "on_hup");
+    lua_settop(L, top);
+}
+
 void tp_lua_stop(tp_lua_t *lx)
 {
     lua_State *L = lx->L;

@@ -46,7 +46,7 @@ void tp_lua_close(tp_lua_t *lx);
 
 /* Runs the boot script at path with args (a table on top of the stack,
  * popped). The script returns the hooks table: dispatch(conn, req),
- * on_open(conn), on_close(conn, reason), on_stop(). Returns 0, or -1 after
+ * on_open(conn), on_close(conn, reason), on_hup(), on_stop(). Returns 0, or -1 after
  * printing the error to stderr. */
 int tp_lua_boot(tp_lua_t *lx, const char *path);
 
@@ -65,6 +65,9 @@ void tp_lua_conn_closed(tp_lua_t *lx, tp_conn_t *c, const char *reason);
 /* Stops the server: listeners, connections (after flushing) and timers,
  * so that uv_run returns. */
 void tp_lua_request_stop(tp_lua_t *lx);
+
+/* Calls the on_hup hook (SIGHUP: reload what can be reloaded). */
+void tp_lua_hup(tp_lua_t *lx);
 
 /* Calls the on_stop hook (flush and close the store). */
 void tp_lua_stop(tp_lua_t *lx);

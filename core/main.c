@@ -109,6 +109,12 @@ static void set_package_path(lua_State *L, const char *home)
 
 static tp_lua_t lx;
 
+static void on_hup(uv_signal_t *h, int signum)
+{
+    tp_log_info("main", "signal HUP: reloading");
+    tp_lua_hup(&lx);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     tp_log_info("main", "signal %s: stopping",
@@ -130,8 +136,11 @@ static void watch_signals(tp_server_t *srv)
     uv_signal_init(srv->loop, &srv->sig_term);
     uv_signal_start(&srv->sig_int, on_signal, SIGINT);
     uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_init(srv->loop, &srv->sig_hup);
+    uv_signal_start(&srv->sig_hup, on_hup, SIGHUP);
     uv_unref((uv_handle_t *)&srv->sig_int);
     uv_unref((uv_handle_t *)&srv->sig_term);
+    uv_unref((uv_handle_t *)&srv->sig_hup);
 }
 
 static int run_script(tp_server_t *srv, const char *home, int argc,

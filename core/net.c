@@ -571,4 +571,6 @@ void tp_server_stop(tp_server_t *srv)
         uv_close((uv_handle_t *)&srv->sig_int, NULL);
     if (srv->sig_term.loop && !uv_is_closing((uv_handle_t *)&srv->sig_term))
         uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    if (srv->sig_hup.loop && !uv_is_closing((uv_handle_t *)&srv->sig_hup))
+        uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 }

@@ -67,6 +67,7 @@ struct tp_server {
     bool stopping;             /* tp_server_stop was called */
     uv_signal_t sig_int;       /* SIGINT: clean stop */
     uv_signal_t sig_term;      /* SIGTERM: clean stop */
+    uv_signal_t sig_hup;       /* SIGHUP: reload (the Lua on_hup hook) */
 };
 
 struct tp_conn {

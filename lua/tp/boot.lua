@@ -97,6 +97,9 @@ return {
     on_close = function(conn, reason)
         game.sessions[conn] = nil
     end,
+    on_hup = function()
+        require("tp.hup").run()
+    end,
     on_stop = function()
         game.stop()
         db:close()
