@@ -109,7 +109,10 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory build unit-bins
-	@TPSERVER=./$(BIN) UNIT_DIR=$(BUILD)/tests FUZZ_QUICK=1 tests/run
+	@if command -v clang >/dev/null; then \
+	  $(MAKE) --no-print-directory fuzz-quick FUZZ_SECONDS=10; \
+	else echo "clang not found: fuzzing skipped"; fi
+	@TPSERVER=./$(BIN) UNIT_DIR=$(BUILD)/tests tests/run
 
 check: asan
 

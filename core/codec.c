@@ -398,8 +398,9 @@ int tp_codec_decode(lua_State *L, const tp_layout_t *lay, const uint8_t *body,
                     size_t n, bool pad, size_t *used, char *err,
                     size_t errlen)
 {
-    reader_t r = { .p = body, .n = n, .pad = pad, .err = err,
-                   .errlen = errlen };
+    static const uint8_t empty[1];
+    reader_t r = { .p = body ? body : empty, .n = body ? n : 0, .pad = pad,
+                   .err = err, .errlen = errlen };
     luaL_checkstack(L, 2 * MAX_DEPTH + 8, "tp.codec: decode");
     if (decode_items(L, &r, lay, false) < 0)
         return -1;
@@ -537,8 +538,18 @@ static void encode_items(lua_State *L, writer_t *w, const tp_layout_t *lay)
     static const uint8_t zeros[64];
     for (size_t i = 0; i < lay->nops; i++) {
         const op_t *op = &lay->ops[i];
-        if (op->kind == OP_OPT)
+        if (op->kind == OP_OPT) {
+            /* The optional tail is written only when its first field is
+             * there (decoding stops at the same point). */
+            if (i + 1 < lay->nops && lay->ops[i + 1].name) {
+                lua_getfield(L, -1, lay->ops[i + 1].name);
+                bool absent = lua_isnil(L, -1);
+                lua_pop(L, 1);
+                if (absent)
+                    break;
+            }
             continue;
+        }
         if (op->kind == OP_PAD) {
             for (uint32_t left = op->count; left;) {
                 uint32_t n = left < sizeof zeros ? left : sizeof zeros;
@@ -749,7 +760,7 @@ static int l_lookup(lua_State *L)
     int set = check_set(L, 1);
     int version = luaL_checkint(L, 2);
     lua_Number tn = luaL_checknumber(L, 3);
-    if (tn < 0 || tn > 4294967295.0)
+    if (!(tn >= 0 && tn <= 4294967295.0) || tn != floor(tn))
         return 0;
     const tp_frame_def_t *def = tp_codec_lookup(L, set, version,
                                                 (uint32_t)tn);

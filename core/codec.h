@@ -18,7 +18,8 @@
  *   *:name         the rest of the body as raw bytes (a "useparameters" part,
  *                  coded separately with a layout of its own); last item only
  *   ?              the items after it may be absent: decoding stops quietly
- *                  when the body ends exactly here
+ *                  when the body ends exactly here, and encoding stops here
+ *                  when the table has no value for the next item
  * Semisigned values travel as unsigned, all ones standing for -1.
  *
  * Frame registry: layouts registered per (set, version, type) so the network
