@@ -115,15 +115,35 @@ function M.create(name, password, extra, done)
             created = now,
         }
         local player = { id = id, name = name, race = "Human",
-                         created = now }
-        db:batch()
-            :put(account_key(name), account)
-            :put(db_mod.key("player", id), player)
-            :commit()
+                         created = now, alive = true, score = 0 }
         next_player_id = id + 1
         players[id] = player
         player_list[#player_list + 1] = player
         M.version = M.version + 1
+        -- The player joins the game (board, home, fleets...) in the same
+        -- batch as the account: all of it is stored, or none.
+        local batch = db:batch()
+        local ok, err = xpcall(function()
+            if M.on_join then
+                M.on_join(player, batch)
+            end
+        end, debug.traceback)
+        if not ok then
+            players[id] = nil
+            table.remove(player_list)
+            next_player_id = id
+            M.version = M.version + 1
+            if M.on_join_failed then
+                M.on_join_failed()
+            end
+            require("tp.log").error("game", "player %s could not join: %s",
+                                    name, tostring(err))
+            return done(nil, "error", "the game could not take a new "
+                        .. "player (see the server log)")
+        end
+        batch:put(account_key(name), account)
+             :put(db_mod.key("player", id), player)
+             :commit()
         done(player)
     end)
 end

@@ -71,6 +71,7 @@ if not ok then
 end
 
 dispatch.add(require("tp.handlers.session").init(cfg).handlers)
+dispatch.add(require("tp.handlers.game").handlers)
 
 for _, l in ipairs(cfg.listeners) do
     local okl, lerr = pcall(core.listen, l.host, l.port, l.kind, "player")

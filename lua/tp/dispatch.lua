@@ -39,12 +39,33 @@ local function refuse(conn, req)
                " is not served by this server yet")
 end
 
+local model = require "tp.model"
+
+-- Runs the handler; what it changed is committed before the reply goes
+-- out, and thrown away if it raised (the error then becomes the Fail).
 function M.dispatch(conn, req)
     local h = M.handlers[req._name]
     if not h or not h.states[conn.state] then
         return refuse(conn, req)
     end
-    return h.fn(conn, req)
+    local ok, reply = xpcall(h.fn, function(e)
+        if type(e) == "table" and e.tp_fail then
+            return e
+        end
+        local msg = type(e) == "string" and e or
+                    ("(error object is a " .. type(e) .. " value)")
+        return debug.traceback(msg, 2)
+    end, conn, req)
+    if not ok then
+        if model.is_dirty() then
+            model.rollback()
+        end
+        error(reply, 0)
+    end
+    if model.is_dirty() then
+        model.commit()
+    end
+    return reply
 end
 
 -- Answers req later: holds the connection's next frames, runs

@@ -23,12 +23,73 @@ local turn          -- meta/turn
 local timer         -- core timer for the end of turn
 M.sessions = {}     -- logged-in player connection -> player id
 
+-- The ruleset's settings: its declared defaults overlaid with the
+-- configuration's ruleset_settings; an unknown or mistyped key is an error.
+local function ruleset_settings(rs, given)
+    local out = {}
+    local decl = rs.settings or {}
+    for k, v in pairs(given or {}) do
+        local d = decl[k]
+        if not d then
+            error(string.format("ruleset %s has no setting '%s'", rs.name,
+                                tostring(k)), 0)
+        end
+        if d.default ~= nil and type(v) ~= type(d.default) then
+            error(string.format("ruleset setting '%s' must be a %s", k,
+                                type(d.default)), 0)
+        end
+        out[k] = v
+    end
+    for k, d in pairs(decl) do
+        if out[k] == nil then
+            out[k] = d.default
+        end
+    end
+    return out
+end
+
+local ctx_mod = require "tp.ctx"
+local model = require "tp.model"
+local types = require "tp.types"
+local views = require "tp.views"
+local ctx
+
+function M.ctx()
+    ctx.turn = turn.turn
+    return ctx
+end
+
+-- A new player: a personal board with a welcome message, the ruleset's
+-- join hook, and a message to everyone else. Runs inside the batch that
+-- stores the account.
+local function player_joined(player, batch)
+    local b = model.new_board { name = "Personal board",
+                                description = "Messages for " .. player.name,
+                                owner = player.id }
+    player.board = b.id
+    model.post(b, { subject = "Welcome", body = "Welcome to " ..
+                    cfg.game_longname .. ", " .. player.name .. ".",
+                    turn = turn.turn, references = {} })
+    if ruleset.player_joined then
+        ruleset.player_joined(M.ctx(), player)
+    end
+    for _, other in ipairs(accounts.players()) do
+        if other.id ~= player.id then
+            M.ctx():message(other.id, "New player", player.name ..
+                " has joined the game.", { { type = -4, id = 3 },
+                                           { type = 7, id = player.id } })
+        end
+    end
+    model.commit(batch)
+end
+
 -- Opens the game in the database, creating it on first start. Returns
 -- true or nil, message (a database from another ruleset or a newer
 -- format is refused, never overwritten).
 function M.start(config, database, rs)
     cfg, db, ruleset = config, database, rs
     meta = db:get("meta/game")
+    local created = false
     if meta then
         if (meta.format or 0) > db_mod.FORMAT then
             return nil, string.format("the data directory %s was written "
@@ -45,11 +106,41 @@ function M.start(config, database, rs)
         meta = { format = db_mod.FORMAT, ruleset = rs.folder,
                  ruleset_version = rs.version, created = os.time() }
         turn = { turn = 1, started = os.time(), finished = {} }
-        db:batch():put("meta/game", meta):put("meta/turn", turn):commit()
-        log.info("game", "new %s game created in %s", rs.name, cfg.data)
+        created = true
     end
     turn.finished = turn.finished or {}
-    accounts.init(db, cfg)
+    local ok, err = pcall(function()
+        types.build(rs, meta.created)
+        model.load(db)
+        accounts.init(db, cfg)
+        ctx = ctx_mod.new { name = rs.name,
+                            settings = ruleset_settings(rs,
+                                                        cfg.ruleset_settings),
+                            turn = turn.turn }
+        views.init(rs, ctx)
+    end)
+    if not ok then
+        return nil, tostring(err)
+    end
+    accounts.on_join = player_joined
+    accounts.on_join_failed = function()
+        model.rollback()
+    end
+    if created then
+        local batch = db:batch()
+        if rs.setup then
+            ok, err = xpcall(function() rs.setup(M.ctx()) end,
+                             debug.traceback)
+            if not ok then
+                return nil, "ruleset " .. rs.name .. ": creating the game "
+                            .. "failed: " .. tostring(err)
+            end
+        end
+        model.commit(batch)
+        batch:put("meta/game", meta):put("meta/turn", turn):commit(true)
+        log.info("game", "new %s game created in %s (%d objects)", rs.name,
+                 cfg.data, #model.object_ids())
+    end
     M.arm_timer()
     return true
 end
@@ -127,33 +218,45 @@ function M.arm_timer()
 end
 
 -- Ends the turn now. why: "timer", "all" (everyone finished), "admin".
+-- The ruleset's turn runs over the working set; its whole result is one
+-- batch, written with sync. If it raises, nothing of it is kept (the
+-- working set is reloaded from the database) and the turn is not advanced.
 function M.end_turn(why)
     local reason = why == "all" and proto.REASON.AllFinished
                    or proto.REASON.EndOfTurnStarted
     log.info("turn", "end of turn %d (%s)", turn.turn, why)
     M.broadcast_time(reason, 0)
     local started = core.hrtime()
-    local batch = db:batch()
-    if ruleset.turn then
-        local ok, err = xpcall(function()
-            ruleset.turn({ turn = turn.turn, batch = batch, log = log })
-        end, debug.traceback)
-        if not ok then
-            -- Nothing of a failed turn is stored; the turn is run again.
-            log.error("turn", "ruleset turn step failed, turn %d not "
-                      .. "advanced: %s", turn.turn, tostring(err))
-            turn.ends_at = nil
-            M.arm_timer()
-            return false
+    local next_turn = turn.turn + 1
+    local ok, err = xpcall(function()
+        local c = M.ctx()
+        c.turn = next_turn
+        if ruleset.turn then
+            ruleset.turn(c)
         end
+        model.detect_changes()
+    end, debug.traceback)
+    if not ok then
+        log.error("turn", "the ruleset's turn failed; turn %d is not "
+                  .. "advanced and nothing of it is kept: %s", turn.turn,
+                  tostring(err))
+        model.rollback()
+        accounts.init(db, cfg)
+        turn.ends_at = nil
+        M.arm_timer()
+        M.broadcast_time(proto.REASON.TimerStarted)
+        return false
     end
-    turn = { turn = turn.turn + 1, started = os.time(), finished = {} }
+    turn = { turn = next_turn, started = os.time(), finished = {} }
     if cfg.turn_mode ~= "manual" and cfg.turn_length > 0 then
         turn.ends_at = core.now() + cfg.turn_length
     end
+    local batch = db:batch()
+    local n = model.commit(batch)
     batch:put("meta/turn", turn):commit(true)
-    log.info("turn", "turn %d started (processing took %.1f ms)", turn.turn,
-             core.hrtime() - started)
+    M.last_turn_ms = core.hrtime() - started
+    log.info("turn", "turn %d started (%d records written, processing took "
+             .. "%.1f ms)", turn.turn, n, M.last_turn_ms)
     M.arm_timer()
     M.broadcast_time(proto.REASON.TimerStarted)
     return true

@@ -23,6 +23,14 @@ local function sandbox(dir)
     env.string = setmetatable({}, { __index = string })
     env.table = setmetatable({}, { __index = table })
     env.os = { time = os.time, clock = os.clock, date = os.date }
+    env.bit = setmetatable({}, { __index = require("bit") })
+    env.print = function(...)
+        local parts = {}
+        for i = 1, select("#", ...) do
+            parts[#parts + 1] = tostring((select(i, ...)))
+        end
+        require("tp.log").info("ruleset", "%s", table.concat(parts, " "))
+    end
     env._G = env
     -- include("file.lua") runs another file of the same ruleset.
     env.include = function(name)
@@ -42,10 +50,16 @@ end
 -- Loads rulesets/<name>/init.lua below home. Returns the ruleset table,
 -- or nil and a message naming the file and line.
 function M.load(home, name)
-    if not name:match("^[%w_%-]+$") then
+    local dir
+    if name:find("/", 1, true) then
+        -- A path to a ruleset folder (a modder's work in progress).
+        dir = name:gsub("/+$", "")
+        name = dir:match("([^/]+)$")
+    elseif name:match("^[%w_%-]+$") then
+        dir = home .. "/rulesets/" .. name
+    else
         return nil, "bad ruleset name '" .. name .. "'"
     end
-    local dir = home .. "/rulesets/" .. name
     local path = dir .. "/init.lua"
     local chunk, err = loadfile(path)
     if not chunk then

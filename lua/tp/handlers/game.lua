@@ -1,0 +1,596 @@
+-- Game frames (PROTOCOL.md 6-9): objects, descriptions, orders and order
+-- queues, boards and messages, resources, players, categories, designs,
+-- components and properties, and every ID list. Each reply is built for the
+-- player asking, through tp.views; changes go through tp.model and are in
+-- the database before the answer leaves (the dispatcher commits).
+
+local fail = require "tp.fail"
+local game = require "tp.game"
+local model = require "tp.model"
+local proto = require "tp.proto"
+local types = require "tp.types"
+local views = require "tp.views"
+local accounts = require "tp.accounts"
+
+local M = {}
+
+local READY = { READY = true }
+
+local function handler(fn)
+    return { states = READY, fn = fn }
+end
+
+-- Sequence + one frame (or Fail) per id, in request order.
+local function per_id(ids, fn)
+    local out = { proto.sequence(#ids) }
+    for _, id in ipairs(ids) do
+        local ok, frame = pcall(fn, id)
+        if not ok then
+            if type(frame) == "table" and frame.tp_fail then
+                frame = proto.fail(frame.code, frame.message, frame.refs)
+            else
+                error(frame, 0)
+            end
+        end
+        out[#out + 1] = frame
+    end
+    return out
+end
+
+local function no_such(what, id, reftype)
+    fail.raise("NoSuchThing", string.format("no such %s %d", what, id),
+               reftype and { { type = reftype, id = id } } or nil)
+end
+
+-- ------------------------------------------------------------ ID lists
+
+-- The entries { id, modtime } of one list kind as the player sees them,
+-- in ascending id order; with from >= 0 only those changed after it,
+-- removed things included (PROTOCOL.md 8.4).
+local function static_list(registry)
+    local out = {}
+    for _, id in ipairs(types.ids(registry)) do
+        local e = registry[id]
+        out[#out + 1] = { id = id, modtime = e.modtime or types.modtime }
+    end
+    return out
+end
+
+local LISTS = {
+    GetObjectIDs = function(conn, from)
+        local out = {}
+        local ids = model.object_ids()
+        if from >= 0 then
+            for id in pairs(model.gone) do
+                ids[#ids + 1] = id
+            end
+            table.sort(ids)
+        end
+        for _, id in ipairs(ids) do
+            local o = model.objects[id]
+            if o then
+                if views.can_see(conn.player, o) then
+                    out[#out + 1] = { id = id, modtime = o.modtime }
+                end
+            else
+                out[#out + 1] = { id = id, modtime = model.gone[id] }
+            end
+        end
+        return out
+    end,
+    GetOrderDescIDs = function() return static_list(types.orders) end,
+    GetObjectDescIDs = function() return static_list(types.objects) end,
+    GetResourceIDs = function() return static_list(types.resources) end,
+    GetCategoryIDs = function() return static_list(types.categories) end,
+    GetComponentIDs = function() return static_list(types.components) end,
+    GetPropertyIDs = function() return static_list(types.properties) end,
+    GetBoardIDs = function(conn)
+        local out = {}
+        for _, id in ipairs(types.ids(model.boards)) do
+            local b = model.boards[id]
+            if views.board_readable(conn.player, b) then
+                out[#out + 1] = { id = id, modtime = b.modtime }
+            end
+        end
+        return out
+    end,
+    GetDesignIDs = function(conn)
+        local out = {}
+        for _, id in ipairs(types.ids(model.designs)) do
+            local d = model.designs[id]
+            if views.design_visible(conn.player, d) then
+                out[#out + 1] = { id = id, modtime = d.modtime }
+            end
+        end
+        return out
+    end,
+    GetPlayerIDs = function()
+        local out = {}
+        for _, p in ipairs(accounts.players()) do
+            out[#out + 1] = { id = p.id, modtime = p.modtime or p.created }
+        end
+        return out
+    end,
+    GetOrderQueueIDs = function(conn)
+        local out = {}
+        for _, id in ipairs(types.ids(model.queues)) do
+            local q = model.queues[id]
+            if views.owns_queue(conn.player, q) then
+                out[#out + 1] = { id = id, modtime = q.modtime }
+            end
+        end
+        return out
+    end,
+}
+
+local REPLY_OF = {
+    GetObjectIDs = "ObjectIDs", GetOrderDescIDs = "OrderDescIDs",
+    GetBoardIDs = "BoardIDs", GetResourceIDs = "ResourceIDs",
+    GetCategoryIDs = "CategoryIDs", GetDesignIDs = "DesignIDs",
+    GetComponentIDs = "ComponentIDs", GetPropertyIDs = "PropertyIDs",
+    GetObjectDescIDs = "ObjectDescIDs", GetPlayerIDs = "PlayerIDs",
+    GetOrderQueueIDs = "OrderQueueIDs",
+}
+
+-- One snapshot per list kind per connection (PROTOCOL.md 8.3).
+local function id_sequence(conn, req)
+    local kind = req._name
+    local from = req.from or -1
+    conn.id_lists = conn.id_lists or {}
+    local snap
+    if req.key == -1 then
+        local old = conn.id_lists[kind]
+        conn.id_key = (conn.id_key or 0) + 1
+        snap = { key = conn.id_key, list = LISTS[kind](conn, from) }
+        if old and old.key == snap.key then
+            snap.key = snap.key + 1
+        end
+        conn.id_lists[kind] = snap
+    else
+        snap = conn.id_lists[kind]
+        if not snap or snap.key ~= req.key then
+            fail.raise("UnavailableTemporarily",
+                       "invalid sequence key, start again with -1")
+        end
+    end
+    local size = #snap.list
+    if req.start > size then
+        fail.raise("NoSuchThing", string.format("start %d is past the end "
+                   .. "of the list (%d entries)", req.start, size))
+    end
+    local amount = req.amount
+    if amount < 0 or amount > size - req.start then
+        amount = size - req.start
+    end
+    local batch = {}
+    for i = req.start + 1, req.start + amount do
+        batch[#batch + 1] = snap.list[i]
+    end
+    return proto.frame(REPLY_OF[kind], {
+        key = snap.key, remaining = size - req.start - amount,
+        modtimes = batch, from = from,
+    })
+end
+
+for name in pairs(LISTS) do
+    M[name] = handler(id_sequence)
+end
+
+-- ------------------------------------------------------------ objects
+
+M.GetObjectsByID = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        local o = id >= 0 and views.object(conn.player, id)
+        if not o then
+            no_such("object", id, 1)
+        end
+        return views.object_frame(conn, o)
+    end)
+end)
+
+local function within(o, pos, r)
+    local dx, dy, dz = o.pos.x - pos.x, o.pos.y - pos.y, o.pos.z - pos.z
+    local d = math.sqrt(dx * dx + dy * dy + dz * dz)
+    return d <= r + (o.size or 0) / 2
+end
+
+local function objects_at(conn, pos, r)
+    local out = {}
+    for _, id in ipairs(model.object_ids()) do
+        local o = model.objects[id]
+        if views.can_see(conn.player, o) and within(o, pos, r) then
+            out[#out + 1] = o
+        end
+    end
+    return out
+end
+
+M.GetObjectsByPos = handler(function(conn, req)
+    local list = objects_at(conn, req.pos, req.r)
+    local out = { proto.sequence(#list) }
+    for _, o in ipairs(list) do
+        out[#out + 1] = views.object_frame(conn, o)
+    end
+    return out
+end)
+
+local function id_list_frame(list)
+    local mods = {}
+    for _, o in ipairs(list) do
+        mods[#mods + 1] = { id = o.id, modtime = o.modtime }
+    end
+    return proto.frame("ObjectIDs", { key = 0, remaining = 0,
+                                      modtimes = mods, from = -1 })
+end
+
+M.GetObjectIDsByPos = handler(function(conn, req)
+    return id_list_frame(objects_at(conn, req.pos, req.r))
+end)
+
+M.GetObjectIDsByContainer = handler(function(conn, req)
+    local o = views.object(conn.player, req.id)
+    if not o then
+        no_such("object", req.id, 1)
+    end
+    local list = {}
+    for _, c in ipairs(o.children) do
+        local child = views.object(conn.player, c)
+        if child then
+            list[#list + 1] = child
+        end
+    end
+    return id_list_frame(list)
+end)
+
+M.GetObjectDesc = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        local ot = types.objects[id]
+        if not ot then
+            no_such("object type", id, 12)
+        end
+        return views.object_desc_frame(ot)
+    end)
+end)
+
+M.ModifyObject = handler(function(conn, req)
+    local rs = game.ruleset()
+    local o = views.object(conn.player, req.id)
+    if not o then
+        no_such("object", req.id, 1)
+    end
+    if not rs.modify_object then
+        fail.raise("UnavailablePermanently", rs.name ..
+                   " does not let players modify objects",
+                   { { type = 1, id = req.id } })
+    end
+    rs.modify_object(game.ctx(), conn.player, o,
+                     { name = req.name, desc = req.desc })
+    return views.object_frame(conn, o)
+end)
+
+-- ------------------------------------------------------------ orders
+
+local function owned_queue(conn, id)
+    local q = model.queues[id]
+    if not q or not views.owns_queue(conn.player, q) then
+        fail.raise("NoSuchThing", string.format("no such order queue %d "
+                   .. "(or it is not yours)", id), { { type = 13, id = id } })
+    end
+    return q, model.objects[q.object]
+end
+
+M.GetOrderDesc = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        local ot = types.orders[id]
+        if not ot then
+            no_such("order type", id, 2)
+        end
+        return views.order_desc_frame(ot)
+    end)
+end)
+
+M.GetOrderQueue = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        local q = owned_queue(conn, id)
+        return views.order_queue_frame(q)
+    end)
+end)
+
+M.GetOrder = handler(function(conn, req)
+    local q, obj = owned_queue(conn, req.id)
+    local slots = req.slots
+    if #slots == 0 then
+        slots = {}
+        for i = 1, #q.orders do
+            slots[i] = i - 1
+        end
+    end
+    return per_id(slots, function(slot)
+        local order = slot >= 0 and q.orders[slot + 1]
+        if not order then
+            fail.raise("NoSuchThing", string.format("no order in slot %d of "
+                       .. "queue %d", slot, q.id),
+                       { { type = 13, id = q.id }, { type = 3, id = slot } })
+        end
+        return views.order_frame(conn, obj, order, slot)
+    end)
+end)
+
+-- Builds the order a client sent (OrderInsert, OrderProbe), checked.
+local function client_order(conn, req, probe)
+    local q, obj = owned_queue(conn, req.id)
+    local ot = types.orders[req.otype]
+    if not ot then
+        no_such("order type", req.otype, 2)
+    end
+    if conn.version == 3 and not ot.tp03 then
+        fail.raise("UnavailablePermanently", "order type " .. ot.name ..
+                   " cannot be given over TP03")
+    end
+    local allowed = false
+    for _, t in ipairs(q.allowed) do
+        allowed = allowed or t == ot.id
+    end
+    if not allowed then
+        fail.raise(probe and "UnavailablePermanently" or
+                   "UnavailableTemporarily",
+                   string.format("order type %d (%s) cannot be given to "
+                   .. "object %d", ot.id, ot.name, obj.id),
+                   { { type = 2, id = ot.id }, { type = 1, id = obj.id } })
+    end
+    local values, err = views.decode_order_params(conn, ot, req.params)
+    if not values then
+        fail.raise("Frame", "order parameters do not decode: " .. err)
+    end
+    local order = { type = ot.id, params = values }
+    if ot.check then
+        local ok, msg = ot.check(game.ctx(), obj, order, conn.player)
+        if ok == false then
+            fail.raise("Frame", msg or "order not accepted",
+                       { { type = 2, id = ot.id } })
+        end
+    end
+    return q, obj, order, ot
+end
+
+local function check_slot(q, slot)
+    if slot == -1 then
+        return #q.orders
+    end
+    if slot < 0 or slot > #q.orders then
+        fail.raise("NoSuchThing", string.format("slot %d is not in queue "
+                   .. "%d (%d orders)", slot, q.id, #q.orders),
+                   { { type = 13, id = q.id }, { type = 3, id = slot } })
+    end
+    return slot
+end
+
+M.OrderInsert = handler(function(conn, req)
+    local q, obj, order, ot = client_order(conn, req, false)
+    local slot = check_slot(q, req.slot)
+    table.insert(q.orders, slot + 1, order)
+    if ot.inserted then
+        ot.inserted(game.ctx(), obj, order, conn.player)
+    end
+    model.queue_changed(q)
+    if conn.version == 3 then
+        return proto.okay("Order added")
+    end
+    return views.order_frame(conn, obj, order, slot)
+end)
+
+M.OrderProbe = handler(function(conn, req)
+    local q, obj, order = client_order(conn, req, true)
+    local slot = check_slot(q, req.slot)
+    return views.order_frame(conn, obj, order, slot)
+end)
+
+M.RemoveOrder = handler(function(conn, req)
+    local q = owned_queue(conn, req.id)
+    local out = { proto.sequence(#req.slots) }
+    for _, slot in ipairs(req.slots) do
+        if slot >= 0 and q.orders[slot + 1] then
+            local order = table.remove(q.orders, slot + 1)
+            local ot = types.orders[order.type]
+            if ot.removed then
+                ot.removed(game.ctx(), model.objects[q.object], order)
+            end
+            model.queue_changed(q)
+            out[#out + 1] = proto.okay("Order removed")
+        else
+            out[#out + 1] = proto.fail("NoSuchThing",
+                string.format("no order in slot %d of queue %d", slot, q.id),
+                { { type = 13, id = q.id }, { type = 3, id = slot } })
+        end
+    end
+    return out
+end)
+
+-- ------------------------------------------------------------ boards
+
+local function own_board_id(conn)
+    local p = accounts.player(conn.player)
+    return p and p.board or 0
+end
+
+local function readable_board(conn, id)
+    if id == 0 then
+        id = own_board_id(conn)
+    end
+    local b = model.boards[id]
+    if not views.board_readable(conn.player, b) then
+        no_such("board", id, 4)
+    end
+    return b
+end
+
+M.GetBoards = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        return views.board_frame(readable_board(conn, id))
+    end)
+end)
+
+M.GetMessage = handler(function(conn, req)
+    local b = readable_board(conn, req.id)
+    local slots = req.slots
+    if #slots == 0 then
+        slots = {}
+        for i = 1, #b.msgs do
+            slots[i] = i - 1
+        end
+    end
+    return per_id(slots, function(slot)
+        local m = slot >= 0 and model.message(b, slot)
+        if not m then
+            fail.raise("NoSuchThing", string.format("no message in slot %d "
+                       .. "of board %d", slot, b.id),
+                       { { type = 4, id = b.id }, { type = 5, id = slot } })
+        end
+        return views.message_frame(b, slot, m)
+    end)
+end)
+
+M.PostMessage = handler(function(conn, req)
+    local id = req.id == 0 and own_board_id(conn) or req.id
+    local b = model.boards[id]
+    -- A player may post to boards they read and to other players'
+    -- personal boards (that is how players write to each other).
+    if not b or not (views.board_readable(conn.player, b) or
+                     accounts.player(b.owner)) then
+        no_such("board", id, 4)
+    end
+    if req.slot < -1 or req.slot > #b.msgs then
+        fail.raise("NoSuchThing", string.format("slot %d is not on board %d",
+                   req.slot, b.id), { { type = 4, id = b.id } })
+    end
+    local refs = {}
+    for _, r in ipairs(req.references) do
+        refs[#refs + 1] = { type = r.type, id = r.id }
+    end
+    model.post(b, { subject = req.subject, body = req.body,
+                    turn = game.turn_number(), references = refs,
+                    from = conn.player }, req.slot)
+    return proto.okay("Message posted")
+end)
+
+M.RemoveMessage = handler(function(conn, req)
+    local b = readable_board(conn, req.id)
+    local out = { proto.sequence(#req.slots) }
+    for _, slot in ipairs(req.slots) do
+        if slot >= 0 and model.remove_message(b, slot) then
+            out[#out + 1] = proto.okay("Message removed")
+        else
+            out[#out + 1] = proto.fail("NoSuchThing",
+                string.format("no message in slot %d of board %d", slot,
+                              b.id),
+                { { type = 4, id = b.id }, { type = 5, id = slot } })
+        end
+    end
+    return out
+end)
+
+-- ------------------------------------------------------------ static data
+
+local function static_getter(registry, what, reftype, frame)
+    return handler(function(conn, req)
+        return per_id(req.ids, function(id)
+            local e = registry()[id]
+            if not e then
+                no_such(what, id, reftype)
+            end
+            return frame(e)
+        end)
+    end)
+end
+
+M.GetResource = static_getter(function() return types.resources end,
+                              "resource", 6, views.resource_frame)
+M.GetCategory = static_getter(function() return types.categories end,
+                              "category", 8, views.category_frame)
+M.GetComponent = static_getter(function() return types.components end,
+                               "component", 10, views.component_frame)
+M.GetProperty = static_getter(function() return types.properties end,
+                              "property", 11, views.property_frame)
+
+M.GetPlayer = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        local p = accounts.player(id == 0 and conn.player or id)
+        if id < 0 or not p then
+            no_such("player", id, 7)
+        end
+        return views.player_frame(p)
+    end)
+end)
+
+M.GetDesign = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        local d = model.designs[id]
+        if id < 0 or not views.design_visible(conn.player, d) then
+            no_such("design", id, 9)
+        end
+        return views.design_frame(d)
+    end)
+end)
+
+-- Categories and designs made by players: only where the ruleset says so.
+local function refuse_design(what)
+    return handler(function()
+        local rs = game.ruleset()
+        fail.raise("UnavailablePermanently", string.format("%s: players "
+                   .. "cannot %s in %s", rs.name, what, rs.name))
+    end)
+end
+
+M.AddCategory = refuse_design("add categories")
+M.RemoveCategory = refuse_design("remove categories")
+
+local function design_change(kind)
+    return handler(function(conn, req)
+        local rs = game.ruleset()
+        local hook = rs[kind .. "_design"]
+        if not hook then
+            fail.raise("UnavailablePermanently", string.format("players "
+                       .. "cannot %s designs in %s", kind, rs.name))
+        end
+        if kind ~= "add" then
+            local d = model.designs[req.id]
+            if not d or d.owner ~= conn.player then
+                no_such("design", req.id, 9)
+            end
+        end
+        local d = hook(game.ctx(), conn.player, {
+            id = req.id, name = req.name, description = req.description,
+            categories = req.categories, components = req.components })
+        return views.design_frame(d)
+    end)
+end
+
+M.AddDesign = design_change("add")
+M.ModifyDesign = design_change("modify")
+
+M.RemoveDesign = handler(function(conn, req)
+    local rs = game.ruleset()
+    if not rs.remove_design then
+        fail.raise("UnavailablePermanently", "players cannot remove designs "
+                   .. "in " .. rs.name)
+    end
+    for _, id in ipairs(req.ids) do
+        local d = model.designs[id]
+        if not d or d.owner ~= conn.player then
+            no_such("design", id, 9)
+        end
+    end
+    for _, id in ipairs(req.ids) do
+        rs.remove_design(game.ctx(), conn.player, model.designs[id])
+    end
+    return proto.okay("Designs removed")
+end)
+
+M.handlers = {}
+for k, v in pairs(M) do
+    if type(v) == "table" and v.fn then
+        M.handlers[k] = v
+    end
+end
+
+return M

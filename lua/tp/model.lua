@@ -1,0 +1,439 @@
+-- tp.model: the game's working set, a cache of the database.
+--
+-- Everything the game holds lives here as plain Lua tables, loaded from
+-- LevelDB at start, and goes back to LevelDB through commit(): changes are
+-- gathered in dirty sets and written as one atomic batch (one per request,
+-- one per turn). rollback() throws away uncommitted changes by reloading
+-- the working set from the database, which is the truth.
+--
+-- Key layout (docs/storage.md); players and accounts are tp.accounts':
+--   player/<id>, account/<name>.
+--   obj/<id>            object      { id, type, name, desc, parent,
+--                                     children, modtime, owner, pos, vel,
+--                                     size, queue, data }
+--   gone/<id>           removed object { id, modtime }
+--   queue/<id>          order queue { id, object, owner, allowed, orders,
+--                                     modtime }
+--   board/<id>          board       { id, name, description, owner,
+--                                     msgs (message serials in slot order),
+--                                     next, modtime }
+--   msg/<board>/<ser>   message     { subject, body, turn, references }
+--   design/<id>         design      { id, name, description, owner,
+--                                     categories, components, modtime, ... }
+--   meta/clock          last modification time stamped
+--   meta/ids            next ids { object, design, board }
+--   meta/rsstate        the ruleset's own persistent state
+-- ids are written with 10 digits so that prefix scans come back in order.
+
+local db_mod = require "tp.db"
+local core = require "tp.core"
+local cjson = require "cjson"
+
+local M = {}
+
+local db
+local key = db_mod.key
+local encode = cjson.encode
+
+M.objects = {}    -- id -> object
+M.gone = {}       -- id -> modtime of removal
+M.queues = {}     -- id -> queue
+M.boards = {}     -- id -> board
+M.messages = {}   -- board id -> { serial -> message }
+M.designs = {}    -- id -> design
+M.rsstate = {}    -- ruleset state
+M.ids = { object = 0, design = 1, board = 1 }
+
+local clock = 0
+local dirty           -- { obj = {}, queue = {}, board = {}, msg = {}, ... }
+local saved_json = {} -- object id -> JSON last written (change detection)
+
+local function reset_dirty()
+    dirty = { obj = {}, gone = {}, queue = {}, board = {}, msg = {},
+              design = {}, player = {}, meta = false }
+end
+reset_dirty()
+
+-- A new modification time: the wall clock in seconds, strictly increasing
+-- (PROTOCOL.md 8.4).
+function M.stamp()
+    local now = math.floor(core.now())
+    clock = now > clock and now or clock + 1
+    dirty.meta = true
+    return clock
+end
+
+function M.clock()
+    return clock
+end
+
+-- ------------------------------------------------------------ loading
+
+local function object_json(obj)
+    local m = obj.modtime
+    obj.modtime = nil
+    local s = encode(obj)
+    obj.modtime = m
+    return s
+end
+
+function M.load(database)
+    db = database
+    M.objects, M.gone, M.queues, M.boards = {}, {}, {}, {}
+    M.messages, M.designs = {}, {}
+    saved_json = {}
+    reset_dirty()
+    clock = (db:get("meta/clock") or {}).clock or 0
+    M.ids = db:get("meta/ids") or { object = 0, design = 1, board = 1 }
+    M.rsstate = db:get("meta/rsstate") or {}
+    for _, o in db:each("obj/") do
+        M.objects[o.id] = o
+        saved_json[o.id] = object_json(o)
+    end
+    for _, g in db:each("gone/") do
+        M.gone[g.id] = g.modtime
+    end
+    for _, q in db:each("queue/") do
+        M.queues[q.id] = q
+    end
+    for _, b in db:each("board/") do
+        M.boards[b.id] = b
+        M.messages[b.id] = {}
+    end
+    for k, m in db:each("msg/") do
+        local b, s = k:match("^msg/(%d+)/(%d+)$")
+        b, s = tonumber(b), tonumber(s)
+        if M.messages[b] then
+            M.messages[b][s] = m
+        end
+    end
+    for _, d in db:each("design/") do
+        M.designs[d.id] = d
+    end
+end
+
+-- Throws away every uncommitted change.
+function M.rollback()
+    M.load(db)
+end
+
+-- ------------------------------------------------------------ commit
+
+-- Writes every change into batch (a tp.db batch; a new one when nil) and
+-- commits it when it was created here. Returns the number of records.
+function M.commit(batch, sync)
+    local own = batch == nil
+    batch = batch or db:batch()
+    local n = 0
+    for id in pairs(dirty.obj) do
+        local o = M.objects[id]
+        if o then
+            batch:put(key("obj", id), o)
+            saved_json[id] = object_json(o)
+            n = n + 1
+        end
+    end
+    for id, modtime in pairs(dirty.gone) do
+        batch:delete(key("obj", id))
+        batch:delete(key("queue", id))
+        batch:put(key("gone", id), { id = id, modtime = modtime })
+        saved_json[id] = nil
+        n = n + 1
+    end
+    for id in pairs(dirty.queue) do
+        local q = M.queues[id]
+        if q then
+            batch:put(key("queue", id), q)
+        else
+            batch:delete(key("queue", id))
+        end
+        n = n + 1
+    end
+    for id in pairs(dirty.board) do
+        batch:put(key("board", id), M.boards[id])
+        n = n + 1
+    end
+    for k, m in pairs(dirty.msg) do
+        if m then
+            batch:put(k, m)
+        else
+            batch:delete(k)
+        end
+        n = n + 1
+    end
+    for id in pairs(dirty.design) do
+        local d = M.designs[id]
+        if d then
+            batch:put(key("design", id), d)
+        else
+            batch:delete(key("design", id))
+        end
+        n = n + 1
+    end
+    for id, p in pairs(dirty.player) do
+        batch:put(key("player", id), p)
+        n = n + 1
+    end
+    if dirty.meta then
+        batch:put("meta/clock", { clock = clock })
+        batch:put("meta/ids", M.ids)
+        batch:put("meta/rsstate", M.rsstate)
+        n = n + 1
+    end
+    reset_dirty()
+    if own then
+        batch:commit(sync)
+    end
+    return n
+end
+
+-- Finds objects changed without being marked (a ruleset that set a field
+-- and did not call changed()) and marks them, stamping their modtime.
+function M.detect_changes()
+    local found = 0
+    for id, o in pairs(M.objects) do
+        if not dirty.obj[id] and saved_json[id] ~= object_json(o) then
+            o.modtime = M.stamp()
+            dirty.obj[id] = true
+            found = found + 1
+        end
+    end
+    return found
+end
+
+-- ------------------------------------------------------------ objects
+
+local function sorted_insert(list, id)
+    local i = #list
+    while i > 0 and list[i] > id do
+        i = i - 1
+    end
+    if list[i] ~= id then
+        table.insert(list, i + 1, id)
+    end
+end
+
+local function remove_value(list, id)
+    for i = #list, 1, -1 do
+        if list[i] == id then
+            table.remove(list, i)
+        end
+    end
+end
+
+-- Marks obj changed: a new modtime, written at the next commit.
+function M.changed(obj)
+    obj.modtime = M.stamp()
+    dirty.obj[obj.id] = true
+    return obj
+end
+
+function M.new_object_id()
+    local id = M.ids.object
+    M.ids.object = id + 1
+    dirty.meta = true
+    return id
+end
+
+-- Creates an object. t: type (number), name, desc, parent, owner, pos,
+-- vel, size, data. Returns it.
+function M.new_object(t)
+    local id = t.id or M.new_object_id()
+    assert(not M.objects[id], "object id in use")
+    local o = {
+        id = id, type = t.type, name = t.name or "", desc = t.desc or "",
+        parent = t.parent or 0, children = {}, owner = t.owner or 0,
+        pos = t.pos or { x = 0, y = 0, z = 0 },
+        vel = t.vel or { x = 0, y = 0, z = 0 },
+        size = t.size or 0, data = t.data or {},
+    }
+    M.objects[id] = o
+    M.gone[id] = nil
+    if id ~= o.parent then
+        local p = M.objects[o.parent]
+        if p then
+            sorted_insert(p.children, id)
+            M.changed(p)
+        end
+    end
+    return M.changed(o)
+end
+
+-- Moves obj under a new parent.
+function M.set_parent(obj, parent_id)
+    if obj.parent == parent_id then
+        return
+    end
+    local old = M.objects[obj.parent]
+    if old then
+        remove_value(old.children, obj.id)
+        M.changed(old)
+    end
+    obj.parent = parent_id
+    local new = M.objects[parent_id]
+    if new then
+        sorted_insert(new.children, obj.id)
+        M.changed(new)
+    end
+    M.changed(obj)
+end
+
+-- Removes obj (and its queue); children move to obj's parent.
+function M.remove_object(obj)
+    local id = obj.id
+    for _, c in ipairs(obj.children) do
+        local child = M.objects[c]
+        if child then
+            M.set_parent(child, obj.parent)
+        end
+    end
+    local parent = M.objects[obj.parent]
+    if parent then
+        remove_value(parent.children, id)
+        M.changed(parent)
+    end
+    M.objects[id] = nil
+    M.queues[id] = nil
+    dirty.obj[id] = nil
+    dirty.queue[id] = nil
+    local t = M.stamp()
+    M.gone[id] = t
+    dirty.gone[id] = t
+end
+
+-- Ascending list of object ids (fresh table).
+function M.object_ids()
+    local ids = {}
+    for id in pairs(M.objects) do
+        ids[#ids + 1] = id
+    end
+    table.sort(ids)
+    return ids
+end
+
+-- ------------------------------------------------------------ queues
+
+-- Gives obj an order queue (queue id = object id, PROTOCOL.md 7.5).
+function M.new_queue(obj, owner, allowed)
+    assert(obj.id ~= 0, "object 0 cannot take orders")
+    local q = { id = obj.id, object = obj.id, owner = owner or 0,
+                allowed = allowed or {}, orders = {}, modtime = M.stamp() }
+    M.queues[obj.id] = q
+    obj.queue = true
+    dirty.queue[q.id] = true
+    M.changed(obj)
+    return q
+end
+
+-- Marks a queue changed; the owning object's modtime moves too.
+function M.queue_changed(q)
+    q.modtime = M.stamp()
+    dirty.queue[q.id] = true
+    local o = M.objects[q.object]
+    if o then
+        M.changed(o)
+    end
+end
+
+-- ------------------------------------------------------------ boards
+
+function M.new_board(t)
+    local id = M.ids.board
+    M.ids.board = id + 1
+    local b = { id = id, name = t.name or "", description = t.description
+                or "", owner = t.owner or 0, msgs = {}, next = 1,
+                modtime = M.stamp() }
+    M.boards[id] = b
+    M.messages[id] = {}
+    dirty.board[id] = true
+    return b
+end
+
+local function msg_key(board, serial)
+    return string.format("msg/%010d/%010d", board, serial)
+end
+
+-- Inserts message m at slot (0-based; -1 or nil = append). Returns slot.
+function M.post(board, m, slot)
+    local serial = board.next
+    board.next = serial + 1
+    M.messages[board.id][serial] = m
+    local n = #board.msgs
+    if slot == nil or slot < 0 or slot > n then
+        slot = n
+    end
+    table.insert(board.msgs, slot + 1, serial)
+    board.modtime = M.stamp()
+    dirty.board[board.id] = true
+    dirty.msg[msg_key(board.id, serial)] = m
+    return slot
+end
+
+-- The message at slot (0-based) or nil.
+function M.message(board, slot)
+    local serial = board.msgs[slot + 1]
+    return serial and M.messages[board.id][serial]
+end
+
+function M.remove_message(board, slot)
+    local serial = board.msgs[slot + 1]
+    if not serial then
+        return false
+    end
+    table.remove(board.msgs, slot + 1)
+    M.messages[board.id][serial] = nil
+    board.modtime = M.stamp()
+    dirty.board[board.id] = true
+    dirty.msg[msg_key(board.id, serial)] = false
+    return true
+end
+
+-- ------------------------------------------------------------ designs
+
+function M.new_design(t)
+    local id = M.ids.design
+    M.ids.design = id + 1
+    dirty.meta = true
+    t.id = id
+    t.modtime = M.stamp()
+    M.designs[id] = t
+    dirty.design[id] = true
+    return t
+end
+
+function M.design_changed(d)
+    d.modtime = M.stamp()
+    dirty.design[d.id] = true
+end
+
+function M.remove_design(d)
+    M.designs[d.id] = nil
+    M.stamp()
+    dirty.design[d.id] = true
+end
+
+-- A player record (tp.accounts owns them) changed.
+function M.player_changed(p)
+    p.modtime = M.stamp()
+    dirty.player[p.id] = p
+end
+
+-- Whether anything waits to be committed.
+function M.is_dirty()
+    if dirty.meta then
+        return true
+    end
+    for _, set in pairs(dirty) do
+        if type(set) == "table" and next(set) ~= nil then
+            return true
+        end
+    end
+    return false
+end
+
+-- The ruleset's state table changed.
+function M.state_changed()
+    dirty.meta = true
+end
+
+return M
