@@ -14,7 +14,19 @@ return {
     -- listeners = { { kind = "tp", host = "0.0.0.0", port = 6923 } },
     --   an explicit list replaces bind/port (only kind "tp" for now).
 
-    -- The ruleset: a folder under rulesets/, and its settings.
+    -- The database. sync = true flushes every write to the device (safe
+    -- against power loss, slower); false hands writes to the OS (safe
+    -- against a crash of the server). cache_size and write_buffer_size
+    -- are in bytes; compression is "snappy" or "none".
+    sync = false,
+    cache_size = 8388608,
+    write_buffer_size = 4194304,
+    compression = "snappy",
+    -- Turns of object history kept (the universe as it was at turn N).
+    history_turns = 10,
+
+    -- The ruleset: a folder under rulesets/ (or a path to a folder), and
+    -- its settings.
     ruleset = "minisec",
     ruleset_settings = {},
 

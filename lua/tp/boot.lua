@@ -57,7 +57,10 @@ for part in cfg.data:gmatch("[^/]+") do
 end
 
 local db
-db, err = db_mod.open(cfg.data .. "/db", { create_if_missing = true })
+db, err = db_mod.open(cfg.data .. "/db", {
+    create_if_missing = true, paranoid_checks = true, sync = cfg.sync,
+    cache_size = cfg.cache_size, write_buffer_size = cfg.write_buffer_size,
+    compression = cfg.compression })
 if not db then
     error("cannot open the database in " .. cfg.data .. "/db: " ..
           tostring(err), 0)

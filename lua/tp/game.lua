@@ -109,6 +109,7 @@ function M.start(config, database, rs)
         created = true
     end
     turn.finished = turn.finished or {}
+    model.history_turns = cfg.history_turns
     local ok, err = pcall(function()
         types.build(rs, meta.created)
         model.load(db)
@@ -138,6 +139,7 @@ function M.start(config, database, rs)
         end
         model.commit(batch)
         batch:put("meta/game", meta):put("meta/turn", turn):commit(true)
+        created = false
         log.info("game", "new %s game created in %s (%d objects)", rs.name,
                  cfg.data, #model.object_ids())
     end
@@ -147,6 +149,15 @@ end
 
 function M.ruleset()
     return ruleset
+end
+
+function M.db()
+    return db
+end
+
+-- The universe as it was at the end of turn n (see model.objects_at).
+function M.objects_at(n)
+    return model.objects_at(n, turn.turn)
 end
 
 function M.turn_number()
@@ -252,8 +263,8 @@ function M.end_turn(why)
         turn.ends_at = core.now() + cfg.turn_length
     end
     local batch = db:batch()
-    local n = model.commit(batch)
-    batch:put("meta/turn", turn):commit(true)
+    local n = model.commit(batch, nil, turn.turn)
+    batch:put("meta/turn", turn):commit(cfg.sync)
     M.last_turn_ms = core.hrtime() - started
     log.info("turn", "turn %d started (%d records written, processing took "
              .. "%.1f ms)", turn.turn, n, M.last_turn_ms)

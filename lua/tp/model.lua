@@ -47,6 +47,8 @@ M.ids = { object = 0, design = 1, board = 1 }
 local clock = 0
 local dirty           -- { obj = {}, queue = {}, board = {}, msg = {}, ... }
 local saved_json = {} -- object id -> JSON last written (change detection)
+local saved_mod = {}  -- object id -> modtime last written
+M.history_turns = 10  -- turns of object history kept (0: none)
 
 local function reset_dirty()
     dirty = { obj = {}, gone = {}, queue = {}, board = {}, msg = {},
@@ -81,7 +83,7 @@ function M.load(database)
     db = database
     M.objects, M.gone, M.queues, M.boards = {}, {}, {}, {}
     M.messages, M.designs = {}, {}
-    saved_json = {}
+    saved_json, saved_mod = {}, {}
     reset_dirty()
     clock = (db:get("meta/clock") or {}).clock or 0
     M.ids = db:get("meta/ids") or { object = 0, design = 1, board = 1 }
@@ -89,6 +91,7 @@ function M.load(database)
     for _, o in db:each("obj/") do
         M.objects[o.id] = o
         saved_json[o.id] = object_json(o)
+        saved_mod[o.id] = o.modtime
     end
     for _, g in db:each("gone/") do
         M.gone[g.id] = g.modtime
@@ -119,26 +122,63 @@ end
 
 -- ------------------------------------------------------------ commit
 
+local function hist_key(turn, id)
+    return string.format("hist/%010d/%010d", turn, id)
+end
+
+-- The undo record of object id: how it was before this commit.
+local function undo_record(id)
+    local json = saved_json[id]
+    if not json then
+        return "null"
+    end
+    return '{"m":' .. string.format("%.0f", saved_mod[id] or 0) ..
+           ',"o":' .. json .. '}'
+end
+
 -- Writes every change into batch (a tp.db batch; a new one when nil) and
--- commits it when it was created here. Returns the number of records.
-function M.commit(batch, sync)
+-- commits it when it was created here. With turn (the number of the turn
+-- this commit starts), the previous state of every changed object is kept
+-- as history (hist/<turn>/<id>), and history older than history_turns
+-- turns is dropped. Returns the number of records.
+function M.commit(batch, sync, turn)
     local own = batch == nil
     batch = batch or db:batch()
     local n = 0
+    local history = turn and M.history_turns > 0
     for id in pairs(dirty.obj) do
         local o = M.objects[id]
         if o then
+            if history then
+                batch.raw:put(hist_key(turn, id), undo_record(id))
+            end
             batch:put(key("obj", id), o)
             saved_json[id] = object_json(o)
+            saved_mod[id] = o.modtime
             n = n + 1
         end
     end
     for id, modtime in pairs(dirty.gone) do
+        if history then
+            batch.raw:put(hist_key(turn, id), undo_record(id))
+        end
         batch:delete(key("obj", id))
         batch:delete(key("queue", id))
         batch:put(key("gone", id), { id = id, modtime = modtime })
         saved_json[id] = nil
+        saved_mod[id] = nil
         n = n + 1
+    end
+    if turn then
+        -- Keep the undo records of the last history_turns turns.
+        local old = turn - M.history_turns
+        if old >= 1 then
+            for k in db.raw:iter { prefix = string.format("hist/%010d/",
+                                                          old),
+                                   keys_only = true } do
+                batch:delete(k)
+            end
+        end
     end
     for id in pairs(dirty.queue) do
         local q = M.queues[id]
@@ -199,6 +239,36 @@ function M.detect_changes()
         end
     end
     return found
+end
+
+-- The objects as they were at the end of turn n (a new table of copies),
+-- rebuilt from the current state and the undo records of later turns.
+-- Returns nil, message when n is older than the history kept.
+function M.objects_at(n, current_turn)
+    if n > current_turn or n < 1 then
+        return nil, "no turn " .. n
+    end
+    if n < current_turn - M.history_turns then
+        return nil, string.format("turn %d is older than the %d turns of "
+                                  .. "history kept", n, M.history_turns)
+    end
+    local out = {}
+    for id, o in pairs(M.objects) do
+        out[id] = cjson.decode(encode(o))
+    end
+    for t = current_turn, n + 1, -1 do
+        for k, v in db.raw:iter { prefix = string.format("hist/%010d/", t) } do
+            local id = tonumber(k:match("/(%d+)$"))
+            if v == "null" then
+                out[id] = nil
+            else
+                local rec = cjson.decode(v)
+                rec.o.modtime = rec.m
+                out[id] = rec.o
+            end
+        end
+    end
+    return out
 end
 
 -- ------------------------------------------------------------ objects
