@@ -7,9 +7,11 @@
 -- Handlers return reply frames (one table, or an array: Sequence + items),
 -- raise with tp.fail, or take the reply off the loop with M.defer.
 
+local core = require "tp.core"
 local fail = require "tp.fail"
 local log = require "tp.log"
 local proto = require "tp.proto"
+local sys = require "tp.sys"
 
 local M = {}
 
@@ -41,6 +43,16 @@ end
 
 local model = require "tp.model"
 
+-- xpcall handler: tp.fail records pass, anything else gets its traceback.
+local function keep_error(e)
+    if type(e) == "table" and e.tp_fail then
+        return e
+    end
+    local msg = type(e) == "string" and e or
+                ("(error object is a " .. type(e) .. " value)")
+    return debug.traceback(msg, 2)
+end
+
 -- Runs the handler; what it changed is committed before the reply goes
 -- out, and thrown away if it raised (the error then becomes the Fail).
 function M.dispatch(conn, req)
@@ -48,14 +60,7 @@ function M.dispatch(conn, req)
     if not h or not h.states[conn.state] then
         return refuse(conn, req)
     end
-    local ok, reply = xpcall(h.fn, function(e)
-        if type(e) == "table" and e.tp_fail then
-            return e
-        end
-        local msg = type(e) == "string" and e or
-                    ("(error object is a " .. type(e) .. " value)")
-        return debug.traceback(msg, 2)
-    end, conn, req)
+    local ok, reply = xpcall(h.fn, keep_error, conn, req)
     if not ok then
         if model.is_dirty() then
             model.rollback()
@@ -75,12 +80,14 @@ end
 function M.defer(conn, req, start)
     local seq = req._seq
     local answered = false
+    local started = core.hrtime()
     conn:pause()
     local function reply(frames)
         if answered then
             return
         end
         answered = true
+        sys.observe_request((core.hrtime() - started) / 1000)
         if not conn.closed then
             conn:send(frames, seq)
             conn:resume()

@@ -488,17 +488,10 @@ function M.player_changed(p)
     dirty.player[p.id] = p
 end
 
--- Whether anything waits to be committed.
+-- Whether anything waits to be committed. Every change stamps the clock
+-- or takes an id, and both mark the meta records dirty.
 function M.is_dirty()
-    if dirty.meta then
-        return true
-    end
-    for _, set in pairs(dirty) do
-        if type(set) == "table" and next(set) ~= nil then
-            return true
-        end
-    end
-    return false
+    return dirty.meta
 end
 
 -- The ruleset's state table changed.
