@@ -49,8 +49,25 @@ function M.owns_queue(player, q)
     return q ~= nil and q.owner ~= 0 and q.owner == player
 end
 
+-- May player change obj (ModifyObject)? Only its owner, and only when
+-- the ruleset lets them see it.
+function M.owns_object(player, obj)
+    return obj ~= nil and obj.owner ~= 0 and obj.owner == player and
+           M.can_see(player, obj)
+end
+
 function M.board_readable(player, b)
     return b ~= nil and (b.owner == player or b.owner == 0)
+end
+
+-- May player post to b? Boards they read, and other players' personal
+-- boards (that is how players write to each other).
+function M.board_postable(player, b)
+    if b == nil then
+        return false
+    end
+    return M.board_readable(player, b) or
+           (b.owner ~= 0 and accounts.player(b.owner) ~= nil)
 end
 
 function M.design_visible(player, d)
@@ -61,6 +78,19 @@ function M.design_visible(player, d)
         return ruleset.design_visible(ctx, player, d) and true or false
     end
     return d.owner == player or d.owner == 0
+end
+
+-- May player modify or remove design d? Only their own designs (a
+-- published design is readable, not writable).
+function M.owns_design(player, d)
+    return d ~= nil and d.owner ~= 0 and d.owner == player and
+           M.design_visible(player, d)
+end
+
+-- Can this connection be shown order type ot? TP03 clients only know
+-- order parameter types 0-9 (PROTOCOL.md 15.2).
+function M.order_type_shown(conn, ot)
+    return ot ~= nil and (conn.version ~= 3 or ot.tp03)
 end
 
 -- ------------------------------------------------------------ objects
@@ -141,7 +171,9 @@ function M.object_frame(conn, obj)
         local allowed = {}
         if own then
             for _, id in ipairs(q.allowed) do
-                allowed[#allowed + 1] = id
+                if M.order_type_shown(conn, types.orders[id]) then
+                    allowed[#allowed + 1] = id
+                end
             end
         end
         return proto.frame("Object", {
@@ -290,11 +322,17 @@ function M.order_estimates(obj, order, slot)
     return math.max(0, math.floor(turns)), res
 end
 
-function M.order_frame(conn, obj, order, slot, frame_name)
+-- The Order frame of order at slot of queue q (on obj). Its id is the
+-- queue id on TP04 and the object id on TP03 (PROTOCOL.md 7.5).
+function M.order_frame(conn, obj, order, slot, q)
     local ot = types.orders[order.type]
     local turns, res = M.order_estimates(obj, order, slot)
-    return proto.frame(frame_name or "Order", {
-        id = obj.id, slot = slot, otype = order.type, turns = turns,
+    local id = obj.id
+    if conn.version ~= 3 and q then
+        id = q.id
+    end
+    return proto.frame("Order", {
+        id = id, slot = slot, otype = order.type, turns = turns,
         resources = res,
         params = codec.encode(M.order_layout(conn, ot),
                               M.order_values(obj, order, conn.player),

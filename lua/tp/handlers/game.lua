@@ -4,9 +4,12 @@
 -- player asking, through tp.views; changes go through tp.model and are in
 -- the database before the answer leaves (the dispatcher commits).
 
+local codec = require "tp.codec"
+local designs = require "tp.designs"
 local fail = require "tp.fail"
 local game = require "tp.game"
 local model = require "tp.model"
+local params = require "tp.params"
 local proto = require "tp.proto"
 local types = require "tp.types"
 local views = require "tp.views"
@@ -15,6 +18,25 @@ local accounts = require "tp.accounts"
 local M = {}
 
 local READY = { READY = true }
+
+-- References name ids as the client sent them: a semisigned -1 is the
+-- u32 0xFFFFFFFF on the wire (PROTOCOL.md 2.1, 2.4).
+local function wire_refs(refs)
+    if refs then
+        for _, r in ipairs(refs) do
+            r.id = r.id % 4294967296
+        end
+    end
+    return refs
+end
+
+local function raise(code, message, refs)
+    fail.raise(code, message, wire_refs(refs))
+end
+
+local function item_fail(code, message, refs)
+    return proto.fail(code, message, wire_refs(refs))
+end
 
 local function handler(fn)
     return { states = READY, fn = fn }
@@ -27,7 +49,7 @@ local function per_id(ids, fn)
         local ok, frame = pcall(fn, id)
         if not ok then
             if type(frame) == "table" and frame.tp_fail then
-                frame = proto.fail(frame.code, frame.message, frame.refs)
+                frame = item_fail(frame.code, frame.message, frame.refs)
             else
                 error(frame, 0)
             end
@@ -38,15 +60,15 @@ local function per_id(ids, fn)
 end
 
 local function no_such(what, id, reftype)
-    fail.raise("NoSuchThing", string.format("no such %s %d", what, id),
-               reftype and { { type = reftype, id = id } } or nil)
+    raise("NoSuchThing", string.format("no such %s %d", what, id),
+          reftype and { { type = reftype, id = id } } or nil)
 end
 
 -- ------------------------------------------------------------ ID lists
 
 -- The entries { id, modtime } of one list kind as the player sees them,
--- in ascending id order; with from >= 0 only those changed after it,
--- removed things included (PROTOCOL.md 8.4).
+-- in ascending id order (LISTS); with from >= 0, id_sequence keeps only
+-- those changed after it, removed objects included (PROTOCOL.md 8.4).
 local function static_list(registry)
     local out = {}
     for _, id in ipairs(types.ids(registry)) do
@@ -78,7 +100,15 @@ local LISTS = {
         end
         return out
     end,
-    GetOrderDescIDs = function() return static_list(types.orders) end,
+    GetOrderDescIDs = function(conn)
+        local out = {}
+        for _, e in ipairs(static_list(types.orders)) do
+            if views.order_type_shown(conn, types.orders[e.id]) then
+                out[#out + 1] = e
+            end
+        end
+        return out
+    end,
     GetObjectDescIDs = function() return static_list(types.objects) end,
     GetResourceIDs = function() return static_list(types.resources) end,
     GetCategoryIDs = function() return static_list(types.categories) end,
@@ -141,7 +171,17 @@ local function id_sequence(conn, req)
     if req.key == -1 then
         local old = conn.id_lists[kind]
         conn.id_key = (conn.id_key or 0) + 1
-        snap = { key = conn.id_key, list = LISTS[kind](conn, from) }
+        local list = LISTS[kind](conn, from)
+        if from >= 0 then
+            local changed = {}
+            for _, e in ipairs(list) do
+                if e.modtime > from then
+                    changed[#changed + 1] = e
+                end
+            end
+            list = changed
+        end
+        snap = { key = conn.id_key, list = list }
         if old and old.key == snap.key then
             snap.key = snap.key + 1
         end
@@ -149,14 +189,14 @@ local function id_sequence(conn, req)
     else
         snap = conn.id_lists[kind]
         if not snap or snap.key ~= req.key then
-            fail.raise("UnavailableTemporarily",
-                       "invalid sequence key, start again with -1")
+            raise("UnavailableTemporarily",
+                  "invalid sequence key, start again with -1")
         end
     end
     local size = #snap.list
     if req.start > size then
-        fail.raise("NoSuchThing", string.format("start %d is past the end "
-                   .. "of the list (%d entries)", req.start, size))
+        raise("NoSuchThing", string.format("start %d is past the end "
+              .. "of the list (%d entries)", req.start, size))
     end
     local amount = req.amount
     if amount < 0 or amount > size - req.start then
@@ -188,6 +228,18 @@ M.GetObjectsByID = handler(function(conn, req)
     end)
 end)
 
+-- Objects take part in position queries when their type has both a
+-- position and a size parameter (PROTOCOL.md 7.4, as tpserver-cpp).
+local function positioned(o)
+    local ot = types.objects[o.type]
+    local has_pos, has_size = false, false
+    for _, p in ipairs(ot and ot.flat or {}) do
+        has_pos = has_pos or p.type == "position"
+        has_size = has_size or p.type == "size"
+    end
+    return has_pos and has_size
+end
+
 local function within(o, pos, r)
     local dx, dy, dz = o.pos.x - pos.x, o.pos.y - pos.y, o.pos.z - pos.z
     local d = math.sqrt(dx * dx + dy * dy + dz * dz)
@@ -198,7 +250,8 @@ local function objects_at(conn, pos, r)
     local out = {}
     for _, id in ipairs(model.object_ids()) do
         local o = model.objects[id]
-        if views.can_see(conn.player, o) and within(o, pos, r) then
+        if views.can_see(conn.player, o) and positioned(o) and
+           within(o, pos, r) then
             out[#out + 1] = o
         end
     end
@@ -252,6 +305,8 @@ M.GetObjectDesc = handler(function(conn, req)
     end)
 end)
 
+-- The hook gets the name, the description and the writable parameter
+-- values (by parameter name); it changes obj, or returns false, why.
 M.ModifyObject = handler(function(conn, req)
     local rs = game.ruleset()
     local o = views.object(conn.player, req.id)
@@ -259,12 +314,35 @@ M.ModifyObject = handler(function(conn, req)
         no_such("object", req.id, 1)
     end
     if not rs.modify_object then
-        fail.raise("UnavailablePermanently", rs.name ..
-                   " does not let players modify objects",
-                   { { type = 1, id = req.id } })
+        raise("UnavailablePermanently", rs.name ..
+              " does not let players modify objects",
+              { { type = 1, id = req.id } })
     end
-    rs.modify_object(game.ctx(), conn.player, o,
-                     { name = req.name, desc = req.desc })
+    if not views.owns_object(conn.player, o) then
+        raise("NoSuchThing", string.format("object %d is not yours: "
+              .. "only its owner may modify it", o.id),
+              { { type = 1, id = o.id } })
+    end
+    local ot = types.objects[o.type]
+    local values, err = codec.decode(ot.layout, req.params, conn.padding)
+    if not values then
+        raise("Frame", string.format("parameters of object %d (%s) do "
+              .. "not decode: %s", o.id, ot.name, err),
+              { { type = 1, id = o.id } })
+    end
+    local changes = { name = req.name, desc = req.desc, params = {} }
+    for i, p in ipairs(ot.flat) do
+        if params.object[p.type].writable then
+            changes.params[p.name] = values["p" .. i]
+        end
+    end
+    local ok, why = rs.modify_object(game.ctx(), conn.player, o, changes)
+    if ok == false then
+        raise("Frame", string.format("object %d not changed: %s", o.id,
+              why or "refused by the ruleset"),
+              { { type = 1, id = o.id } })
+    end
+    model.changed(o)
     return views.object_frame(conn, o)
 end)
 
@@ -273,8 +351,8 @@ end)
 local function owned_queue(conn, id)
     local q = model.queues[id]
     if not q or not views.owns_queue(conn.player, q) then
-        fail.raise("NoSuchThing", string.format("no such order queue %d "
-                   .. "(or it is not yours)", id), { { type = 13, id = id } })
+        raise("NoSuchThing", string.format("no such order queue %d "
+              .. "(or it is not yours)", id), { { type = 13, id = id } })
     end
     return q, model.objects[q.object]
 end
@@ -284,6 +362,11 @@ M.GetOrderDesc = handler(function(conn, req)
         local ot = types.orders[id]
         if not ot then
             no_such("order type", id, 2)
+        end
+        if not views.order_type_shown(conn, ot) then
+            raise("UnavailablePermanently", string.format("order type "
+                  .. "%d (%s) has parameters TP03 cannot carry", id,
+                  ot.name), { { type = 2, id = id } })
         end
         return views.order_desc_frame(ot)
     end)
@@ -308,11 +391,17 @@ M.GetOrder = handler(function(conn, req)
     return per_id(slots, function(slot)
         local order = slot >= 0 and q.orders[slot + 1]
         if not order then
-            fail.raise("NoSuchThing", string.format("no order in slot %d of "
-                       .. "queue %d", slot, q.id),
-                       { { type = 13, id = q.id }, { type = 3, id = slot } })
+            raise("NoSuchThing", string.format("no order in slot %d of "
+                  .. "queue %d", slot, q.id),
+                  { { type = 13, id = q.id }, { type = 3, id = slot } })
         end
-        return views.order_frame(conn, obj, order, slot)
+        if not views.order_type_shown(conn, types.orders[order.type]) then
+            raise("UnavailablePermanently", string.format("the order "
+                  .. "in slot %d of queue %d has parameters TP03 "
+                  .. "cannot carry", slot, q.id),
+                  { { type = 13, id = q.id }, { type = 3, id = slot } })
+        end
+        return views.order_frame(conn, obj, order, slot, q)
     end)
 end)
 
@@ -323,31 +412,36 @@ local function client_order(conn, req, probe)
     if not ot then
         no_such("order type", req.otype, 2)
     end
-    if conn.version == 3 and not ot.tp03 then
-        fail.raise("UnavailablePermanently", "order type " .. ot.name ..
-                   " cannot be given over TP03")
+    if not views.order_type_shown(conn, ot) then
+        raise("UnavailablePermanently", string.format("order type %d "
+              .. "(%s) cannot be given over TP03", ot.id, ot.name),
+              { { type = 2, id = ot.id } })
     end
     local allowed = false
     for _, t in ipairs(q.allowed) do
         allowed = allowed or t == ot.id
     end
     if not allowed then
-        fail.raise(probe and "UnavailablePermanently" or
-                   "UnavailableTemporarily",
-                   string.format("order type %d (%s) cannot be given to "
-                   .. "object %d", ot.id, ot.name, obj.id),
-                   { { type = 2, id = ot.id }, { type = 1, id = obj.id } })
+        raise(probe and "UnavailablePermanently" or
+              "UnavailableTemporarily",
+              string.format("order type %d (%s) cannot be given to "
+              .. "object %d", ot.id, ot.name, obj.id),
+              { { type = 2, id = ot.id }, { type = 1, id = obj.id } })
     end
     local values, err = views.decode_order_params(conn, ot, req.params)
     if not values then
-        fail.raise("Frame", "order parameters do not decode: " .. err)
+        raise("Frame", string.format("parameters of order type %d (%s) "
+              .. "do not decode: %s", ot.id, ot.name, err),
+              { { type = 2, id = ot.id } })
     end
     local order = { type = ot.id, params = values }
     if ot.check then
         local ok, msg = ot.check(game.ctx(), obj, order, conn.player)
         if ok == false then
-            fail.raise("Frame", msg or "order not accepted",
-                       { { type = 2, id = ot.id } })
+            raise("Frame", string.format("order type %d (%s) not "
+                  .. "accepted for object %d: %s", ot.id, ot.name,
+                  obj.id, msg or "refused by the ruleset"),
+                  { { type = 2, id = ot.id }, { type = 1, id = obj.id } })
         end
     end
     return q, obj, order, ot
@@ -358,9 +452,9 @@ local function check_slot(q, slot)
         return #q.orders
     end
     if slot < 0 or slot > #q.orders then
-        fail.raise("NoSuchThing", string.format("slot %d is not in queue "
-                   .. "%d (%d orders)", slot, q.id, #q.orders),
-                   { { type = 13, id = q.id }, { type = 3, id = slot } })
+        raise("NoSuchThing", string.format("slot %d is not in queue "
+              .. "%d (%d orders)", slot, q.id, #q.orders),
+              { { type = 13, id = q.id }, { type = 3, id = slot } })
     end
     return slot
 end
@@ -376,13 +470,19 @@ M.OrderInsert = handler(function(conn, req)
     if conn.version == 3 then
         return proto.okay("Order added")
     end
-    return views.order_frame(conn, obj, order, slot)
+    return views.order_frame(conn, obj, order, slot, q)
 end)
 
+-- A probe changes nothing: whatever a ruleset hook changed while the
+-- answer was built is thrown away.
 M.OrderProbe = handler(function(conn, req)
     local q, obj, order = client_order(conn, req, true)
     local slot = check_slot(q, req.slot)
-    return views.order_frame(conn, obj, order, slot)
+    local frame = views.order_frame(conn, obj, order, slot, q)
+    if model.is_dirty() then
+        model.rollback()
+    end
+    return frame
 end)
 
 M.RemoveOrder = handler(function(conn, req)
@@ -398,7 +498,7 @@ M.RemoveOrder = handler(function(conn, req)
             model.queue_changed(q)
             out[#out + 1] = proto.okay("Order removed")
         else
-            out[#out + 1] = proto.fail("NoSuchThing",
+            out[#out + 1] = item_fail("NoSuchThing",
                 string.format("no order in slot %d of queue %d", slot, q.id),
                 { { type = 13, id = q.id }, { type = 3, id = slot } })
         end
@@ -442,9 +542,9 @@ M.GetMessage = handler(function(conn, req)
     return per_id(slots, function(slot)
         local m = slot >= 0 and model.message(b, slot)
         if not m then
-            fail.raise("NoSuchThing", string.format("no message in slot %d "
-                       .. "of board %d", slot, b.id),
-                       { { type = 4, id = b.id }, { type = 5, id = slot } })
+            raise("NoSuchThing", string.format("no message in slot %d "
+                  .. "of board %d", slot, b.id),
+                  { { type = 4, id = b.id }, { type = 5, id = slot } })
         end
         return views.message_frame(b, slot, m)
     end)
@@ -453,15 +553,12 @@ end)
 M.PostMessage = handler(function(conn, req)
     local id = req.id == 0 and own_board_id(conn) or req.id
     local b = model.boards[id]
-    -- A player may post to boards they read and to other players'
-    -- personal boards (that is how players write to each other).
-    if not b or not (views.board_readable(conn.player, b) or
-                     accounts.player(b.owner)) then
+    if not views.board_postable(conn.player, b) then
         no_such("board", id, 4)
     end
     if req.slot < -1 or req.slot > #b.msgs then
-        fail.raise("NoSuchThing", string.format("slot %d is not on board %d",
-                   req.slot, b.id), { { type = 4, id = b.id } })
+        raise("NoSuchThing", string.format("slot %d is not on board %d",
+              req.slot, b.id), { { type = 4, id = b.id } })
     end
     local refs = {}
     for _, r in ipairs(req.references) do
@@ -480,7 +577,7 @@ M.RemoveMessage = handler(function(conn, req)
         if slot >= 0 and model.remove_message(b, slot) then
             out[#out + 1] = proto.okay("Message removed")
         else
-            out[#out + 1] = proto.fail("NoSuchThing",
+            out[#out + 1] = item_fail("NoSuchThing",
                 string.format("no message in slot %d of board %d", slot,
                               b.id),
                 { { type = 4, id = b.id }, { type = 5, id = slot } })
@@ -532,35 +629,69 @@ M.GetDesign = handler(function(conn, req)
     end)
 end)
 
--- Categories and designs made by players: only where the ruleset says so.
+-- Categories are the ruleset's: players cannot add or remove them
+-- (Fail 2, as tpserver-cpp; PROTOCOL.md 7.1, 7.9).
 local function refuse_design(what)
     return handler(function()
         local rs = game.ruleset()
-        fail.raise("UnavailablePermanently", string.format("%s: players "
-                   .. "cannot %s in %s", rs.name, what, rs.name))
+        raise("UnavailablePermanently", string.format("players "
+              .. "cannot %s in %s", what, rs.name))
     end)
 end
 
 M.AddCategory = refuse_design("add categories")
 M.RemoveCategory = refuse_design("remove categories")
 
+-- A design the player may change, or Fail(4): designs they cannot see
+-- do not exist for them; published designs of others are read-only.
+local function own_design(conn, id)
+    local d = id >= 0 and model.designs[id] or nil
+    if not views.design_visible(conn.player, d) then
+        no_such("design", id, 9)
+    end
+    if not views.owns_design(conn.player, d) then
+        raise("NoSuchThing", string.format("design %d is not yours: "
+              .. "only its owner may change or remove it", id),
+              { { type = 9, id = id } })
+    end
+    return d
+end
+
+-- AddDesign / ModifyDesign: the ruleset's add_design(ctx, player, t) or
+-- modify_design(ctx, player, t) (t: id, name, description, categories,
+-- components) returns the design, or nil/false, why. The server then
+-- recomputes its properties and feedback.
 local function design_change(kind)
     return handler(function(conn, req)
         local rs = game.ruleset()
         local hook = rs[kind .. "_design"]
         if not hook then
-            fail.raise("UnavailablePermanently", string.format("players "
-                       .. "cannot %s designs in %s", kind, rs.name))
+            raise("UnavailablePermanently", string.format("players "
+                  .. "cannot %s designs in %s", kind, rs.name))
         end
         if kind ~= "add" then
-            local d = model.designs[req.id]
-            if not d or d.owner ~= conn.player then
-                no_such("design", req.id, 9)
+            own_design(conn, req.id)
+        end
+        for _, c in ipairs(req.categories) do
+            if not types.categories[c] then
+                no_such("category", c, 8)
             end
         end
-        local d = hook(game.ctx(), conn.player, {
+        for _, c in ipairs(req.components) do
+            if not types.components[c.id] then
+                no_such("component", c.id, 10)
+            end
+        end
+        local d, why = hook(game.ctx(), conn.player, {
             id = req.id, name = req.name, description = req.description,
             categories = req.categories, components = req.components })
+        if not d then
+            raise("Frame", string.format("design not %s: %s", kind ==
+                  "add" and "added" or "changed",
+                  why or "refused by the ruleset"),
+                  kind ~= "add" and { { type = 9, id = req.id } } or nil)
+        end
+        designs.evaluate(game.ctx(), d)
         return views.design_frame(d)
     end)
 end
@@ -568,20 +699,46 @@ end
 M.AddDesign = design_change("add")
 M.ModifyDesign = design_change("modify")
 
+-- RemoveDesign: one Okay when every design is removed, else one Fail
+-- naming every design that could not be, and nothing removed. The
+-- ruleset's remove_design(ctx, player, design) may refuse (false, why);
+-- otherwise the server removes the design.
 M.RemoveDesign = handler(function(conn, req)
     local rs = game.ruleset()
     if not rs.remove_design then
-        fail.raise("UnavailablePermanently", "players cannot remove designs "
-                   .. "in " .. rs.name)
+        raise("UnavailablePermanently", "players cannot remove designs "
+              .. "in " .. rs.name)
+    end
+    local bad, refs = {}, {}
+    for _, id in ipairs(req.ids) do
+        local ok, e = pcall(own_design, conn, id)
+        if not ok and not (type(e) == "table" and e.tp_fail) then
+            error(e, 0)
+        end
+        if not ok then
+            bad[#bad + 1] = tostring(id)
+            refs[#refs + 1] = { type = 9, id = id }
+        end
+    end
+    if #bad > 0 then
+        raise("NoSuchThing", string.format("no design%s %s of yours to "
+              .. "remove; nothing removed", #bad > 1 and "s" or "",
+              table.concat(bad, ", ")), refs)
     end
     for _, id in ipairs(req.ids) do
         local d = model.designs[id]
-        if not d or d.owner ~= conn.player then
-            no_such("design", id, 9)
+        if d then
+            local ok, why = rs.remove_design(game.ctx(), conn.player, d)
+            if ok == false then
+                raise("Frame", string.format("design %d not removed: "
+                      .. "%s; nothing removed", id,
+                      why or "refused by the ruleset"),
+                      { { type = 9, id = id } })
+            end
+            if model.designs[id] then
+                model.remove_design(d)
+            end
         end
-    end
-    for _, id in ipairs(req.ids) do
-        rs.remove_design(game.ctx(), conn.player, model.designs[id])
     end
     return proto.okay("Designs removed")
 end)
