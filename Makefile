@@ -2,12 +2,15 @@
 #
 #   make            build ./tpserver
 #   make run        install missing Debian packages, build, run a MiniSec game in
-#                   the foreground on 127.0.0.1:6923 with its data in ./var
+#                   the foreground on 127.0.0.1:6923 (TP) and 6924 (TP over
+#                   TLS, self-signed certificate in ./var/tls) with its data
+#                   in ./var
 #   make test       install missing packages, build, run the whole test suite
 #   make asan       the whole test suite against an ASan+UBSan build
 #   make bench      load benchmarks (not part of make test)
 #   make fuzz       libFuzzer over the frame reader and codec (FUZZ_SECONDS=60)
-#   make install    PREFIX=/usr/local DESTDIR= (binary, Lua, rulesets, config)
+#   make install    PREFIX=/usr/local DESTDIR= (binary, Lua, rulesets, config,
+#                   man page, systemd unit, logrotate snippet)
 #   make deps       install missing Debian packages (apt-get, non-interactive)
 #
 # V=1 shows the full compiler command lines.
@@ -31,9 +34,9 @@ endif
 # Debian packages the build, the tests and the fuzzer need.
 DEB_PKGS = pkg-config libuv1-dev libluajit-5.1-dev luajit libssl-dev openssl \
            libleveldb-dev libsnappy-dev lua-cjson lua-cjson-dev python3 \
-           clang libclang-rt-dev
+           clang libclang-rt-dev libedit-dev
 
-PKGS      = libuv luajit openssl
+PKGS      = libuv luajit openssl libedit
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -105,7 +108,7 @@ deps:
 # ---------------------------------------------------------------- run/test
 run: deps
 	@$(MAKE) --no-print-directory build
-	./tpserver -f
+	./tpserver -f --tls-port 6924
 
 test: deps
 	@$(MAKE) --no-print-directory build unit-bins
@@ -128,15 +131,24 @@ asan: deps
 # ---------------------------------------------------------------- install
 SHARE = $(DESTDIR)$(PREFIX)/share/tpserver
 ETC   = $(DESTDIR)$(PREFIX)/etc/tpserver
+MAN1  = $(DESTDIR)$(PREFIX)/share/man/man1
+UNITS = $(DESTDIR)$(PREFIX)/lib/systemd/system
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE) $(ETC)
 	install -m 0755 tpserver $(DESTDIR)$(PREFIX)/bin/tpserver
 	cp -R lua rulesets admin $(SHARE)/
 	[ -e $(ETC)/tpserver.lua ] || install -m 0644 tpserver.lua $(ETC)/tpserver.lua
+	install -d $(MAN1) $(UNITS) $(SHARE)/packaging
+	install -m 0644 packaging/tpserver.1 $(MAN1)/tpserver.1
+	sed 's|@PREFIX@|$(PREFIX)|g' packaging/tpserver.service \
+	  > $(UNITS)/tpserver.service
+	chmod 0644 $(UNITS)/tpserver.service
+	install -m 0644 packaging/tpserver.logrotate $(SHARE)/packaging/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/tpserver
+	rm -f $(MAN1)/tpserver.1 $(UNITS)/tpserver.service
 	rm -rf $(SHARE)
 
 clean:

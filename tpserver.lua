@@ -1,9 +1,11 @@
 -- tpserver.lua: the server's configuration. A Lua file that returns a
 -- table; every key is optional (the defaults are shown). Unknown keys and
 -- wrong types stop the server at start with a message naming the key.
--- Command-line flags (--data, --port, --bind, --ruleset, --log-level) and
--- --set key=value override what is here. Check a file with
+-- Command-line flags (--data, --port, --bind, --ruleset, --log-level,
+-- --pid-file) and --set key=value override what is here. Relative paths
+-- are taken from the folder the server is started in. Check a file with
 --   tpserver --check-config -c FILE
+-- (it prints the effective configuration, defaults included).
 return {
     -- Data directory: the LevelDB database lives in <data>/db.
     data = "var",
@@ -11,8 +13,32 @@ return {
     -- The TP listener (plain TCP). Clients connect to tp://bind:port/.
     bind = "127.0.0.1",
     port = 6923,
-    -- listeners = { { kind = "tp", host = "0.0.0.0", port = 6923 } },
-    --   an explicit list replaces bind/port (only kind "tp" for now).
+    -- More listeners on bind (0: none; also --tls-port, --http-port,
+    -- --https-port): TP over TLS (tps://, 6924 by convention), the HTTP
+    -- tunnel of clients behind web proxies (a POST, then TP; 80 by
+    -- convention) and the same over TLS (443 by convention).
+    tls_port = 0,
+    http_port = 0,
+    https_port = 0,
+    -- An explicit list replaces bind, port and the three above; kinds tp,
+    -- tps, http, https; IPv4 or IPv6 addresses (an IPv6 one listens to
+    -- IPv6 only); a TLS listener may name its own cert and key:
+    -- listeners = {
+    --     { kind = "tp", host = "0.0.0.0", port = 6923 },
+    --     { kind = "tp", host = "::", port = 6923 },
+    --     { kind = "tps", host = "0.0.0.0", port = 6924 },
+    --     { kind = "https", host = "0.0.0.0", port = 443,
+    --       cert = "/etc/tpserver/web.pem", key = "/etc/tpserver/web.key" },
+    -- },
+    -- The TLS certificate chain and its key, PEM (also --cert, --key).
+    -- "" (both): a self-signed certificate in <data>/tls/, made at start
+    -- when it is missing or has expired. A configured file that is
+    -- missing, unreadable, expired or not matching stops the start. SIGHUP
+    -- loads the same files again (open connections keep their session).
+    -- TLS 1.2 and 1.3 only, ECDHE with AES-GCM or ChaCha20-Poly1305.
+    tls_cert = "",
+    tls_key = "",
+    tls_handshake_timeout = 10,            -- seconds
 
     -- The database. sync = true flushes every write to the device (safe
     -- against power loss, slower); false hands writes to the OS (safe
@@ -49,14 +75,51 @@ return {
     turn_mode = "players_finished",
     turn_length = 600,
 
-    -- Limits.
+    -- Limits. Each one logs when it acts.
+    max_connections = 4096,                -- player connections at once;
+                                           -- more get Fail "server full"
+    login_timeout = 120,                   -- seconds to log in (0: none)
+    request_rate = 0,                      -- requests a second per
+                                           -- connection (0: no limit);
+                                           -- more wait their turn
+    request_burst = 100,                   -- requests at once before it
     max_frame_size = 1048576,              -- bytes, header included
     max_output = 16777216,                 -- bytes queued to one client
     client_write_timeout = 60,             -- seconds a client may leave a
                                            -- quarter of that unread
 
-    -- Logging to stderr: error, warning, info, debug or trace, and
-    -- per-module levels, e.g. { net = "debug", turn = "info" }.
+    -- Logging. Levels: error, warning, info, debug or trace; a default
+    -- and per-module levels, e.g. { net = "debug", turn = "info" }
+    -- (modules: main, net, tls, session, game, turn, config, lua, log,
+    -- stats, and the ruleset's). One line per event: time (UTC), level,
+    -- module, then key=value fields.
     log_level = "info",
     log_modules = {},
+    -- Sinks, any combination:
+    -- log_stderr = true,                  -- default: true with -f, false
+                                           -- as a daemon
+    -- log_file = "var/tpserver.log",      -- appended to, reopened on
+                                           -- SIGHUP; "" for none. Default:
+                                           -- <data>/tpserver.log as a
+                                           -- daemon, none with -f
+    log_syslog = false,                    -- also send lines to syslog
+    log_syslog_facility = "daemon",        -- daemon, user, local0..local7
+    log_syslog_ident = "tpserver",         -- tag of every message
+    log_syslog_socket = "/dev/log",        -- the local syslog socket
+
+    -- Running as a service. The pid file is locked while the server
+    -- runs; tpserver --stop, --status and --stats find the server by it.
+    -- pid_file = "var/tpserver.pid",      -- default: <data>/tpserver.pid
+
+    -- Statistics in Prometheus text format, written to stats_file every
+    -- stats_interval seconds (0: only when asked) and on SIGUSR1, which is
+    -- what tpserver --stats sends. "" for none.
+    -- stats_file = "var/tpserver.prom",   -- default: <data>/tpserver.prom
+    stats_interval = 10,
+
+    -- SIGHUP reloads this file: logging, the game listing (game_*,
+    -- admin_email, media_base), account creation, the turn settings (from
+    -- the next turn), max_output, client_write_timeout and the statistics
+    -- keys change at once; any other change is logged and waits for a
+    -- restart.
 }

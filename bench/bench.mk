@@ -7,7 +7,7 @@
 # bench/README.md for the other knobs.
 
 BENCH_DIR  = $(BUILD)/bench
-BENCH_LIBS = $(shell pkg-config --libs libuv) -lm
+BENCH_LIBS = $(shell pkg-config --libs libuv openssl) -lm
 
 bench: deps
 	@$(MAKE) --no-print-directory build

@@ -15,6 +15,13 @@
  *
  * (on one line).  Any Fail reply or connection drop after set-up, and any
  * connection that could not be set up, is an error, described on stderr.
+ *
+ * --tls speaks TLS (OpenSSL through memory BIOs, certificate not checked)
+ * to a tps listener.  --handshakes measures connection set-up instead of
+ * requests: each of --conns connections connects, does the TLS handshake
+ * (with --tls) and a TP Connect, closes, and starts again, for the measured
+ * time; the line then has handshakes= (completed set-ups) and hps= (per
+ * second).
  * Exit status: 0 when the run completed without errors, 1 otherwise, 2 on a
  * usage error.
  */
@@ -30,6 +37,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <uv.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 /* ---------------------------------------------------------------- protocol */
 
@@ -168,6 +178,8 @@ struct conn {
     unsigned char *out;         /* frames queued, not yet written */
     size_t out_len;             /* bytes used in out */
     size_t out_cap;             /* size of out */
+    SSL *ssl;                   /* TLS session (--tls), NULL otherwise */
+    int tls_ready;              /* its handshake is complete */
 };
 
 /* A uv_write whose data is copied after the request itself. */
@@ -189,6 +201,8 @@ struct options {
     enum mix mix;               /* which requests to send */
     int no_login;               /* skip CreateAccount and Login */
     const char *user_prefix;    /* account names are prefix + number */
+    int tls;                    /* TLS to the server */
+    int handshakes;             /* measure connection set-ups */
 };
 
 struct loadgen {
@@ -209,7 +223,13 @@ struct loadgen {
     uint64_t async_frames;      /* frames with sequence 0 (ignored) */
     uint64_t errors;            /* errors of any kind */
     struct histogram hist;      /* latencies in the measured phase */
+    SSL_CTX *ssl_ctx;           /* client context (--tls) */
+    uint64_t hs_done;           /* set-ups completed while measuring */
 };
+
+/* Ciphertext read from a TLS connection; it goes into the session at once
+ * (one loop thread, alloc and read callbacks back to back). */
+static unsigned char tls_in[RBUF_CAP];
 
 static const char *mix_name(enum mix m)
 {
@@ -258,6 +278,7 @@ static void lg_error(struct loadgen *lg, const struct conn *c,
 
 static void start_load(struct loadgen *lg);
 static void finish(struct loadgen *lg);
+static void hs_cycle_done(struct conn *c);
 static void start_next(struct loadgen *lg);
 
 /* ---------------------------------------------------------------- closing */
@@ -266,6 +287,8 @@ static void start_next(struct loadgen *lg);
 static void setup_finished(struct conn *c)
 {
     struct loadgen *lg = c->lg;
+    if (lg->opt.handshakes)     /* no set-up phase in that mode */
+        return;
     lg->setting_up--;
     lg->finished++;
     if (lg->phase == PH_SETUP)
@@ -277,6 +300,8 @@ static void conn_close(struct conn *c)
     if (!c->started || c->closing)
         return;
     c->closing = 1;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     uv_close((uv_handle_t *)&c->tcp, NULL);
 }
 
@@ -313,22 +338,20 @@ static void on_written(uv_write_t *req, int status)
         conn_fail(c, "write", status);
 }
 
-/* Write out everything queued on c: directly if the socket takes it, the
- * rest through a copied uv_write. */
-static void conn_flush(struct conn *c)
+/* Writes len bytes at data: directly if the socket takes them, the rest
+ * through a copied uv_write. */
+static void raw_write(struct conn *c, const unsigned char *data, size_t len)
 {
-    if (c->out_len == 0 || c->closing)
+    if (len == 0 || c->closing || c->state == CS_DEAD)
         return;
-    uv_buf_t buf = uv_buf_init((char *)c->out, (unsigned)c->out_len);
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
     if (n < 0 && n != UV_EAGAIN) {
-        c->out_len = 0;
         conn_fail(c, "write", n);
         return;
     }
     size_t done = n > 0 ? (size_t)n : 0;
-    size_t rest = c->out_len - done;
-    c->out_len = 0;
+    size_t rest = len - done;
     if (rest == 0)
         return;
     struct wreq *w = malloc(sizeof *w + rest);
@@ -337,13 +360,47 @@ static void conn_flush(struct conn *c)
         return;
     }
     w->len = rest;
-    memcpy(w->data, c->out + done, rest);
+    memcpy(w->data, data + done, rest);
     buf = uv_buf_init((char *)w->data, (unsigned)rest);
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
     if (r < 0) {
         free(w);
         conn_fail(c, "write", r);
     }
+}
+
+/* TLS: sends the ciphertext the session has produced. */
+static void tls_push(struct conn *c)
+{
+    unsigned char buf[RBUF_CAP];
+    int n;
+    while (c->ssl && (n = BIO_read(SSL_get_wbio(c->ssl), buf,
+                                   (int)sizeof buf)) > 0)
+        raw_write(c, buf, (size_t)n);
+}
+
+/* Write out everything queued on c (encrypted first with --tls; before the
+ * handshake is done nothing is queued). */
+static void conn_flush(struct conn *c)
+{
+    if (c->out_len == 0 || c->closing)
+        return;
+    if (c->ssl) {
+        if (!c->tls_ready)
+            return;
+        int n = SSL_write(c->ssl, c->out, (int)c->out_len);
+        c->out_len = 0;
+        if (n <= 0) {
+            ERR_clear_error();
+            conn_fail(c, "TLS write failed", 0);
+            return;
+        }
+        tls_push(c);
+        return;
+    }
+    size_t len = c->out_len;
+    c->out_len = 0;
+    raw_write(c, c->out, len);
 }
 
 /* Append a string (u32 length + bytes) at p; returns the bytes written. */
@@ -501,6 +558,8 @@ static void handle_frame(struct conn *c, uint32_t seq, uint32_t type,
             describe_fail(type == FT_FAIL ? body : NULL, len, msg, sizeof msg);
             conn_fail(c, type == FT_FAIL ? msg : "Connect: unexpected reply",
                       0);
+        } else if (lg->opt.handshakes) {
+            hs_cycle_done(c);
         } else if (lg->opt.no_login) {
             became_ready(c);
         } else {
@@ -602,8 +661,55 @@ static void parse_frames(struct conn *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
+    if (c->ssl) {
+        *buf = uv_buf_init((char *)tls_in, sizeof tls_in);
+        return;
+    }
     *buf = uv_buf_init((char *)c->rbuf + c->rlen,
                        (unsigned)(RBUF_CAP - c->rlen));
+}
+
+/* TLS: ciphertext in, handshake or plaintext out into rbuf. */
+static void tls_input(struct conn *c, const unsigned char *p, size_t n)
+{
+    BIO_write(SSL_get_rbio(c->ssl), p, (int)n);
+    if (!c->tls_ready) {
+        int r = SSL_do_handshake(c->ssl);
+        tls_push(c);
+        if (r != 1) {
+            int e = SSL_get_error(c->ssl, r);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                char why[160];
+                ERR_error_string_n(ERR_get_error(), why, sizeof why);
+                ERR_clear_error();
+                conn_fail(c, why, 0);
+            }
+            return;
+        }
+        c->tls_ready = 1;
+        send_hello(c);
+    }
+    while (c->state != CS_DEAD && c->ssl) {
+        size_t room = RBUF_CAP - c->rlen;
+        if (room == 0) {
+            conn_fail(c, "internal: read buffer full", 0);
+            return;
+        }
+        int r = SSL_read(c->ssl, c->rbuf + c->rlen, (int)room);
+        if (r <= 0) {
+            int e = SSL_get_error(c->ssl, r);
+            ERR_clear_error();
+            if (e == SSL_ERROR_WANT_READ)
+                break;
+            conn_fail(c, e == SSL_ERROR_ZERO_RETURN ?
+                      "connection closed by the server" : "TLS read", 0);
+            return;
+        }
+        c->rlen += (size_t)r;
+        parse_frames(c);
+    }
+    if (c->state != CS_DEAD)
+        conn_flush(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -616,6 +722,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (c->state == CS_DEAD)
         return;
+    if (c->ssl) {
+        tls_input(c, (const unsigned char *)buf->base, (size_t)n);
+        return;
+    }
     c->rlen += (size_t)n;
     parse_frames(c);
     if (c->state != CS_DEAD)
@@ -640,8 +750,86 @@ static void on_connected(uv_connect_t *req, int status)
         conn_fail(c, "read start", r);
         return;
     }
+    if (c->lg->ssl_ctx) {
+        /* The Connect frame goes out when the handshake is done. */
+        c->ssl = SSL_new(c->lg->ssl_ctx);
+        BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+        if (!c->ssl || !rb || !wb) {
+            BIO_free(rb);
+            BIO_free(wb);
+            conn_fail(c, "out of memory", 0);
+            return;
+        }
+        BIO_set_mem_eof_return(rb, -1);
+        SSL_set_bio(c->ssl, rb, wb);
+        SSL_set_connect_state(c->ssl);
+        c->tls_ready = 0;
+        SSL_do_handshake(c->ssl);
+        ERR_clear_error();
+        tls_push(c);
+        return;
+    }
     send_hello(c);
     conn_flush(c);
+}
+
+/* ---------------------------------------------------------------- set-ups
+ * --handshakes: every connection connects, shakes hands, sends Connect,
+ * closes when it is answered, and starts over while the run lasts. */
+
+static void hs_start(struct conn *c);
+
+static void hs_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    c->closing = 0;
+    c->started = 0;
+    if (c->state != CS_DEAD &&
+        (c->lg->phase == PH_WARMUP || c->lg->phase == PH_MEASURE))
+        hs_start(c);
+}
+
+static void hs_start(struct conn *c)
+{
+    struct loadgen *lg = c->lg;
+    int r = uv_tcp_init(lg->loop, &c->tcp);
+    if (r < 0) {
+        lg_error(lg, c, "tcp init: %s", uv_strerror(r));
+        c->state = CS_DEAD;
+        return;
+    }
+    c->started = 1;
+    c->tcp.data = c;
+    c->creq.data = c;
+    c->state = CS_CONNECTING;
+    c->rlen = 0;
+    c->skip = 0;
+    c->out_len = 0;
+    c->inflight = 0;
+    memset(c->slots, 0, c->nslots * sizeof *c->slots);
+    r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&lg->addr,
+                       on_connected);
+    if (r < 0)
+        conn_fail(c, "connect", r);
+}
+
+/* Connect was answered: one set-up done; close (with close_notify) and go
+ * again. */
+static void hs_cycle_done(struct conn *c)
+{
+    struct loadgen *lg = c->lg;
+    if (lg->phase == PH_MEASURE)
+        lg->hs_done++;
+    if (c->ssl) {
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        tls_push(c);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    c->state = CS_IDLE;
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->tcp, hs_closed);
 }
 
 /* Start connections while fewer than --ramp are setting up. */
@@ -710,6 +898,7 @@ static void on_timer(uv_timer_t *t)
     case PH_WARMUP:
         lg->phase = PH_MEASURE;
         lg->t_start = uv_hrtime();
+        lg->hs_done = 0;
         uv_timer_start(&lg->timer, on_timer, ms_of(lg->opt.duration), 0);
         break;
     case PH_MEASURE:
@@ -779,6 +968,9 @@ static void usage(FILE *f)
 "  --user-prefix S      account names are S0, S1, ... (default bench)\n"
 "  --ramp N             connections setting up at once (default 64)\n"
 "  --setup-timeout SEC  time allowed for all set-ups (default 30)\n"
+"  --tls                TLS to the server (a tps listener)\n"
+"  --handshakes         measure set-ups: connect, (TLS handshake,) Connect,\n"
+"                       close, again; prints handshakes= and hps=\n"
 "  --help               this text\n"
 "Prints one line: conns= ready= pipeline= mix= seconds= replies= rps=\n"
 "p50_us= p90_us= p99_us= p999_us= max_us= errors=.  Exit 0 when the run\n"
@@ -811,7 +1003,7 @@ static int parse_seconds(const char *s, double lo, double *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_HOST = 256, O_PORT, O_CONNS, O_PIPE, O_DUR, O_WARM, O_MIX,
-           O_NOLOGIN, O_PREFIX, O_RAMP, O_SETUP, O_HELP };
+           O_NOLOGIN, O_PREFIX, O_RAMP, O_SETUP, O_HELP, O_TLS, O_HS };
     static const struct option longopts[] = {
         { "host", required_argument, NULL, O_HOST },
         { "port", required_argument, NULL, O_PORT },
@@ -825,6 +1017,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "ramp", required_argument, NULL, O_RAMP },
         { "setup-timeout", required_argument, NULL, O_SETUP },
         { "help", no_argument, NULL, O_HELP },
+        { "tls", no_argument, NULL, O_TLS },
+        { "handshakes", no_argument, NULL, O_HS },
         { NULL, 0, NULL, 0 }
     };
     *o = (struct options){
@@ -873,6 +1067,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case O_NOLOGIN:
             o->no_login = 1;
+            break;
+        case O_TLS:
+            o->tls = 1;
+            break;
+        case O_HS:
+            o->handshakes = 1;
             break;
         case O_PREFIX:
             o->user_prefix = optarg;
@@ -963,8 +1163,28 @@ int main(int argc, char **argv)
         oom = !c->slots || !c->out;
     }
 
+    if (lg.opt.tls) {
+        lg.ssl_ctx = SSL_CTX_new(TLS_client_method());
+        if (!lg.ssl_ctx) {
+            fprintf(stderr, "tploadgen: cannot create a TLS context\n");
+            return 1;
+        }
+        SSL_CTX_set_min_proto_version(lg.ssl_ctx, TLS1_2_VERSION);
+        SSL_CTX_set_verify(lg.ssl_ctx, SSL_VERIFY_NONE, NULL);
+        /* Every connection a full handshake: no session resumption. */
+        SSL_CTX_set_session_cache_mode(lg.ssl_ctx, SSL_SESS_CACHE_OFF);
+    }
+
     lg.loop = uv_default_loop();
-    if (!oom) {
+    if (!oom && lg.opt.handshakes) {
+        uv_timer_init(lg.loop, &lg.timer);
+        lg.timer.data = &lg;
+        lg.phase = PH_WARMUP;
+        uv_timer_start(&lg.timer, on_timer, ms_of(lg.opt.warmup), 0);
+        for (unsigned i = 0; i < lg.opt.conns; i++)
+            hs_start(&lg.conns[i]);
+        uv_run(lg.loop, UV_RUN_DEFAULT);
+    } else if (!oom) {
         uv_timer_init(lg.loop, &lg.timer);
         lg.timer.data = &lg;
         uv_timer_start(&lg.timer, on_timer, ms_of(lg.opt.setup_timeout), 0);
@@ -979,14 +1199,24 @@ int main(int argc, char **argv)
         lg.errors++;
     }
     for (unsigned i = 0; i < lg.opt.conns; i++) {
+        SSL_free(lg.conns[i].ssl);
         free(lg.conns[i].slots);
         free(lg.conns[i].out);
     }
     free(lg.conns);
+    SSL_CTX_free(lg.ssl_ctx);
     if (oom)
         return 1;
 
     double secs = (double)(lg.t_end - lg.t_start) / 1e9;
+    if (lg.opt.handshakes) {
+        printf("conns=%u tls=%d seconds=%.3f handshakes=%" PRIu64
+               " hps=%.0f errors=%" PRIu64 "\n", lg.opt.conns, lg.opt.tls,
+               secs, lg.hs_done, secs > 0 ? (double)lg.hs_done / secs : 0.0,
+               lg.errors);
+        fflush(stdout);
+        return lg.errors == 0 && lg.hs_done > 0 ? 0 : 1;
+    }
     double rps = secs > 0 ? (double)lg.replies / secs : 0.0;
     printf("conns=%u ready=%u pipeline=%u mix=%s seconds=%.3f "
            "replies=%" PRIu64 " rps=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64

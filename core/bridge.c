@@ -19,7 +19,9 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "console.h"
 #include "log.h"
+#include "stats.h"
 #include "store.h"
 #include "version.h"
 
@@ -182,6 +184,18 @@ static void encode_frame(lua_State *L, int idx, tp_conn_t *c, uint32_t seq)
     size_t body = c->out.len - start - TP_HEADER_SIZE;
     tp_frame_write_header(c->out.data + start, version, seq, def->type,
                           (uint32_t)body);
+    tp_stats_frame_out(def->type);
+    if (def->type == 1) {
+        /* Every Fail sent, whoever built it, is counted and logged here. */
+        lua_getfield(L, idx, "code");
+        lua_getfield(L, idx, "result");
+        uint32_t code = (uint32_t)lua_tonumber(L, -2);
+        tp_stats_fail_out(code);
+        tp_log_debug("net", "conn=%llu seq=%u Fail code=%u result=\"%s\"",
+                     (unsigned long long)c->id, seq, code,
+                     lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+        lua_pop(L, 2);
+    }
 }
 
 /* Encodes nil (nothing), one frame (a table with _type), or an array of
@@ -262,8 +276,6 @@ static void send_fail(tp_lua_t *lx, tp_conn_t *c, int version, uint32_t seq,
     size_t mark = c->out.len;
     fail_call_t fc = { c, version, seq, map_code(version, code), msg,
                        refs_idx };
-    tp_log_debug("net", "conn=%llu seq=%u Fail code=%u \"%s\"",
-                 (unsigned long long)c->id, seq, fc.code, msg);
     lua_pushcfunction(L, fail_trampoline);
     lua_pushlightuserdata(L, &fc);
     if (refs_idx)
@@ -372,6 +384,7 @@ void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
     size_t mark = c->out.len;
     request_call_t rc = { .lx = lx, .c = c, .h = h, .body = body,
                           .def = def };
+    uint64_t started = uv_hrtime();
     lx->in_dispatch = true;
     lua_pushcfunction(L, errhandler);
     lua_pushcfunction(L, request_trampoline);
@@ -435,6 +448,11 @@ void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
             }
         }
     }
+    /* A deferred request (the handler paused the connection) is timed by
+     * tp.dispatch when its reply goes out. */
+    if (!c->paused || c->closing)
+        tp_histogram_observe(&tp_stats.request_seconds,
+                             (double)(uv_hrtime() - started) / 1e9);
     lua_settop(L, top);
 }
 
@@ -520,6 +538,16 @@ static int l_conn_pause(lua_State *L)
     return 0;
 }
 
+/* conn:set_logged_in(): the login succeeded, so the deadline for logging
+ * in (limits.login_ms) no longer applies. */
+static int l_conn_set_logged_in(lua_State *L)
+{
+    tp_conn_t *c = check_conn(L, 1, false);
+    if (c)
+        tp_conn_set_logged_in(c);
+    return 0;
+}
+
 /* Resumes on the next loop iteration, never from inside another call. */
 static int l_conn_resume(lua_State *L)
 {
@@ -564,7 +592,13 @@ static int l_conn_index(lua_State *L)
             lua_pushstring(L, c->lst ? c->lst->kind : "?");
             return 1;
         } else if (strcmp(key, "tls") == 0) {
-            lua_pushboolean(L, 0);
+            lua_pushboolean(L, c->tls != NULL);
+            return 1;
+        } else if (strcmp(key, "admin") == 0) {
+            lua_pushboolean(L, c->set == TP_SET_ADMIN);
+            return 1;
+        } else if (strcmp(key, "tunnelled") == 0) {
+            lua_pushboolean(L, c->tunnelled);
             return 1;
         } else if (strcmp(key, "padding") == 0) {
             lua_pushboolean(L, c->pad);
@@ -741,6 +775,10 @@ static void close_all_timers(void)
 
 /* ------------------------------------------------------------ tp.core */
 
+/* core.listen(host, port [, kind [, set [, opts]]]) -> bound port.
+ * kind: tp, tps, http, https (or another name for a plain listener);
+ * opts.cert and opts.key are the PEM files of a TLS kind. Raises with a
+ * message naming the address (or the file) when it cannot listen. */
 static int l_core_listen(lua_State *L)
 {
     tp_lua_t *lx = get_lx(L);
@@ -751,9 +789,16 @@ static int l_core_listen(lua_State *L)
     int set = luaL_checkoption(L, 4, "player", sets);
     if (port < 0 || port > 65535)
         return luaL_argerror(L, 2, "port out of range");
-    char err[256];
-    int rc = tp_server_listen(lx->srv, host, port, kind, set, err,
-                              sizeof err);
+    const char *cert = NULL, *key = NULL;
+    if (lua_type(L, 5) == LUA_TTABLE) {
+        lua_getfield(L, 5, "cert");
+        cert = lua_tostring(L, -1);
+        lua_getfield(L, 5, "key");
+        key = lua_tostring(L, -1);  /* both stay on the stack */
+    }
+    char err[1024];
+    int rc = tp_server_listen_tls(lx->srv, host, port, kind, set, cert, key,
+                                  err, sizeof err);
     if (rc != 0)
         return luaL_error(L, "%s", err);
     lua_pushinteger(L, lx->srv->listeners->port);
@@ -825,7 +870,9 @@ static int l_core_stop(lua_State *L)
     return 0;
 }
 
-/* core.set_limits{ max_frame=, output_max=, stall_ms= } */
+/* core.set_limits{ max_frame=, output_max=, stall_ms=, max_connections=,
+ *                  handshake_ms=, login_ms=, request_rate=,
+ *                  request_burst= }: absent keys keep their value. */
 static int l_core_set_limits(lua_State *L)
 {
     tp_lua_t *lx = get_lx(L);
@@ -854,8 +901,60 @@ static int l_core_set_limits(lua_State *L)
             return luaL_error(L, "stall time must be at least 100 ms");
         lim.stall_ms = (uint64_t)v;
     }
-    lx->srv->limits = lim;
+    lua_getfield(L, 1, "max_connections");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (v < 1 || v > 1000000)
+            return luaL_error(L, "max_connections must be 1 to 1000000");
+        lim.max_conns = (uint32_t)v;
+    }
+    lua_getfield(L, 1, "handshake_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (v < 100)
+            return luaL_error(L, "the TLS handshake timeout must be at "
+                              "least 100 ms");
+        lim.handshake_ms = (uint64_t)v;
+    }
+    lua_getfield(L, 1, "login_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (v < 0)
+            return luaL_error(L, "the login timeout must not be negative");
+        lim.login_ms = (uint64_t)v;
+    }
+    lua_getfield(L, 1, "request_rate");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0))
+            return luaL_error(L, "request_rate must not be negative");
+        lim.rate = v;
+    }
+    lua_getfield(L, 1, "request_burst");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 1))
+            return luaL_error(L, "request_burst must be at least 1");
+        lim.burst = v;
+    }
+    tp_server_set_limits(lx->srv, &lim);
     return 0;
+}
+
+/* core.tls_reload() -> true | nil, err: loads every TLS listener's
+ * certificate and key again (SIGHUP); a listener whose files fail keeps
+ * the old ones. */
+static int l_core_tls_reload(lua_State *L)
+{
+    tp_lua_t *lx = get_lx(L);
+    char err[2048];
+    if (tp_server_tls_reload(lx->srv, err, sizeof err) > 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* core.mkdir(path [, mode]) -> true | nil, err; an existing folder is
@@ -905,13 +1004,21 @@ static int l_core_set_hooks(lua_State *L)
 static int l_core_stats(lua_State *L)
 {
     tp_lua_t *lx = get_lx(L);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushnumber(L, lx->srv->num_conns);
     lua_setfield(L, -2, "connections");
+    lua_pushnumber(L, lx->srv->num_refusing);
+    lua_setfield(L, -2, "refusing");
     lua_newtable(L);
     int i = 1;
     for (tp_listener_t *l = lx->srv->listeners; l; l = l->next) {
-        lua_createtable(L, 0, 6);
+        lua_createtable(L, 0, 9);
+        lua_pushboolean(L, l->tls);
+        lua_setfield(L, -2, "tls");
+        lua_pushnumber(L, (lua_Number)l->stats.tls_done);
+        lua_setfield(L, -2, "tls_done");
+        lua_pushnumber(L, (lua_Number)l->stats.tls_failed);
+        lua_setfield(L, -2, "tls_failed");
         lua_pushstring(L, l->kind);
         lua_setfield(L, -2, "kind");
         lua_pushstring(L, l->host);
@@ -964,6 +1071,7 @@ int luaopen_tp_core(lua_State *L)
         { "connections", l_core_connections },
         { "mkdir", l_core_mkdir },
         { "set_hooks", l_core_set_hooks },
+        { "tls_reload", l_core_tls_reload },
         { NULL, NULL }
     };
     lua_newtable(L);
@@ -1004,6 +1112,7 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
         { "set_padding", l_conn_set_padding },
         { "pause", l_conn_pause },
         { "resume", l_conn_resume },
+        { "set_logged_in", l_conn_set_logged_in },
         { NULL, NULL }
     };
     luaL_newmetatable(L, CONN_MT);
@@ -1031,6 +1140,8 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     preload(L, "tp.codec", luaopen_tp_codec);
     preload(L, "tp.store", luaopen_tp_store);
     preload(L, "tp.crypto", luaopen_tp_crypto);
+    preload(L, "tp.tls", luaopen_tp_tls);
+    preload(L, "tp.console", luaopen_tp_console);
     preload(L, "cjson", luaopen_cjson);
     /* The codec registry must exist before the network needs it. */
     lua_getglobal(L, "require");

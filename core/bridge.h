@@ -40,7 +40,8 @@ struct tp_lua {
 };
 
 /* Creates the state with the standard libraries and the tp.* modules
- * preloaded (tp.core, tp.codec, tp.store, tp.crypto, cjson). */
+ * preloaded (tp.core, tp.codec, tp.store, tp.crypto, tp.tls, tp.console,
+ * cjson). */
 int tp_lua_init(tp_lua_t *lx, tp_server_t *srv);
 void tp_lua_close(tp_lua_t *lx);
 
@@ -82,5 +83,6 @@ int tp_lua_pcall_logged(lua_State *L, int nargs, const char *what);
 /* Module openers defined elsewhere. */
 int luaopen_tp_core(lua_State *L);
 int luaopen_tp_crypto(lua_State *L);
+int luaopen_tp_tls(lua_State *L);
 
 #endif

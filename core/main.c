@@ -1,14 +1,22 @@
 /*
- * main.c: the command line, finding the server's Lua files, and wiring the
- * loop, the network and the Lua state together.
+ * main.c: the command line, finding the server's Lua files, detaching
+ * from the terminal, and wiring the loop, the network and the Lua state
+ * together.
  *
- *   tpserver [options]           run the server (see usage())
+ *   tpserver [options]           run the server: as a daemon, or in the
+ *                                foreground with -f (see usage())
+ *   tpserver --stop | --status | --stats | --check-config [options]
+ *                                act on the server the options name
  *   tpserver script FILE [ARGS]  run a Lua file with the server's modules
  *                                (tests, maintenance); exit 1 on error
  *
  * Everything about the game, the configuration file and the listeners is
- * decided by lua/tp/boot.lua; this file only collects the command line into
- * a table for it.
+ * decided by lua/tp/boot.lua; this file collects the command line into a
+ * table for it. A daemon forks before the loop exists (daemon.h) and
+ * reports to the waiting terminal once boot.lua has succeeded, so every
+ * start-up error is printed there with a non-zero exit. Signals: INT and
+ * TERM stop cleanly, HUP reopens the log files and runs the Lua reloaders;
+ * the pid file is removed after the database is closed.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -24,9 +32,12 @@
 #include <uv.h>
 
 #include "bridge.h"
+#include "daemon.h"
 #include "log.h"
 #include "net.h"
 #include "version.h"
+
+int luaopen_tp_sys(lua_State *L);
 
 #ifndef TP_DATADIR
 #define TP_DATADIR "/usr/local/share/tpserver"
@@ -35,19 +46,32 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-"usage: tpserver [options]\n"
+"usage: tpserver [options]             run the server (a daemon unless -f)\n"
+"       tpserver --stop|--status|--stats [options]\n"
+"       tpserver --check-config [options]\n"
 "       tpserver script FILE [ARGS...]\n"
 "\n"
 "Runs a Thousand Parsec game server. Options override tpserver.lua:\n"
 "  -f, --foreground       stay in the foreground (logs to stderr)\n"
 "  -c, --config FILE      configuration file (default: tpserver.lua)\n"
 "      --data DIR         data directory (LevelDB database), default ./var\n"
+"      --pid-file FILE    pid file (default: DIR/tpserver.pid)\n"
 "      --port N           TP port (default 6923)\n"
 "      --bind ADDR        listen address (default 127.0.0.1)\n"
+"      --tls-port N       TP over TLS (tps) listener on ADDR (0: none)\n"
+"      --http-port N      HTTP tunnel listener on ADDR (0: none)\n"
+"      --https-port N     HTTP tunnel over TLS listener on ADDR (0: none)\n"
+"      --cert FILE        TLS certificate chain, PEM (default: a\n"
+"                         self-signed one made in DIR/tls/)\n"
+"      --key FILE         its private key, PEM\n"
 "      --ruleset NAME     ruleset folder under rulesets/ (default minisec)\n"
 "      --log-level LEVEL  error, warning, info, debug or trace\n"
 "      --set KEY=VALUE    set any configuration key (repeatable)\n"
 "      --check-config     validate the configuration, print it, exit\n"
+"      --stop             stop the running server and wait until it is gone\n"
+"      --status           exit 0 if the server runs, 1 if it died, 3 if not\n"
+"      --stats            print the running server's statistics\n"
+"                         (Prometheus text format)\n"
 "  -h, --help             this text\n"
 "  -V, --version          print the version\n");
 }
@@ -66,7 +90,10 @@ static bool find_home(char *out, size_t len)
     char probe[PATH_MAX + 32];
     const char *env = getenv("TPSERVER_HOME");
     if (env && *env) {
-        snprintf(out, len, "%s", env);
+        /* Absolute, since a daemon leaves its start folder. */
+        char *real = realpath(env, NULL);
+        snprintf(out, len, "%s", real ? real : env);
+        free(real);
         return true;
     }
     char exe[PATH_MAX];
@@ -111,15 +138,25 @@ static tp_lua_t lx;
 
 static void on_hup(uv_signal_t *h, int signum)
 {
-    tp_log_info("main", "signal HUP: reloading");
+    tp_log_info("main", "signal=HUP reopening log files, reloading the "
+                "configuration");
+    tp_daemon_notify("RELOADING=1");
+    char err[512];
+    if (tp_log_reopen(err, sizeof err) != 0)
+        tp_log_error("log", "%s", err);
     tp_lua_hup(&lx);
+    tp_daemon_notify("READY=1");
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    tp_log_info("main", "signal %s: stopping",
+    tp_log_info("main", "signal=%s stopping",
                 signum == SIGINT ? "INT" : "TERM");
+    tp_daemon_notify("STOPPING=1");
     tp_lua_request_stop(&lx);
+    /* Closing the HUP handle restored the default action, which would
+     * end the process before the database is closed. */
+    signal(SIGHUP, SIG_IGN);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -141,6 +178,16 @@ static void watch_signals(tp_server_t *srv)
     uv_unref((uv_handle_t *)&srv->sig_int);
     uv_unref((uv_handle_t *)&srv->sig_term);
     uv_unref((uv_handle_t *)&srv->sig_hup);
+}
+
+/* Registers the C modules this file adds to the ones of tp_lua_init. */
+static void preload_modules(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_tp_sys);
+    lua_setfield(L, -2, "tp.sys");
+    lua_pop(L, 2);
 }
 
 static int run_script(tp_server_t *srv, const char *home, int argc,
@@ -174,83 +221,73 @@ static int run_script(tp_server_t *srv, const char *home, int argc,
     return status;
 }
 
-int main(int argc, char **argv)
+/* The command line, parsed before anything else happens (the daemon forks
+ * before the loop and the Lua state exist). Strings point into argv. */
+typedef struct options {
+    bool foreground;            /* -f */
+    bool check_config;          /* --check-config */
+    const char *command;        /* "stop", "status", "stats" or NULL */
+    const char *config;         /* -c FILE */
+    const char *data;           /* --data DIR */
+    const char *pid_file;       /* --pid-file FILE */
+    const char *bind;           /* --bind ADDR */
+    const char *ruleset;        /* --ruleset NAME */
+    const char *log_level;      /* --log-level LEVEL */
+    long port;                  /* --port N, 0 when not given */
+    const char *tls_port;       /* --tls-port N (checked), or NULL */
+    const char *http_port;      /* --http-port N (checked), or NULL */
+    const char *https_port;     /* --https-port N (checked), or NULL */
+    const char *cert;           /* --cert FILE */
+    const char *key;            /* --key FILE */
+    const char **sets;          /* --set items (argc slots) */
+    int num_sets;
+} options_t;
+
+/* Returns -1 to go on, else the exit status (help, version, misuse). */
+static int parse_options(int argc, char **argv, options_t *o)
 {
+    enum { OPT_STOP = 256, OPT_STATUS, OPT_STATS, OPT_PID_FILE };
+    enum { OPT_TLS_PORT = 320, OPT_HTTP_PORT, OPT_HTTPS_PORT, OPT_CERT,
+           OPT_KEY };
     static const struct option opts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "config", required_argument, NULL, 'c' },
         { "data", required_argument, NULL, 'd' },
+        { "pid-file", required_argument, NULL, OPT_PID_FILE },
         { "port", required_argument, NULL, 'p' },
         { "bind", required_argument, NULL, 'b' },
         { "ruleset", required_argument, NULL, 'r' },
         { "log-level", required_argument, NULL, 'l' },
         { "set", required_argument, NULL, 's' },
         { "check-config", no_argument, NULL, 'C' },
+        { "stop", no_argument, NULL, OPT_STOP },
+        { "status", no_argument, NULL, OPT_STATUS },
+        { "stats", no_argument, NULL, OPT_STATS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+        { "tls-port", required_argument, NULL, OPT_TLS_PORT },
+        { "http-port", required_argument, NULL, OPT_HTTP_PORT },
+        { "https-port", required_argument, NULL, OPT_HTTPS_PORT },
+        { "cert", required_argument, NULL, OPT_CERT },
+        { "key", required_argument, NULL, OPT_KEY },
         { NULL, 0, NULL, 0 }
     };
-    signal(SIGPIPE, SIG_IGN);
-
-    char home[PATH_MAX + 64];
-    if (!find_home(home, sizeof home)) {
-        fprintf(stderr, "tpserver: cannot find the server's Lua files "
-                "(lua/tp/boot.lua); set TPSERVER_HOME\n");
-        return 1;
-    }
-
-    uv_loop_t *loop = uv_default_loop();
-    tp_server_t srv;
-    tp_server_init(&srv, loop);
-    srv.lx = &lx;
-    if (tp_lua_init(&lx, &srv) != 0) {
-        fprintf(stderr, "tpserver: cannot create the Lua state\n");
-        return 1;
-    }
-    lua_State *L = lx.L;
-    set_package_path(L, home);
-
-    if (argc >= 2 && strcmp(argv[1], "script") == 0) {
-        if (argc < 3) {
-            usage(stderr);
-            return 2;
-        }
-        int rc = run_script(&srv, home, argc - 2, argv + 2);
-        tp_lua_stop(&lx);
-        uv_walk(loop, close_walk, NULL);
-        uv_run(loop, UV_RUN_DEFAULT);
-        tp_lua_close(&lx);
-        uv_loop_close(loop);
-        return rc;
-    }
-
-    /* args = { home=, config=, foreground=, check_config=,
-     *          overrides = { data=, port=, bind=, ruleset=, log_level= },
-     *          set = { "key=value", ... } } */
-    lua_newtable(L);
-    int args = lua_gettop(L);
-    lua_pushstring(L, home);
-    lua_setfield(L, args, "home");
-    lua_newtable(L);
-    int over = lua_gettop(L);
-    lua_newtable(L);
-    int sets = lua_gettop(L);
-    int nsets = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "fc:hV", opts, NULL)) != -1) {
+        const char *command = NULL;
         switch (ch) {
-        case 'f':
-            lua_pushboolean(L, 1);
-            lua_setfield(L, args, "foreground");
-            break;
-        case 'c':
-            lua_pushstring(L, optarg);
-            lua_setfield(L, args, "config");
-            break;
-        case 'd':
-            lua_pushstring(L, optarg);
-            lua_setfield(L, over, "data");
-            break;
+        case 'f': o->foreground = true; break;
+        case 'c': o->config = optarg; break;
+        case 'd': o->data = optarg; break;
+        case OPT_PID_FILE: o->pid_file = optarg; break;
+        case 'b': o->bind = optarg; break;
+        case 'r': o->ruleset = optarg; break;
+        case 'l': o->log_level = optarg; break;
+        case 's': o->sets[o->num_sets++] = optarg; break;
+        case 'C': o->check_config = true; break;
+        case OPT_STOP: command = "stop"; break;
+        case OPT_STATUS: command = "status"; break;
+        case OPT_STATS: command = "stats"; break;
         case 'p': {
             char *end;
             long port = strtol(optarg, &end, 10);
@@ -259,30 +296,28 @@ int main(int argc, char **argv)
                         optarg);
                 return 2;
             }
-            lua_pushinteger(L, port);
-            lua_setfield(L, over, "port");
+            o->port = port;
             break;
         }
-        case 'b':
-            lua_pushstring(L, optarg);
-            lua_setfield(L, over, "bind");
+        case OPT_TLS_PORT:
+        case OPT_HTTP_PORT:
+        case OPT_HTTPS_PORT: {
+            char *end;
+            long port = strtol(optarg, &end, 10);
+            const char *name = ch == OPT_TLS_PORT ? "tls-port" :
+                               ch == OPT_HTTP_PORT ? "http-port" :
+                               "https-port";
+            if (!*optarg || *end || port < 0 || port > 65535) {
+                fprintf(stderr, "tpserver: --%s wants 0-65535 (0: no such "
+                        "listener), got %s\n", name, optarg);
+                return 2;
+            }
+            *(ch == OPT_TLS_PORT ? &o->tls_port : ch == OPT_HTTP_PORT ?
+              &o->http_port : &o->https_port) = optarg;
             break;
-        case 'r':
-            lua_pushstring(L, optarg);
-            lua_setfield(L, over, "ruleset");
-            break;
-        case 'l':
-            lua_pushstring(L, optarg);
-            lua_setfield(L, over, "log_level");
-            break;
-        case 's':
-            lua_pushstring(L, optarg);
-            lua_rawseti(L, sets, ++nsets);
-            break;
-        case 'C':
-            lua_pushboolean(L, 1);
-            lua_setfield(L, args, "check_config");
-            break;
+        }
+        case OPT_CERT: o->cert = optarg; break;
+        case OPT_KEY: o->key = optarg; break;
         case 'h':
             usage(stdout);
             return 0;
@@ -293,34 +328,182 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+        if (command) {
+            if (o->command && strcmp(o->command, command) != 0) {
+                fprintf(stderr, "tpserver: --%s and --%s exclude each "
+                        "other\n", o->command, command);
+                return 2;
+            }
+            o->command = command;
+        }
     }
     if (optind < argc) {
         fprintf(stderr, "tpserver: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
         return 2;
     }
-    lua_pushvalue(L, sets);
-    lua_setfield(L, args, "set");
-    lua_pushvalue(L, over);
-    lua_setfield(L, args, "overrides");
-    lua_settop(L, args);
+    return -1;
+}
 
-    char boot[PATH_MAX + 128];
-    snprintf(boot, sizeof boot, "%s/lua/tp/boot.lua", home);
-    int status = 0;
-    if (tp_lua_boot(&lx, boot) != 0) {
-        status = 1;
-        tp_lua_request_stop(&lx);
-    } else if (srv.listeners) {
-        watch_signals(&srv);
-        uv_run(loop, UV_RUN_DEFAULT);
-        tp_log_info("main", "stopped");
+static void set_string(lua_State *L, int t, const char *key, const char *v)
+{
+    if (v) {
+        lua_pushstring(L, v);
+        lua_setfield(L, t, key);
     }
-    tp_lua_stop(&lx);
+}
+
+/* t[key] = v as an integer (v was checked by parse_options), when given. */
+static void set_port(lua_State *L, int t, const char *key, const char *v)
+{
+    if (v) {
+        lua_pushinteger(L, strtol(v, NULL, 10));
+        lua_setfield(L, t, key);
+    }
+}
+
+/* Pushes the table boot.lua receives:
+ *   { home=, config=, foreground=, daemon=, check_config=, command=,
+ *     overrides = { data=, port=, bind=, ruleset=, log_level=, pid_file= },
+ *     set = { "key=value", ... } } */
+static void push_args(lua_State *L, const options_t *o, const char *home,
+                      bool daemon)
+{
+    lua_newtable(L);
+    int args = lua_gettop(L);
+    set_string(L, args, "home", home);
+    set_string(L, args, "config", o->config);
+    set_string(L, args, "command", o->command);
+    lua_pushboolean(L, o->foreground);
+    lua_setfield(L, args, "foreground");
+    lua_pushboolean(L, daemon);
+    lua_setfield(L, args, "daemon");
+    lua_pushboolean(L, o->check_config);
+    lua_setfield(L, args, "check_config");
+    lua_newtable(L);
+    int over = lua_gettop(L);
+    set_string(L, over, "data", o->data);
+    set_string(L, over, "bind", o->bind);
+    set_string(L, over, "ruleset", o->ruleset);
+    set_string(L, over, "log_level", o->log_level);
+    set_string(L, over, "pid_file", o->pid_file);
+    if (o->port) {
+        lua_pushinteger(L, o->port);
+        lua_setfield(L, over, "port");
+    }
+    set_port(L, over, "tls_port", o->tls_port);
+    set_port(L, over, "http_port", o->http_port);
+    set_port(L, over, "https_port", o->https_port);
+    set_string(L, over, "tls_cert", o->cert);
+    set_string(L, over, "tls_key", o->key);
+    lua_setfield(L, args, "overrides");
+    lua_createtable(L, o->num_sets, 0);
+    for (int i = 0; i < o->num_sets; i++) {
+        lua_pushstring(L, o->sets[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, args, "set");
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    bool script = argc >= 2 && strcmp(argv[1], "script") == 0;
+    if (script && argc < 3) {
+        usage(stderr);
+        return 2;
+    }
+
+    options_t opt = { .sets = calloc((size_t)argc, sizeof(char *)) };
+    if (!opt.sets)
+        return 1;
+    if (!script) {
+        int rc = parse_options(argc, argv, &opt);
+        if (rc >= 0) {
+            free(opt.sets);
+            return rc;
+        }
+        /* A HUP or USR1 that comes while booting must not kill the
+         * server; the loop's handlers replace these. */
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGUSR1, SIG_IGN);
+    }
+
+    char home[PATH_MAX + 64];
+    if (!find_home(home, sizeof home)) {
+        fprintf(stderr, "tpserver: cannot find the server's Lua files "
+                "(lua/tp/boot.lua); set TPSERVER_HOME\n");
+        free(opt.sets);
+        return 1;
+    }
+
+    /* Without -f (and not for a command) the server detaches now, before
+     * the loop and its thread pool exist; the original process waits and
+     * exits with the outcome of the start. */
+    bool daemon = !script && !opt.foreground && !opt.check_config &&
+                  !opt.command;
+    if (daemon) {
+        char err[256];
+        if (tp_daemon_detach(err, sizeof err) != 0) {
+            fprintf(stderr, "tpserver: %s\n", err);
+            free(opt.sets);
+            return 1;
+        }
+    }
+
+    uv_loop_t *loop = uv_default_loop();
+    tp_server_t srv;
+    tp_server_init(&srv, loop);
+    srv.lx = &lx;
+    if (tp_lua_init(&lx, &srv) != 0) {
+        fprintf(stderr, "tpserver: cannot create the Lua state\n");
+        tp_daemon_failed();
+        free(opt.sets);
+        return 1;
+    }
+    lua_State *L = lx.L;
+    set_package_path(L, home);
+    preload_modules(L);
+
+    int status = 0;
+    bool served = false;
+    if (script) {
+        status = run_script(&srv, home, argc - 2, argv + 2);
+        tp_lua_stop(&lx);
+    } else {
+        push_args(L, &opt, home, daemon);
+        char boot[PATH_MAX + 128];
+        snprintf(boot, sizeof boot, "%s/lua/tp/boot.lua", home);
+        if (tp_lua_boot(&lx, boot) != 0) {
+            status = 1;
+            tp_daemon_failed();
+            tp_lua_request_stop(&lx);
+        } else if (srv.listeners) {
+            watch_signals(&srv);
+            tp_daemon_ready();
+            tp_daemon_notify("READY=1");
+            served = true;
+            uv_run(loop, UV_RUN_DEFAULT);
+            signal(SIGHUP, SIG_IGN);
+        } else {
+            /* --check-config, --stop, --status, --stats, or nothing to
+             * serve. */
+            status = tp_daemon_exit_status();
+            tp_daemon_ready();
+        }
+        tp_lua_stop(&lx);
+    }
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     tp_lua_close(&lx);
     if (uv_loop_close(loop) != 0)
         tp_log_warn("main", "loop closed with handles still open");
+    /* The database is closed: now the pid file may go. */
+    tp_daemon_release_all();
+    if (served)
+        tp_log_info("main", "stopped pid=%d status=%d", (int)getpid(),
+                    status);
+    free(opt.sets);
+    tp_log_close();
     return status;
 }

@@ -1,6 +1,7 @@
 /*
- * net.c: listeners, connections, frame cutting and the version rules of
- * PROTOCOL.md 3.5 (see net.h for the invariants).
+ * net.c: listeners, connections, the transports under them (plain, TLS,
+ * HTTP preamble), frame cutting, the version rules of PROTOCOL.md 3.5 and
+ * the connection limits (see net.h for the invariants).
  */
 #include "net.h"
 
@@ -9,17 +10,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "bridge.h"
 #include "codec.h"
 #include "log.h"
+#include "stats.h"
+#include "tls.h"
 
 #define READ_CHUNK 65536
 #define LINGER_MS 5000
+/* TLS reads: about one record, so a session's incoming BIO stays small;
+ * reading stops while this much is waiting to be decrypted. */
+#define TLS_READ_CHUNK (17 * 1024)
+/* Plaintext encrypted per step of a flush (one record). */
+#define TLS_WRITE_CHUNK 16384
+/* An output block larger than this is not kept for reuse. */
+#define OUT_KEEP 65536
+/* The HTTP request header before a tunnel, at most. */
+#define PREAMBLE_MAX 8192
+/* Over-limit connections kept open at once to be told "server full";
+ * more are closed as soon as they are accepted. */
+#define REFUSE_SLOTS 64
 
 static const char MSG_NOT_TP[] = "You are not running the correct protocol\n";
 static const char MSG_TOO_OLD[] =
     "You are not running the right version of TP, please upgrade\n";
+/* PROTOCOL.md 1.2: the exact answer to a tunnel's POST. */
+static const char HTTP_TUNNEL_OK[] =
+    "HTTP/1.0 200 OK\r\n"
+    "Cache-Control: no-store, no-cache, must-revalidate, post-check=0, "
+    "pre-check=0\r\n"
+    "Pragma: no-cache\r\n\r\n";
+#define HTTP_PAGE_BODY                                                     \
+    "<html><head><title>Thousand Parsec server</title></head><body>"       \
+    "<p>This is a Thousand Parsec game server. Connect to it with a "      \
+    "Thousand Parsec client.</p></body></html>\n"
+static const char HTTP_PAGE[] =
+    "HTTP/1.0 200 OK\r\n"
+    "Cache-Control: no-store, no-cache, must-revalidate, post-check=0, "
+    "pre-check=0\r\n"
+    "Pragma: no-cache\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "Content-Length: %zu\r\n\r\n%s";
+
+/* Ciphertext of TLS reads lands here and goes straight into the session:
+ * one loop thread, and libuv calls alloc and read back to back. */
+static char tls_read_buf[TLS_READ_CHUNK];
 
 void tp_server_init(tp_server_t *srv, uv_loop_t *loop)
 {
@@ -29,7 +67,62 @@ void tp_server_init(tp_server_t *srv, uv_loop_t *loop)
     srv->limits.output_high = 4u << 20;
     srv->limits.output_max = 16u << 20;
     srv->limits.stall_ms = 60000;
+    srv->limits.max_conns = 4096;
+    srv->limits.handshake_ms = 10000;
+    srv->limits.login_ms = 120000;
+    srv->limits.rate = 0;
+    srv->limits.burst = 100;
     srv->next_conn_id = 1;
+}
+
+/* True when a line may be logged now (at most one a second); *held is
+ * then the number of lines held back since the previous one. */
+static bool ratelog_allow(tp_ratelog_t *r, uint64_t now, uint64_t *held)
+{
+    if (r->last_ms != 0 && now - r->last_ms < 1000) {
+        r->held++;
+        return false;
+    }
+    *held = r->held;
+    r->held = 0;
+    r->last_ms = now ? now : 1;
+    return true;
+}
+
+static void format_utc(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) ||
+        strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(buf, len, "%lld", (long long)t);
+}
+
+/* Raises the soft open-file limit to what max_conns connections need
+ * (plus room for the listeners, the database and the refusing slots). */
+static void fit_nofile(uint32_t max_conns)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)max_conns + REFUSE_SLOTS + 256;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    rlim_t cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ?
+                 want : rl.rlim_max;
+    rl.rlim_cur = cur;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || cur < want)
+        tp_log_warn("net", "the open-file limit (%llu) is below what "
+                    "max_connections=%u needs (%llu): connections past it "
+                    "cannot be accepted; raise it (ulimit -n)",
+                    (unsigned long long)cur, max_conns,
+                    (unsigned long long)want);
+}
+
+void tp_server_set_limits(tp_server_t *srv, const tp_limits_t *lim)
+{
+    srv->limits = *lim;
+    fit_nofile(lim->max_conns);
 }
 
 size_t tp_conn_output_room(const tp_conn_t *c)
@@ -45,6 +138,7 @@ static void conn_free_if_done(tp_conn_t *c)
 {
     if (c->handles_open > 0)
         return;
+    tp_tls_free(c->tls);
     tp_buf_free(&c->in);
     tp_buf_free(&c->out);
     free(c);
@@ -71,13 +165,19 @@ static void conn_destroy(tp_conn_t *c)
             c->next->prev = c->prev;
         c->prev = c->next = NULL;
         c->linked = false;
-        srv->num_conns--;
-        c->lst->stats.open--;
+        if (c->refusing) {
+            srv->num_refusing--;
+        } else {
+            srv->num_conns--;
+            c->lst->stats.open--;
+        }
     }
     if (!uv_is_closing((uv_handle_t *)&c->timer))
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&c->stall))
         uv_close((uv_handle_t *)&c->stall, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->deadline))
+        uv_close((uv_handle_t *)&c->deadline, on_handle_closed);
     /* Closing the stream cancels a pending shutdown: its callback then runs
      * first, sees the handle closing and only frees its request. */
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
@@ -105,14 +205,21 @@ void tp_conn_close(tp_conn_t *c, const char *reason)
     if (c->closing)
         return;
     c->closing = true;
-    tp_log(TP_LOG_INFO, "net", "conn=%llu peer=%s closed reason=\"%s\"",
+    /* Refused connections were counted and logged (rate-limited) when
+     * they came in. */
+    tp_log(c->refusing ? TP_LOG_DEBUG : TP_LOG_INFO, "net",
+           "conn=%llu peer=%s closed reason=\"%s\"",
            (unsigned long long)c->id, c->peer, reason ? reason : "");
+    if (c->tls && !c->tls_ready && !c->srv->stopping)
+        c->lst->stats.tls_failed++;
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
+    uv_timer_stop(&c->deadline);
     tp_lua_conn_closed(c->srv->lx, c, reason);
     c->in.len = 0;
+    c->close_notify = true;
     bool was_in_batch = c->in_batch;
     c->in_batch = false;
     tp_conn_flush(c);
@@ -174,6 +281,8 @@ static void on_write(uv_write_t *req, int status)
     write_req_t *w = (write_req_t *)req;
     tp_conn_t *c = w->conn;
     c->write_pending -= w->len;
+    if (status >= 0)
+        tp_stats.bytes_out += w->len;
     free(w->data);
     free(w);
     if (status < 0 && status != UV_ECANCELED && !c->closing) {
@@ -191,21 +300,18 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-void tp_conn_flush(tp_conn_t *c)
+/* Hands len bytes at data (a heap block; ownership passes) to libuv. */
+static void write_block(tp_conn_t *c, uint8_t *data, size_t len)
 {
-    if (c->in_batch || c->out.len == 0 ||
-        uv_is_closing((uv_handle_t *)&c->tcp))
-        return;
     write_req_t *w = malloc(sizeof *w);
     if (!w) {
-        c->out.len = 0;
+        free(data);
+        tp_conn_close(c, "out of memory");
         return;
     }
     w->conn = c;
-    w->data = c->out.data;
-    w->len = c->out.len;
-    size_t max = c->out.max;
-    tp_buf_init(&c->out, max);
+    w->data = data;
+    w->len = len;
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
     c->write_pending += w->len;
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
@@ -226,6 +332,65 @@ void tp_conn_flush(tp_conn_t *c)
     }
 }
 
+/* TLS: encrypts the output (once the handshake is done; before it there
+ * is none), adds close_notify when the connection is closing, and writes
+ * the ciphertext, with whatever the session produced by itself
+ * (handshake messages, alerts, session tickets). */
+static void tls_flush(tp_conn_t *c)
+{
+    tp_buf_t cipher;
+    tp_buf_init(&cipher, 0);
+    bool ok = true;
+    if (c->out.len > 0) {
+        if (tp_tls_ready(c->tls)) {
+            ok = tp_buf_reserve(&cipher, c->out.len + c->out.len / 64 +
+                                4096);
+            for (size_t off = 0; ok && off < c->out.len;
+                 off += TLS_WRITE_CHUNK) {
+                size_t n = c->out.len - off;
+                if (n > TLS_WRITE_CHUNK)
+                    n = TLS_WRITE_CHUNK;
+                ok = tp_tls_write(c->tls, c->out.data + off, n) == 0 &&
+                     tp_tls_drain(c->tls, &cipher);
+            }
+        }
+        c->out.len = 0;
+        if (c->out.cap > OUT_KEEP)
+            tp_buf_free(&c->out);
+    }
+    if (ok && c->close_notify)
+        tp_tls_close_notify(c->tls);
+    if (ok)
+        ok = tp_tls_drain(c->tls, &cipher);
+    if (cipher.len > 0)
+        write_block(c, cipher.data, cipher.len);
+    else
+        tp_buf_free(&cipher);
+    if (!ok && !c->closing) {
+        tp_log_info("net", "conn=%llu peer=%s TLS write failed: %s",
+                    (unsigned long long)c->id, c->peer,
+                    tp_tls_reason(c->tls));
+        tp_conn_close(c, "TLS error");
+    }
+}
+
+void tp_conn_flush(tp_conn_t *c)
+{
+    if (c->in_batch || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->tls) {
+        tls_flush(c);
+        return;
+    }
+    if (c->out.len == 0)
+        return;
+    uint8_t *data = c->out.data;
+    size_t len = c->out.len;
+    size_t max = c->out.max;
+    tp_buf_init(&c->out, max);
+    write_block(c, data, len);
+}
+
 static void send_text_and_close(tp_conn_t *c, const char *text,
                                 const char *reason)
 {
@@ -240,6 +405,13 @@ static void send_text_and_close(tp_conn_t *c, const char *text,
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     tp_conn_t *c = h->data;
+    if (c->tls) {
+        /* Ciphertext goes into the session at once (tls_on_read); the
+         * backlog check there bounds what the session holds. */
+        buf->base = tls_read_buf;
+        buf->len = sizeof tls_read_buf;
+        return;
+    }
     /* The input cap is one largest frame plus one chunk: while frames are
      * processed it is never reached; while processing is held (pause,
      * output backpressure) reading stops there (see on_read). */
@@ -252,6 +424,14 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     }
     buf->base = (char *)c->in.data + c->in.len;
     buf->len = c->in.cap - c->in.len;
+}
+
+static void stop_reading(tp_conn_t *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
 }
 
 /* Handles one complete frame whose header is h and body follows. */
@@ -291,29 +471,150 @@ static void handle_frame(tp_conn_t *c, const tp_header_t *h,
     tp_lua_request(lx, c, h, body);
 }
 
-static void process_input(tp_conn_t *c)
+/* 1 when the n bytes at p start with word, 0 when they are a proper
+ * prefix of it (more needed), -1 when they differ. */
+static int starts_with(const uint8_t *p, size_t n, const char *word)
+{
+    size_t wl = strlen(word);
+    size_t m = n < wl ? n : wl;
+    if (memcmp(p, word, m) != 0)
+        return -1;
+    return n >= wl ? 1 : 0;
+}
+
+/* The first bytes on an http or https listener (PROTOCOL.md 1.2): raw TP
+ * goes on as it is; a POST is answered with the tunnel's 200 and the bytes
+ * after its header are TP; a GET gets a small page and the connection is
+ * closed; anything else is closed. Returns true when TP may follow in
+ * c->in, false while waiting for more or after closing. */
+static bool http_sniff(tp_conn_t *c)
+{
+    const uint8_t *p = c->in.data;
+    size_t n = c->in.len;
+    if (n == 0)
+        return false;
+    int tp = starts_with(p, n, "TP");
+    int post = starts_with(p, n, "POST");
+    int get = starts_with(p, n, "GET ");
+    if (tp == 1) {
+        c->sniff = false;
+        return true;
+    }
+    if (tp < 0 && post < 0 && get < 0) {
+        send_text_and_close(c, MSG_NOT_TP, "neither TP nor HTTP");
+        return false;
+    }
+    if (post != 1 && get != 1)
+        return false;
+    size_t lim = n < PREAMBLE_MAX ? n : PREAMBLE_MAX;
+    const uint8_t *end = memmem(p, lim, "\r\n\r\n", 4);
+    if (!end) {
+        if (n >= PREAMBLE_MAX) {
+            tp_log_info("net", "conn=%llu peer=%s HTTP request header over "
+                        "%d bytes", (unsigned long long)c->id, c->peer,
+                        PREAMBLE_MAX);
+            tp_conn_close(c, "HTTP header too long");
+        }
+        return false;
+    }
+    size_t hlen = (size_t)(end - p) + 4;
+    if (get == 1) {
+        char page[1024];
+        int len = snprintf(page, sizeof page, HTTP_PAGE,
+                           sizeof HTTP_PAGE_BODY - 1, HTTP_PAGE_BODY);
+        tp_buf_append(&c->out, page, (size_t)len);
+        tp_log_info("net", "conn=%llu peer=%s HTTP GET answered with the "
+                    "information page", (unsigned long long)c->id, c->peer);
+        tp_conn_close(c, "HTTP GET answered");
+        return false;
+    }
+    tp_buf_append(&c->out, HTTP_TUNNEL_OK, sizeof HTTP_TUNNEL_OK - 1);
+    tp_buf_consume(&c->in, hlen);
+    c->sniff = false;
+    c->tunnelled = true;
+    tp_log_info("net", "conn=%llu peer=%s HTTP tunnel open (%zu header "
+                "bytes)", (unsigned long long)c->id, c->peer, hlen);
+    return true;
+}
+
+/* An over-limit connection: once its first header is in, answer Fail
+ * "server full" in its version with its sequence number, and close. */
+static void refuse_input(tp_conn_t *c)
+{
+    const uint8_t *p = c->in.data;
+    size_t n = c->in.len;
+    tp_hdr_class_t cls = tp_frame_classify(p, n);
+    if (cls == TP_HDR_NEED_MORE)
+        return;
+    if (cls != TP_HDR_NOT_TP && cls != TP_HDR_TOO_OLD) {
+        if (n < TP_HEADER_SIZE)
+            return;
+        tp_header_t h;
+        tp_frame_parse(p, &h);
+        int v = cls == TP_HDR_TP04 || cls == TP_HDR_UNSUP_BIN ? 4 : 3;
+        tp_lua_send_fail(c->srv->lx, c, v, h.seq, TP_FAIL_UNAVAILABLE_TEMP,
+                         "server full: too many connections, try again "
+                         "later");
+    }
+    tp_conn_close(c, "server full");
+}
+
+static void on_resume_timer(uv_timer_t *t);
+
+/* Takes one request from c's token bucket. When it is empty, holds the
+ * connection (no reading, no processing) until a token is due. */
+static bool take_token(tp_conn_t *c)
+{
+    const tp_limits_t *lim = &c->srv->limits;
+    uint64_t now = uv_now(c->srv->loop);
+    c->tokens += (double)(now - c->tokens_ms) * lim->rate / 1000.0;
+    c->tokens_ms = now;
+    if (c->tokens > lim->burst)
+        c->tokens = lim->burst;
+    if (c->tokens >= 1.0) {
+        c->tokens -= 1.0;
+        return true;
+    }
+    if (!c->throttled && (c->rate_log_ms == 0 ||
+                          now - c->rate_log_ms >= 10000)) {
+        c->rate_log_ms = now;
+        tp_log_warn("net", "conn=%llu peer=%s over the request rate limit "
+                    "(%g a second, bursts of %g): its requests wait",
+                    (unsigned long long)c->id, c->peer, lim->rate,
+                    lim->burst);
+    }
+    c->throttled = true;
+    stop_reading(c);
+    uint64_t wait = (uint64_t)((1.0 - c->tokens) * 1000.0 / lim->rate) + 1;
+    uv_timer_start(&c->timer, on_resume_timer, wait, 0);
+    return false;
+}
+
+/* Cuts whole frames off the front of c->in and handles them in order,
+ * until the input runs out or processing is held. Returns the bytes used
+ * (the caller drops them); sets *held when it stopped with whole frames
+ * possibly left for later. */
+static size_t cut_frames(tp_conn_t *c, bool *held)
 {
     tp_server_t *srv = c->srv;
     size_t off = 0;
-    bool held = false;     /* stopped with whole frames possibly left */
-    c->in_batch = true;
+    if (c->sniff && !http_sniff(c))
+        return 0;
+    if (c->refusing) {
+        refuse_input(c);
+        return 0;
+    }
     while (!c->closing) {
         if (c->paused) {
-            held = true;
-            if (c->reading) {
-                uv_read_stop((uv_stream_t *)&c->tcp);
-                c->reading = false;
-            }
+            *held = true;
+            stop_reading(c);
             break;
         }
         if (c->write_pending + c->out.len > srv->limits.output_high) {
             /* The client is not reading its answers: stop reading its
              * requests until the output drains (on_write resumes). */
-            if (c->reading) {
-                uv_read_stop((uv_stream_t *)&c->tcp);
-                c->reading = false;
-            }
-            held = true;
+            stop_reading(c);
+            *held = true;
             break;
         }
         const uint8_t *p = c->in.data + off;
@@ -323,7 +624,9 @@ static void process_input(tp_conn_t *c)
         if (c->version == 0) {
             tp_hdr_class_t cls = tp_frame_classify(p, n);
             if (cls == TP_HDR_NOT_TP) {
-                send_text_and_close(c, MSG_NOT_TP, "not TP");
+                send_text_and_close(c, MSG_NOT_TP, p[0] == 0x16 && !c->tls ?
+                                    "TLS handshake on a plain port" :
+                                    "not TP");
                 break;
             }
             if (cls == TP_HDR_TOO_OLD) {
@@ -354,11 +657,69 @@ static void process_input(tp_conn_t *c)
         }
         if (n < TP_HEADER_SIZE + (size_t)h.len)
             break;
+        if (srv->limits.rate > 0 && !take_token(c)) {
+            *held = true;
+            break;
+        }
         off += TP_HEADER_SIZE + h.len;
+        tp_stats_frame_in(h.type);
         handle_frame(c, &h, p + TP_HEADER_SIZE);
     }
-    if (!c->closing)
-        tp_buf_consume(&c->in, off);
+    return off;
+}
+
+/* TLS: moves decrypted bytes into c->in while there is room. Returns false
+ * when the session failed (the connection is then closing). */
+static bool tls_pull(tp_conn_t *c)
+{
+    if (!c->tls_ready)
+        return true;
+    for (;;) {
+        size_t room = c->in.max - c->in.len;
+        if (room == 0)
+            return true;
+        if (room > TLS_READ_CHUNK)
+            room = TLS_READ_CHUNK;
+        if (!tp_buf_reserve(&c->in, room)) {
+            tp_conn_close(c, "out of memory");
+            return false;
+        }
+        long n = tp_tls_read(c->tls, c->in.data + c->in.len, room);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return true;
+        if (n == TP_TLS_EOF) {
+            /* close_notify: like a TCP end of stream. */
+            c->eof = true;
+            stop_reading(c);
+            return true;
+        }
+        tp_log_info("net", "conn=%llu peer=%s TLS error: %s",
+                    (unsigned long long)c->id, c->peer,
+                    tp_tls_reason(c->tls));
+        tp_conn_close(c, "TLS error");
+        return false;
+    }
+}
+
+static void process_input(tp_conn_t *c)
+{
+    bool held = false;     /* stopped with whole frames possibly left */
+    c->in_batch = true;
+    for (;;) {
+        if (c->tls && !tls_pull(c))
+            break;
+        size_t used = cut_frames(c, &held);
+        if (c->closing)
+            break;
+        tp_buf_consume(&c->in, used);
+        /* A TLS session may hold more plaintext than c->in had room for. */
+        if (!c->tls || held || used == 0 || tp_tls_backlog(c->tls) == 0)
+            break;
+    }
     c->in_batch = false;
     tp_conn_flush(c);
     if (c->eof && !held && !c->paused && !c->closing)
@@ -370,6 +731,7 @@ static void on_resume_timer(uv_timer_t *t)
     tp_conn_t *c = t->data;
     if (c->closing || c->paused)
         return;
+    c->throttled = false;
     process_input(c);
     if (!c->closing && c->write_pending + c->out.len <=
         c->srv->limits.output_high)
@@ -384,22 +746,96 @@ void tp_conn_resume_soon(tp_conn_t *c)
     uv_timer_start(&c->timer, on_resume_timer, 0, 0);
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+static void on_deadline(uv_timer_t *t)
+{
+    tp_conn_t *c = t->data;
+    if (c->closing)
+        return;
+    uint64_t waited = uv_now(c->srv->loop) - c->accepted_ms;
+    if (c->tls && !c->tls_ready) {
+        tp_log_info("net", "conn=%llu peer=%s TLS handshake not done after "
+                    "%llu ms: closing", (unsigned long long)c->id, c->peer,
+                    (unsigned long long)waited);
+        tp_conn_close(c, "TLS handshake timeout");
+    } else if (c->refusing) {
+        tp_conn_close(c, "server full");
+    } else if (!c->logged_in) {
+        tp_log_info("net", "conn=%llu peer=%s did not log in within %llu "
+                    "s: closing", (unsigned long long)c->id, c->peer,
+                    (unsigned long long)(c->srv->limits.login_ms / 1000));
+        tp_conn_close(c, "login timeout");
+    }
+}
+
+/* Starts the login deadline, counted from the accept. */
+static void arm_login_deadline(tp_conn_t *c)
+{
+    uint64_t limit = c->srv->limits.login_ms;
+    if (limit == 0 || c->logged_in) {
+        uv_timer_stop(&c->deadline);
+        return;
+    }
+    uint64_t spent = uv_now(c->srv->loop) - c->accepted_ms;
+    uv_timer_start(&c->deadline, on_deadline,
+                   limit > spent ? limit - spent : 1, 0);
+}
+
+void tp_conn_set_logged_in(tp_conn_t *c)
+{
+    c->logged_in = true;
+    if (!c->refusing)
+        uv_timer_stop(&c->deadline);
+}
+
+/* ------------------------------------------------------------ TLS input */
+
+static void tls_on_read(tp_conn_t *c, const char *p, size_t n)
+{
+    if (tp_tls_feed(c->tls, p, n) != 0) {
+        tp_conn_close(c, "out of memory");
+        return;
+    }
+    if (!c->tls_ready) {
+        int rc = tp_tls_handshake(c->tls);
+        if (rc != 1) {
+            tp_conn_flush(c); /* the handshake's next flight, or an alert */
+            if (rc < 0 && !c->closing) {
+                tp_log_info("net", "conn=%llu peer=%s TLS handshake failed: "
+                            "%s", (unsigned long long)c->id, c->peer,
+                            tp_tls_reason(c->tls));
+                tp_conn_close(c, "TLS handshake failed");
+            }
+            return;
+        }
+        c->tls_ready = true;
+        c->lst->stats.tls_done++;
+        tp_log_debug("net", "conn=%llu TLS handshake done: %s %s",
+                     (unsigned long long)c->id, tp_tls_protocol(c->tls),
+                     tp_tls_cipher(c->tls));
+        if (!c->refusing)
+            arm_login_deadline(c);
+    }
+    process_input(c);
+    if (!c->closing && tp_tls_backlog(c->tls) >= TLS_READ_CHUNK)
+        stop_reading(c); /* processing is held: resumed by its release */
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     tp_conn_t *c = s->data;
     if (nread == UV_ENOBUFS) {
         /* Input full while processing is held: stop reading until the
          * connection is resumed or its output drains. */
-        uv_read_stop(s);
-        c->reading = false;
+        stop_reading(c);
         return;
     }
     if (nread == UV_EOF) {
         /* The peer will send no more, but every whole request it sent is
          * still answered (some may be waiting on a deferred reply). */
         c->eof = true;
-        uv_read_stop(s);
-        c->reading = false;
+        stop_reading(c);
         process_input(c);
         return;
     }
@@ -409,13 +845,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->closing)
         return;
+    tp_stats.bytes_in += (uint64_t)nread;
+    if (c->tls) {
+        tls_on_read(c, buf->base, (size_t)nread);
+        return;
+    }
     c->in.len += (size_t)nread;
     process_input(c);
 }
 
 static void conn_start_reading(tp_conn_t *c)
 {
-    if (c->reading || c->closing || c->eof || c->paused)
+    if (c->reading || c->closing || c->eof || c->paused || c->throttled)
+        return;
+    if (c->tls && tp_tls_backlog(c->tls) >= TLS_READ_CHUNK)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
@@ -445,18 +888,65 @@ static void format_peer(uv_tcp_t *tcp, char *out, size_t len)
     }
 }
 
+/* "connection limit reached", at most once a second. */
+static void log_full(tp_listener_t *lst, const char *peer)
+{
+    tp_server_t *srv = lst->srv;
+    uint64_t held;
+    if (!ratelog_allow(&srv->full_log, uv_now(srv->loop), &held))
+        return;
+    char more[64] = "";
+    if (held)
+        snprintf(more, sizeof more, " (%llu more refused since the last "
+                 "message)", (unsigned long long)held);
+    tp_log_warn("net", "connection limit (%u) reached: refusing %s on %s "
+                "%s:%d%s", srv->limits.max_conns, peer, lst->kind,
+                lst->host, lst->port, more);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Over the limit with every refusing slot taken: accept and close at once
+ * (leaving it in the backlog would stall the listener). */
+static void refuse_now(uv_stream_t *server, tp_listener_t *lst)
+{
+    lst->stats.refused++;
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t)
+        return;
+    uv_tcp_init(lst->srv->loop, t);
+    char peer[64] = "?";
+    if (uv_accept(server, (uv_stream_t *)t) == 0)
+        format_peer(t, peer, sizeof peer);
+    uv_close((uv_handle_t *)t, free_handle);
+    log_full(lst, peer);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     tp_listener_t *lst = server->data;
     tp_server_t *srv = lst->srv;
+    uint64_t now = uv_now(srv->loop);
     if (status < 0) {
-        tp_log_warn("net", "accept on %s:%d failed: %s", lst->host, lst->port,
-                    uv_strerror(status));
+        uint64_t held;
+        if (ratelog_allow(&srv->accept_log, now, &held))
+            tp_log_warn("net", "accept on %s:%d failed: %s (%llu more "
+                        "since the last message)", lst->host, lst->port,
+                        uv_strerror(status), (unsigned long long)held);
+        return;
+    }
+    bool over = lst->set != TP_SET_ADMIN &&
+                srv->num_conns >= srv->limits.max_conns;
+    if (over && srv->num_refusing >= REFUSE_SLOTS) {
+        refuse_now(server, lst);
         return;
     }
     tp_conn_t *c = calloc(1, sizeof *c);
     if (!c) {
-        lst->stats.refused++;
+        refuse_now(server, lst);
         return;
     }
     c->srv = srv;
@@ -468,40 +958,88 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
     uv_timer_init(srv->loop, &c->stall);
+    uv_timer_init(srv->loop, &c->deadline);
     c->tcp.data = c;
     c->timer.data = c;
     c->stall.data = c;
-    c->handles_open = 3;
+    c->deadline.data = c;
+    c->handles_open = 4;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         lst->stats.refused++;
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
         uv_close((uv_handle_t *)&c->stall, on_handle_closed);
+        uv_close((uv_handle_t *)&c->deadline, on_handle_closed);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     c->id = srv->next_conn_id++;
+    c->refusing = over;
+    c->sniff = lst->http;
+    c->accepted_ms = now;
+    c->tokens = srv->limits.burst;
+    c->tokens_ms = now;
     format_peer(&c->tcp, c->peer, sizeof c->peer);
     c->linked = true;
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
-    srv->num_conns++;
-    lst->stats.accepted++;
-    lst->stats.open++;
-    tp_log_info("net", "conn=%llu peer=%s accepted on %s %s:%d",
-                (unsigned long long)c->id, c->peer, lst->kind, lst->host,
-                lst->port);
-    tp_lua_conn_open(srv->lx, c);
+    if (over) {
+        srv->num_refusing++;
+        lst->stats.refused++;
+        log_full(lst, c->peer);
+    } else {
+        srv->num_conns++;
+        lst->stats.accepted++;
+        lst->stats.open++;
+        tp_log_info("net", "conn=%llu peer=%s accepted on %s %s:%d",
+                    (unsigned long long)c->id, c->peer, lst->kind, lst->host,
+                    lst->port);
+    }
+    if (lst->tls) {
+        c->tls = tp_tls_new(lst->tls_ctx);
+        if (!c->tls) {
+            tp_conn_close(c, "out of memory");
+            return;
+        }
+    }
+    uint64_t limit = c->tls || over ? srv->limits.handshake_ms
+                                    : srv->limits.login_ms;
+    if (limit > 0)
+        uv_timer_start(&c->deadline, on_deadline, limit, 0);
+    if (!over)
+        tp_lua_conn_open(srv->lx, c);
     conn_start_reading(c);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    tp_listener_t *lst = h->data;
+    tp_tls_ctx_free(lst->tls_ctx);
+    free(lst);
 }
 
 int tp_server_listen(tp_server_t *srv, const char *host, int port,
                      const char *kind, int set, char *err, size_t errlen)
 {
+    return tp_server_listen_tls(srv, host, port, kind, set, NULL, NULL, err,
+                                errlen);
+}
+
+int tp_server_listen_tls(tp_server_t *srv, const char *host, int port,
+                         const char *kind, int set, const char *cert,
+                         const char *key, char *err, size_t errlen)
+{
     struct sockaddr_storage ss;
     int rc;
+    bool tls = strcmp(kind, "tps") == 0 || strcmp(kind, "https") == 0;
+    bool http = strcmp(kind, "http") == 0 || strcmp(kind, "https") == 0;
+    if (tls && (!cert || !*cert || !key || !*key)) {
+        snprintf(err, errlen, "the %s listener on %s port %d needs a TLS "
+                 "certificate and key", kind, host, port);
+        return UV_EINVAL;
+    }
     memset(&ss, 0, sizeof ss);
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
@@ -520,24 +1058,41 @@ int tp_server_listen(tp_server_t *srv, const char *host, int port,
             ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
         freeaddrinfo(res);
     }
+    tp_tls_ctx_t *ctx = NULL;
+    if (tls) {
+        char why[512];
+        ctx = tp_tls_ctx_new(cert, key, why, sizeof why);
+        if (!ctx) {
+            snprintf(err, errlen, "cannot start the %s listener on %s port "
+                     "%d: %s", kind, host, port, why);
+            return UV_EINVAL;
+        }
+    }
     tp_listener_t *lst = calloc(1, sizeof *lst);
     if (!lst) {
+        tp_tls_ctx_free(ctx);
         snprintf(err, errlen, "out of memory");
         return UV_ENOMEM;
     }
     lst->srv = srv;
     lst->set = set;
+    lst->tls = tls;
+    lst->http = http;
+    lst->tls_ctx = ctx;
     snprintf(lst->kind, sizeof lst->kind, "%s", kind);
     snprintf(lst->host, sizeof lst->host, "%s", host);
     uv_tcp_init(srv->loop, &lst->tcp);
     lst->tcp.data = lst;
-    rc = uv_tcp_bind(&lst->tcp, (struct sockaddr *)&ss, 0);
+    /* IPv6 only on an IPv6 address: "::" and "0.0.0.0" can both be
+     * configured on one port. */
+    rc = uv_tcp_bind(&lst->tcp, (struct sockaddr *)&ss,
+                     ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&lst->tcp, 511, on_connection);
     if (rc != 0) {
         snprintf(err, errlen, "cannot listen on %s port %d (%s): %s", host,
                  port, kind, uv_strerror(rc));
-        uv_close((uv_handle_t *)&lst->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&lst->tcp, listener_closed);
         return rc;
     }
     struct sockaddr_storage bound;
@@ -549,8 +1104,47 @@ int tp_server_listen(tp_server_t *srv, const char *host, int port,
                           ((struct sockaddr_in *)&bound)->sin_port);
     lst->next = srv->listeners;
     srv->listeners = lst;
-    tp_log_info("net", "listening on %s %s:%d", kind, host, lst->port);
+    if (ctx) {
+        char when[48];
+        format_utc(tp_tls_ctx_not_after(ctx), when, sizeof when);
+        tp_log_info("net", "listening on %s %s:%d (certificate %s, valid "
+                    "until %s)", kind, host, lst->port, tp_tls_ctx_cert(ctx),
+                    when);
+    } else {
+        tp_log_info("net", "listening on %s %s:%d", kind, host, lst->port);
+    }
     return 0;
+}
+
+int tp_server_tls_reload(tp_server_t *srv, char *err, size_t errlen)
+{
+    int failed = 0;
+    size_t used = 0;
+    if (errlen)
+        err[0] = '\0';
+    for (tp_listener_t *l = srv->listeners; l; l = l->next) {
+        if (!l->tls_ctx)
+            continue;
+        char why[512];
+        if (tp_tls_ctx_reload(l->tls_ctx, why, sizeof why) != 0) {
+            failed++;
+            tp_log_error("net", "%s listener %s:%d keeps its old "
+                         "certificate: %s", l->kind, l->host, l->port, why);
+            if (used < errlen) {
+                int w = snprintf(err + used, errlen - used, "%s%s",
+                                 used ? "; " : "", why);
+                if (w > 0)
+                    used += (size_t)w;
+            }
+            continue;
+        }
+        char when[48];
+        format_utc(tp_tls_ctx_not_after(l->tls_ctx), when, sizeof when);
+        tp_log_info("net", "%s listener %s:%d: certificate %s loaded again "
+                    "(valid until %s)", l->kind, l->host, l->port,
+                    tp_tls_ctx_cert(l->tls_ctx), when);
+    }
+    return failed;
 }
 
 void tp_server_stop(tp_server_t *srv)
@@ -560,7 +1154,14 @@ void tp_server_stop(tp_server_t *srv)
     srv->stopping = true;
     for (tp_listener_t *l = srv->listeners, *next; l; l = next) {
         next = l->next;
-        uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+        tp_log_info("net", "listener %s %s:%d: accepted=%llu refused=%llu "
+                    "open=%u tls_done=%llu tls_failed=%llu", l->kind,
+                    l->host, l->port,
+                    (unsigned long long)l->stats.accepted,
+                    (unsigned long long)l->stats.refused, l->stats.open,
+                    (unsigned long long)l->stats.tls_done,
+                    (unsigned long long)l->stats.tls_failed);
+        uv_close((uv_handle_t *)&l->tcp, listener_closed);
     }
     srv->listeners = NULL;
     for (tp_conn_t *c = srv->conns, *next; c; c = next) {

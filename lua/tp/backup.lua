@@ -3,10 +3,10 @@
 -- The copy is read from a LevelDB snapshot, so it is the game exactly as
 -- it was when the backup started, whatever is written meanwhile. It is
 -- made in slices on the loop (a few thousand keys per tick), so clients
--- are served while it runs. The target is a new LevelDB database in an
--- empty or absent folder; `tpserver --data <that folder's parent>` cannot
--- be used directly since the database lives in <data>/db: the backup
--- folder is laid out as a data directory (<dir>/db).
+-- are served while it runs. The backup folder is laid out as a data
+-- directory: the copy is built in <dir>/db.incomplete and renamed to
+-- <dir>/db once it is whole and synced, so `tpserver --data <dir>` starts
+-- the game as it was, and a backup cut short never looks like a game.
 
 local core = require "tp.core"
 local store = require "tp.store"
@@ -14,7 +14,8 @@ local log = require "tp.log"
 
 local M = {}
 
-local SLICE = 4000      -- keys copied per loop tick
+local SLICE = 4000      -- keys copied per loop tick, at most
+local SLICE_MS = 5      -- milliseconds one slice may take, about
 local running = nil     -- the backup in progress, if any
 
 -- Starts a backup of db (a tp.db handle) into data directory dir.
@@ -28,12 +29,20 @@ function M.start(db, dir, done)
     if not ok then
         return nil, err
     end
+    local final, partial = dir .. "/db", dir .. "/db.incomplete"
+    local f = io.open(final .. "/CURRENT", "rb")
+    if f then
+        f:close()
+        return nil, dir .. " already holds a database (" .. final .. ")"
+    end
+    -- What a backup cut short left.
+    require("tp.db").remove_dir(partial)
     local target
-    target, err = store.open(dir .. "/db", { create_if_missing = true,
-                                             error_if_exists = true })
+    target, err = store.open(partial, { create_if_missing = true,
+                                        error_if_exists = true })
     if not target then
-        return nil, "cannot create the backup database in " .. dir ..
-                    "/db: " .. tostring(err)
+        return nil, "cannot create the backup database in " .. partial ..
+                    ": " .. tostring(err)
     end
     local snap = db.raw:snapshot()
     local it = db.raw:iter { snapshot = snap }
@@ -45,6 +54,13 @@ function M.start(db, dir, done)
         it:close()
         snap:release()
         target:close()
+        if success then
+            local rok, rerr = os.rename(partial, final)
+            if not rok then
+                success, message = false, "cannot rename " .. partial ..
+                                   " to " .. final .. ": " .. tostring(rerr)
+            end
+        end
         if success then
             local info = { dir = dir, keys = job.keys, bytes = job.bytes,
                            ms = core.hrtime() - started }
@@ -59,7 +75,11 @@ function M.start(db, dir, done)
     local function slice()
         local ok2, err2 = pcall(function()
             local batch = target:batch()
-            for _ = 1, SLICE do
+            local t0 = core.hrtime()
+            for i = 1, SLICE do
+                if i % 256 == 0 and core.hrtime() - t0 > SLICE_MS then
+                    break
+                end
                 local k, v = it()
                 if not k then
                     local wok, werr = target:write(batch, true)
@@ -84,7 +104,9 @@ function M.start(db, dir, done)
         if err2 == true then
             return finish(true)
         end
-        core.timer(0, 0, slice)
+        -- (1 ms, not 0: a timer of 0 started from a timer callback runs
+        -- in the same pass of the loop, before any client is served.)
+        core.timer(1, 0, slice)
     end
     log.info("backup", "backup to %s started", dir)
     core.timer(0, 0, slice)

@@ -13,23 +13,30 @@ local cfg, path = config.load(args)
 if not cfg then
     error(path, 0)
 end
+local service = require "tp.service"
+service.resolve(cfg, args)
 if args.check_config then
     print("-- configuration: " .. (path or "(defaults)"))
     print(config.dump(cfg))
     return nil
 end
-
-core.set_log_level(cfg.log_level)
-for module, level in pairs(cfg.log_modules) do
-    core.set_log_level(level, module)
+if args.command then   -- --stop, --status, --stats
+    require("tp.sys").set_exit_status(service.command(args, cfg))
+    return nil
 end
+service.prepare(cfg, args, path)
 if cfg.max_output < 2 * cfg.max_frame_size then
     error("configuration key 'max_output' must be at least twice "
           .. "max_frame_size", 0)
 end
 core.set_limits { max_frame = cfg.max_frame_size,
                   output_max = cfg.max_output,
-                  stall_ms = cfg.client_write_timeout * 1000 }
+                  stall_ms = cfg.client_write_timeout * 1000,
+                  max_connections = cfg.max_connections,
+                  handshake_ms = cfg.tls_handshake_timeout * 1000,
+                  login_ms = cfg.login_timeout * 1000,
+                  request_rate = cfg.request_rate,
+                  request_burst = cfg.request_burst }
 
 local proto = require "tp.proto"
 proto.register()
@@ -56,6 +63,9 @@ for part in cfg.data:gmatch("[^/]+") do
     end
 end
 
+service.lock(cfg)
+service.open_logs(cfg)
+
 local db
 db, err = db_mod.open(cfg.data .. "/db", {
     create_if_missing = true, paranoid_checks = true, sync = cfg.sync,
@@ -76,24 +86,25 @@ end
 dispatch.add(require("tp.handlers.session").init(cfg).handlers)
 dispatch.add(require("tp.handlers.game").handlers)
 
-for _, l in ipairs(cfg.listeners) do
-    local okl, lerr = pcall(core.listen, l.host, l.port, l.kind, "player")
-    if not okl then
-        game.stop()
-        db:close()
-        error(tostring(lerr):gsub("^.-: ", "", 1), 0)
-    end
-    l.port = lerr
+local listeners = require "tp.listeners"
+ok, err = listeners.prepare_tls(cfg)
+if ok then
+    ok, err = listeners.start(cfg)
+end
+if not ok then
+    game.stop()
+    db:close()
+    error(err, 0)
 end
 
 log.info("main", "tpserver %s serving %s %s (turn %d) from %s", core.version,
          rs.name, rs.version, game.turn_number(), cfg.data)
-if args.foreground then
-    for _, l in ipairs(cfg.listeners) do
-        io.stderr:write(string.format("tpserver: %s game on %s://%s:%d/\n",
-                        rs.name, l.kind, l.host, l.port))
-    end
+-- On the terminal (a daemon has not left it yet).
+for _, l in ipairs(cfg.listeners) do
+    io.stderr:write(string.format("tpserver: %s game on %s://%s:%d/\n",
+                    rs.name, l.kind, l.host, l.port))
 end
+service.started(cfg, db)
 
 return {
     dispatch = dispatch.dispatch,
@@ -105,6 +116,7 @@ return {
         require("tp.hup").run()
     end,
     on_stop = function()
+        service.stop()
         game.stop()
         db:close()
         log.info("main", "database closed")

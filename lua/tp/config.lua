@@ -18,7 +18,41 @@ M.schema = {
     port = { type = "integer", default = 6923, min = 1, max = 65535,
              doc = "port of the default TP listener" },
     listeners = { type = "table", default = false,
-                  doc = "explicit listener list; replaces bind/port" },
+                  doc = "explicit listener list { { kind =, host =, port = "
+                        .. "[, cert =, key =] } }; replaces bind, port, "
+                        .. "tls_port, http_port and https_port" },
+    tls_port = { type = "integer", default = 0, min = 0, max = 65535,
+                 doc = "port of a TLS (tps) listener on bind; 0: none" },
+    http_port = { type = "integer", default = 0, min = 0, max = 65535,
+                  doc = "port of an HTTP tunnel (http) listener on bind; "
+                        .. "0: none" },
+    https_port = { type = "integer", default = 0, min = 0, max = 65535,
+                   doc = "port of an HTTPS tunnel (https) listener on "
+                         .. "bind; 0: none" },
+    tls_cert = { type = "string", default = "",
+                 doc = "certificate chain (PEM) of the TLS listeners; \"\": "
+                       .. "a self-signed one, <data>/tls/cert.pem, made "
+                       .. "when missing" },
+    tls_key = { type = "string", default = "",
+                doc = "private key (PEM, not encrypted) of tls_cert; \"\": "
+                      .. "<data>/tls/key.pem" },
+    tls_handshake_timeout = { type = "number", default = 10, min = 0.1,
+                              max = 3600,
+                              doc = "seconds a TLS handshake may take" },
+    max_connections = { type = "integer", default = 4096, min = 1,
+                        max = 1000000,
+                        doc = "player connections at once; more get Fail "
+                              .. "\"server full\" and are closed" },
+    login_timeout = { type = "number", default = 120, min = 0, max = 86400,
+                      doc = "seconds a connection may stay without logging "
+                            .. "in (0: no limit)" },
+    request_rate = { type = "number", default = 0, min = 0, max = 1000000,
+                     doc = "requests a second one connection may send (0: "
+                           .. "no limit); more wait their turn" },
+    request_burst = { type = "integer", default = 100, min = 1,
+                      max = 1000000,
+                      doc = "requests a connection may send at once before "
+                            .. "request_rate applies" },
     sync = { type = "boolean", default = false,
              doc = "flush every write to the device (power-loss safety); "
                    .. "off: writes reach the OS (process-crash safety)" },
@@ -69,6 +103,36 @@ M.schema = {
                   doc = "default log level" },
     log_modules = { type = "table", default = {},
                     doc = "per-module log levels, e.g. { net = 'debug' }" },
+    -- Keys without a default take one that depends on how the server runs
+    -- (tp.service.resolve): as a daemon or in the foreground (-f).
+    log_stderr = { type = "boolean",
+                   doc = "log to stderr (default: true with -f, false as "
+                         .. "a daemon)" },
+    log_file = { type = "string",
+                 doc = "log file, reopened on SIGHUP; \"\" for none "
+                       .. "(default: <data>/tpserver.log as a daemon, none "
+                       .. "with -f)" },
+    log_syslog = { type = "boolean", default = false,
+                   doc = "log to syslog too" },
+    log_syslog_facility = { type = "string", default = "daemon",
+                            oneof = { "daemon", "user", "local0", "local1",
+                                      "local2", "local3", "local4",
+                                      "local5", "local6", "local7" },
+                            doc = "syslog facility" },
+    log_syslog_ident = { type = "string", default = "tpserver",
+                         doc = "syslog tag of every message" },
+    log_syslog_socket = { type = "string", default = "/dev/log",
+                          doc = "the local syslog socket" },
+    pid_file = { type = "string",
+                 doc = "pid file, locked while the server runs "
+                       .. "(default: <data>/tpserver.pid)" },
+    stats_file = { type = "string",
+                   doc = "statistics in Prometheus text format, rewritten "
+                         .. "every stats_interval seconds and on SIGUSR1; "
+                         .. "\"\" for none (default: <data>/tpserver.prom)" },
+    stats_interval = { type = "number", default = 10, min = 0, max = 86400,
+                       doc = "seconds between writes of stats_file (0: only "
+                             .. "on SIGUSR1 and tpserver --stats)" },
     turn_mode = { type = "string", default = "players_finished",
                   oneof = { "fixed", "players_finished", "manual" },
                   doc = "when a turn ends" },
@@ -192,25 +256,17 @@ function M.check(raw)
             cfg[k] = copy(spec.default)
         end
     end
-    if cfg.listeners then
-        for i, l in ipairs(cfg.listeners) do
-            if type(l) ~= "table" or type(l.port) ~= "number" then
-                return nil, "listeners[" .. i .. "] needs a port"
-            end
-            l.kind = l.kind or "tp"
-            l.host = l.host or cfg.bind
-            if l.kind ~= "tp" then
-                return nil, "listeners[" .. i .. "]: kind '" ..
-                    tostring(l.kind) .. "' is not supported (only tp)"
-            end
-        end
-    else
-        cfg.listeners = { { kind = "tp", host = cfg.bind, port = cfg.port } }
+    local lok, lerr = require("tp.listeners").normalize(cfg)
+    if not lok then
+        return nil, lerr
     end
+    local levels = { error = true, warning = true, warn = true, info = true,
+                     debug = true, trace = true }
     for module, level in pairs(cfg.log_modules) do
-        if type(level) ~= "string" then
+        if type(module) ~= "string" or not levels[level] then
             return nil, "log_modules." .. tostring(module) ..
-                        " must be a level name"
+                        " must be a level name (error, warning, info, "
+                        .. "debug or trace)"
         end
     end
     return cfg
@@ -267,14 +323,8 @@ function M.load(args)
     if not cfg then
         return nil, err
     end
-    if raw.listeners and (args.overrides.port or args.overrides.bind) then
-        for _, l in ipairs(cfg.listeners) do
-            if l.kind == "tp" then
-                l.port = args.overrides.port or l.port
-                l.host = args.overrides.bind or l.host
-                break
-            end
-        end
+    if raw.listeners then
+        require("tp.listeners").apply_flags(cfg, args.overrides or {})
     end
     return cfg, path
 end

@@ -17,12 +17,19 @@ function M.new(opts)
     local accounts = require "tp.accounts"
     local ctx = {
         settings = opts.settings,    -- the ruleset's settings, checked
-        state = model.rsstate,       -- persistent table for the ruleset
         turn = opts.turn or 1,       -- current turn number
         random = random,             -- tp.random (MT19937)
         types = {},                  -- object type name -> id
         orders = {},                 -- order type name -> id
     }
+    -- ctx.state: the ruleset's persistent table. It is looked up in the
+    -- model on every use, because a rollback (a failed request or turn)
+    -- reloads the model and replaces the table.
+    setmetatable(ctx, { __index = function(_, k)
+        if k == "state" then
+            return model.rsstate
+        end
+    end })
     local module = (opts.name or "ruleset"):lower()
 
     for id, t in pairs(types.objects) do
@@ -41,7 +48,6 @@ function M.new(opts)
     -- The persistent state table may be replaced as a whole.
     function ctx:set_state(t)
         model.rsstate = t
-        self.state = t
         model.state_changed()
     end
 

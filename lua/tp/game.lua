@@ -14,6 +14,7 @@ local db_mod = require "tp.db"
 local log = require "tp.log"
 local proto = require "tp.proto"
 local accounts = require "tp.accounts"
+local stats = require "tp.stats"
 
 local M = {}
 
@@ -21,11 +22,15 @@ local cfg, db, ruleset
 local meta          -- meta/game
 local turn          -- meta/turn
 local timer         -- core timer for the end of turn
+local turn_seconds = stats.histogram("tpserver_turn_duration_seconds",
+    "Time the turn processing took (ruleset and database write).",
+    { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300 })
 M.sessions = {}     -- logged-in player connection -> player id
 
--- The ruleset's settings: its declared defaults overlaid with the
+-- The ruleset's settings: its declared defaults, overlaid with the
+-- settings stored with the game (stored), overlaid with the
 -- configuration's ruleset_settings; an unknown or mistyped key is an error.
-local function ruleset_settings(rs, given)
+local function ruleset_settings(rs, given, stored)
     local out = {}
     local decl = rs.settings or {}
     for k, v in pairs(given or {}) do
@@ -42,13 +47,36 @@ local function ruleset_settings(rs, given)
     end
     for k, d in pairs(decl) do
         if out[k] == nil then
-            out[k] = d.default
+            if stored and stored[k] ~= nil then
+                out[k] = stored[k]
+            else
+                out[k] = d.default
+            end
         end
     end
     return out
 end
 
+-- Names of the settings whose values differ between a and b.
+local function settings_changed(a, b)
+    local cjson = require "cjson"
+    local out = {}
+    for k, v in pairs(a) do
+        local w = b[k]
+        if type(v) == "table" and type(w) == "table" then
+            if cjson.encode(v) ~= cjson.encode(w) then
+                out[#out + 1] = k
+            end
+        elseif v ~= w then
+            out[#out + 1] = k
+        end
+    end
+    table.sort(out)
+    return out
+end
+
 local ctx_mod = require "tp.ctx"
+local cjson_encode = require("cjson").encode
 local model = require "tp.model"
 local types = require "tp.types"
 local views = require "tp.views"
@@ -56,6 +84,7 @@ local ctx
 
 function M.ctx()
     ctx.turn = turn.turn
+    ctx.state = model.rsstate   -- a rollback reloads it as a new table
     return ctx
 end
 
@@ -67,6 +96,7 @@ local function player_joined(player, batch)
                                 description = "Messages for " .. player.name,
                                 owner = player.id }
     player.board = b.id
+    model.player_changed(player)     -- stamps its modtime (PlayerIDs from)
     model.post(b, { subject = "Welcome", body = "Welcome to " ..
                     cfg.game_longname .. ", " .. player.name .. ".",
                     turn = turn.turn, references = {} })
@@ -90,6 +120,11 @@ function M.start(config, database, rs)
     cfg, db, ruleset = config, database, rs
     meta = db:get("meta/game")
     local created = false
+    if not meta and db.raw:iter { limit = 1, keys_only = true }() then
+        return nil, string.format("the database in %s/db holds data but no "
+            .. "game record (meta/game): it is not a tpserver game, or it "
+            .. "is damaged; nothing was changed in it", cfg.data)
+    end
     if meta then
         if (meta.format or 0) > db_mod.FORMAT then
             return nil, string.format("the data directory %s was written "
@@ -109,23 +144,46 @@ function M.start(config, database, rs)
         created = true
     end
     turn.finished = turn.finished or {}
+    local stored_ends_at = turn.ends_at
     model.history_turns = cfg.history_turns
+    model.turn = turn.turn
+    local settings
     local ok, err = pcall(function()
         types.build(rs, meta.created)
         model.load(db)
         accounts.init(db, cfg)
-        ctx = ctx_mod.new { name = rs.name,
-                            settings = ruleset_settings(rs,
-                                                        cfg.ruleset_settings),
+        settings = ruleset_settings(rs, cfg.ruleset_settings, meta.settings)
+        ctx = ctx_mod.new { name = rs.name, settings = settings,
                             turn = turn.turn }
         views.init(rs, ctx)
     end)
     if not ok then
         return nil, tostring(err)
     end
+    -- Everything was read and found good: from here on the game writes.
+    ok, err = db:accept()
+    if not ok then
+        return nil, err
+    end
+    if not created then
+        local changed = settings_changed(settings, meta.settings or {})
+        if #changed > 0 then
+            if meta.settings then
+                log.warning("game", "ruleset settings changed from those "
+                            .. "stored with the game: %s",
+                            table.concat(changed, ", "))
+            end
+            meta.settings = settings
+            db:put("meta/game", meta)
+        end
+    end
+    meta.settings = settings
     accounts.on_join = player_joined
     accounts.on_join_failed = function()
         model.rollback()
+    end
+    model.on_rollback = function()
+        accounts.init(db, cfg)
     end
     if created then
         local batch = db:batch()
@@ -138,12 +196,29 @@ function M.start(config, database, rs)
             end
         end
         model.commit(batch)
+        M.arm_timer()
+        stored_ends_at = turn.ends_at
         batch:put("meta/game", meta):put("meta/turn", turn):commit(true)
         created = false
         log.info("game", "new %s game created in %s (%d objects)", rs.name,
                  cfg.data, #model.object_ids())
     end
     M.arm_timer()
+    if turn.ends_at ~= stored_ends_at then
+        db:put("meta/turn", turn)     -- the time left survives a restart
+    end
+    -- Killed while processing a turn every player had finished: the turn
+    -- was not stored, so it is made again.
+    if cfg.turn_mode == "players_finished" and accounts.count() > 0 and
+       #M.waiting() == 0 then
+        log.info("game", "every player had finished turn %d: ending it",
+                 turn.turn)
+        core.timer(0, 0, function()
+            if #M.waiting() == 0 then
+                M.end_turn("all")
+            end
+        end)
+    end
     return true
 end
 
@@ -182,7 +257,9 @@ function M.waiting()
     end
     local list = {}
     for _, p in ipairs(accounts.players()) do
-        if not turn.finished[tostring(p.id)] then
+        -- Players out of the game (eliminated, spectators) are not
+        -- waited for.
+        if p.alive ~= false and not turn.finished[tostring(p.id)] then
             list[#list + 1] = p.id
         end
     end
@@ -235,17 +312,28 @@ end
 function M.end_turn(why)
     local reason = why == "all" and proto.REASON.AllFinished
                    or proto.REASON.EndOfTurnStarted
-    log.info("turn", "end of turn %d (%s)", turn.turn, why)
+    log.info("turn", "turn ending", { turn = turn.turn, reason = why })
     M.broadcast_time(reason, 0)
     local started = core.hrtime()
     local next_turn = turn.turn + 1
     local ok, err = xpcall(function()
         local c = M.ctx()
         c.turn = next_turn
+        -- Players changed without ctx:player_changed are found too.
+        local before = {}
+        for _, p in ipairs(accounts.players()) do
+            before[p] = cjson_encode(p)
+        end
         if ruleset.turn then
             ruleset.turn(c)
         end
         model.detect_changes()
+        for p, json in pairs(before) do
+            if cjson_encode(p) ~= json then
+                model.player_changed(p)
+            end
+        end
+        model.state_changed()
     end, debug.traceback)
     if not ok then
         log.error("turn", "the ruleset's turn failed; turn %d is not "
@@ -255,6 +343,7 @@ function M.end_turn(why)
         accounts.init(db, cfg)
         turn.ends_at = nil
         M.arm_timer()
+        db:put("meta/turn", turn)
         M.broadcast_time(proto.REASON.TimerStarted)
         return false
     end
@@ -262,12 +351,15 @@ function M.end_turn(why)
     if cfg.turn_mode ~= "manual" and cfg.turn_length > 0 then
         turn.ends_at = core.now() + cfg.turn_length
     end
+    local commit_started = core.hrtime()
     local batch = db:batch()
     local n = model.commit(batch, nil, turn.turn)
-    batch:put("meta/turn", turn):commit(cfg.sync)
+    batch:put("meta/turn", turn):commit(true)
+    M.last_commit_ms = core.hrtime() - commit_started
     M.last_turn_ms = core.hrtime() - started
-    log.info("turn", "turn %d started (%d records written, processing took "
-             .. "%.1f ms)", turn.turn, n, M.last_turn_ms)
+    turn_seconds:observe(M.last_turn_ms / 1000)
+    log.info("turn", "turn started", { turn = turn.turn, records = n,
+             processing_ms = M.last_turn_ms })
     M.arm_timer()
     M.broadcast_time(proto.REASON.TimerStarted)
     return true
@@ -283,7 +375,7 @@ function M.finished_turn(id)
     waiting_cache = nil
     db:put("meta/turn", turn)
     local waiting = M.waiting()
-    if cfg.turn_mode ~= "fixed" and #waiting == 0 then
+    if cfg.turn_mode == "players_finished" and #waiting == 0 then
         M.end_turn("all")
     else
         M.broadcast_time(proto.REASON.TimerWarning)
@@ -300,9 +392,10 @@ end
 -- The Game frame describing this server (PROTOCOL.md 7.2).
 function M.game_frame()
     local conns = {}
+    local game_type = require("tp.listeners").GAME_TYPE
     for _, l in ipairs(cfg.listeners) do
-        conns[#conns + 1] = { type = l.kind, dns = "", ip = l.host,
-                              port = l.port }
+        conns[#conns + 1] = { type = game_type[l.kind] or l.kind, dns = "",
+                              ip = l.host, port = l.port }
     end
     local params = {
         { id = 8, strval = cfg.game_name, intval = 0 },

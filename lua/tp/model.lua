@@ -23,6 +23,11 @@
 --   meta/clock          last modification time stamped
 --   meta/ids            next ids { object, design, board }
 --   meta/rsstate        the ruleset's own persistent state
+--   hist/<turn>/<id>    how object id was at the end of turn - 1, for every
+--                       object changed during turn <turn> (by the turn's
+--                       processing or by a request): {"m": modtime,
+--                       "o": object without modtime}, or null when it did
+--                       not exist. Kept for history_turns turns.
 -- ids are written with 10 digits so that prefix scans come back in order.
 
 local db_mod = require "tp.db"
@@ -46,13 +51,21 @@ M.ids = { object = 0, design = 1, board = 1 }
 
 local clock = 0
 local dirty           -- { obj = {}, queue = {}, board = {}, msg = {}, ... }
-local saved_json = {} -- object id -> JSON last written (change detection)
+local saved_json = {} -- object id -> JSON last written, without modtime
+                      -- (change detection); see saved()
+local saved_raw = {}  -- object id -> the stored value, as loaded: turned
+                      -- into saved_json when first needed
 local saved_mod = {}  -- object id -> modtime last written
+local fresh = {}      -- object id -> its JSON as detect_changes found it
 M.history_turns = 10  -- turns of object history kept (0: none)
+M.turn = 1            -- the current turn (set by tp.game, and by commits
+                      -- that start a turn): history records go under it
+local recorded = {}   -- object id -> true: hist/<M.turn>/<id> is written
 
 local function reset_dirty()
     dirty = { obj = {}, gone = {}, queue = {}, board = {}, msg = {},
               design = {}, player = {}, meta = false }
+    fresh = {}
 end
 reset_dirty()
 
@@ -79,18 +92,28 @@ local function object_json(obj)
     return s
 end
 
-function M.load(database)
+-- The JSON of object id as last written, without modtime (nil: none).
+local function saved(id)
+    local json = saved_json[id]
+    if json == nil and saved_raw[id] then
+        json = object_json(cjson.decode(saved_raw[id]))
+        saved_json[id], saved_raw[id] = json, nil
+    end
+    return json
+end
+
+local function load_all(database)
     db = database
     M.objects, M.gone, M.queues, M.boards = {}, {}, {}, {}
     M.messages, M.designs = {}, {}
-    saved_json, saved_mod = {}, {}
+    saved_json, saved_raw, saved_mod = {}, {}, {}
     reset_dirty()
     clock = (db:get("meta/clock") or {}).clock or 0
     M.ids = db:get("meta/ids") or { object = 0, design = 1, board = 1 }
     M.rsstate = db:get("meta/rsstate") or {}
-    for _, o in db:each("obj/") do
+    for _, o, raw in db:each("obj/") do
         M.objects[o.id] = o
-        saved_json[o.id] = object_json(o)
+        saved_raw[o.id] = raw
         saved_mod[o.id] = o.modtime
     end
     for _, g in db:each("gone/") do
@@ -113,11 +136,32 @@ function M.load(database)
     for _, d in db:each("design/") do
         M.designs[d.id] = d
     end
+    recorded = {}
+    for k in db.raw:iter { prefix = string.format("hist/%010d/", M.turn),
+                           keys_only = true } do
+        recorded[tonumber(k:match("/(%d+)$"))] = true
+    end
 end
 
--- Throws away every uncommitted change.
+-- Loads the working set from database (a tp.db handle). The collector
+-- waits meanwhile: the heap only grows, and collecting it while it grows
+-- costs a quarter of the time.
+function M.load(database)
+    collectgarbage("stop")
+    local ok, err = pcall(load_all, database)
+    collectgarbage("restart")
+    if not ok then
+        error(err, 0)
+    end
+end
+
+-- Throws away every uncommitted change. on_rollback (set by tp.game)
+-- reloads what other modules keep (the players).
 function M.rollback()
     M.load(db)
+    if M.on_rollback then
+        M.on_rollback()
+    end
 end
 
 -- ------------------------------------------------------------ commit
@@ -126,9 +170,10 @@ local function hist_key(turn, id)
     return string.format("hist/%010d/%010d", turn, id)
 end
 
--- The undo record of object id: how it was before this commit.
+-- The undo record of object id: how it was before this commit (a stored
+-- value as loaded has its modtime inside: objects_at overrides it).
 local function undo_record(id)
-    local json = saved_json[id]
+    local json = saved_json[id] or saved_raw[id]
     if not json then
         return "null"
     end
@@ -137,44 +182,58 @@ local function undo_record(id)
 end
 
 -- Writes every change into batch (a tp.db batch; a new one when nil) and
--- commits it when it was created here. With turn (the number of the turn
--- this commit starts), the previous state of every changed object is kept
--- as history (hist/<turn>/<id>), and history older than history_turns
--- turns is dropped. Returns the number of records.
+-- commits it when it was created here. turn: the number of the turn this
+-- commit starts (a turn's commit), nil for a request's. The first change
+-- of an object during a turn keeps the object's previous state as history
+-- (hist/<turn>/<id>); a turn's commit also drops the history older than
+-- history_turns turns. Returns the number of records.
 function M.commit(batch, sync, turn)
     local own = batch == nil
     batch = batch or db:batch()
     local n = 0
-    local history = turn and M.history_turns > 0
+    if turn then
+        M.turn = turn
+        recorded = {}
+    end
+    -- (Records made during turn 1 would only serve objects_at(0).)
+    local history = M.history_turns > 0 and M.turn > 1
     for id in pairs(dirty.obj) do
         local o = M.objects[id]
         if o then
-            if history then
-                batch.raw:put(hist_key(turn, id), undo_record(id))
+            if history and not recorded[id] then
+                batch.raw:put(hist_key(M.turn, id), undo_record(id))
+                recorded[id] = true
             end
-            batch:put(key("obj", id), o)
-            saved_json[id] = object_json(o)
+            -- Encoded once: the stored value is the JSON without
+            -- modtime with modtime added.
+            local json = fresh[id] or object_json(o)
+            batch.raw:put(key("obj", id), json:sub(1, -2) ..
+                          string.format(',"modtime":%.0f}', o.modtime))
+            batch.n = batch.n + 1
+            saved_json[id], saved_raw[id] = json, nil
             saved_mod[id] = o.modtime
             n = n + 1
         end
     end
     for id, modtime in pairs(dirty.gone) do
-        if history then
-            batch.raw:put(hist_key(turn, id), undo_record(id))
+        if history and not recorded[id] then
+            batch.raw:put(hist_key(M.turn, id), undo_record(id))
+            recorded[id] = true
         end
         batch:delete(key("obj", id))
         batch:delete(key("queue", id))
         batch:put(key("gone", id), { id = id, modtime = modtime })
-        saved_json[id] = nil
+        saved_json[id], saved_raw[id] = nil, nil
         saved_mod[id] = nil
         n = n + 1
     end
     if turn then
-        -- Keep the undo records of the last history_turns turns.
-        local old = turn - M.history_turns
-        if old >= 1 then
-            for k in db.raw:iter { prefix = string.format("hist/%010d/",
-                                                          old),
+        -- Keep the undo records of the last history_turns turns (all of
+        -- the older ones: history_turns may have been lowered).
+        local keep = turn - M.history_turns + 1
+        if keep > 1 then
+            for k in db.raw:iter { start = "hist/",
+                                   stop = string.format("hist/%010d/", keep),
                                    keys_only = true } do
                 batch:delete(k)
             end

@@ -10,6 +10,52 @@ local params = require "tp.params"
 
 local M = {}
 
+-- Order type hooks that run while a request is answered, and the words
+-- that say what the server was doing when one of them failed.
+local REQUEST_HOOKS = {
+    check = "checking", turns = "estimating", resources = "estimating",
+    inserted = "inserting", removed = "removing",
+}
+local guarded = setmetatable({}, { __mode = "k" })  -- our wrappers
+
+-- Wraps a ruleset hook that runs for a request: an error in it (a bug in
+-- the ruleset) fails that request with a Fail that says which order type
+-- and hook failed, the traceback goes to the log, and whatever the
+-- request changed is rolled back. A tp.fail raised inside passes through.
+-- Wrapping twice (types.build again) is a no-op.
+local function guard(ot, what, fn)
+    if guarded[fn] then
+        return fn
+    end
+    local function handler(e)
+        if type(e) == "table" and e.tp_fail then
+            return e
+        end
+        return debug.traceback(tostring(e), 2)
+    end
+    local wrapper = function(...)
+        local r = { xpcall(fn, handler, ...) }
+        if r[1] then
+            return unpack(r, 2, table.maxn(r))
+        end
+        -- The request may have changed the game before the hook failed
+        -- (OrderInsert adds the order first): mark the model changed so
+        -- the dispatcher throws all of it away.
+        require("tp.model").state_changed()
+        if type(r[2]) == "table" then
+            error(r[2], 0)
+        end
+        require("tp.log").error("ruleset", "order type %d (%s): the "
+            .. "ruleset failed %s an order: %s", ot.id, ot.name, what, r[2])
+        require("tp.fail").raise("UnavailableTemporarily", string.format(
+            "the ruleset failed %s this %s order (a bug in the ruleset; "
+            .. "the server log has the details)", what, ot.name),
+            { { type = 2, id = ot.id } })
+    end
+    guarded[wrapper] = true
+    return wrapper
+end
+
 M.objects = {}          -- id -> object type
 M.object_by_name = {}   -- name -> object type
 M.orders = {}           -- id -> order type
@@ -104,6 +150,20 @@ function M.build(rs, modtime)
         end
         check(t.execute == nil or type(t.execute) == "function", what,
               "execute must be a function")
+        for hook, doing in pairs(REQUEST_HOOKS) do
+            if t[hook] ~= nil then
+                check(type(t[hook]) == "function", what, hook ..
+                      " must be a function")
+                t[hook] = guard(t, doing, t[hook])
+            end
+        end
+        for _, p in ipairs(t.params) do
+            for _, k in ipairs { "choices", "possibles" } do
+                if type(p[k]) == "function" then
+                    p[k] = guard(t, "describing", p[k])
+                end
+            end
+        end
         t.layout4 = params.build(params.order, t.params)
         t.layout3 = params.build(params.order, t.params, "idonly")
         t.tp03 = true

@@ -1,11 +1,75 @@
--- MiniSec: the ruleset manifest.
+-- MiniSec: the first Thousand Parsec game, as tpserver-cpp plays it
+-- (../shared/rulesets/minisec.md in the project's documents; README.md
+-- here lists the settings and where this port differs).
 --
--- The MiniSec rules (universe generation, fleets, orders, combat) are
--- written against the ruleset API in a later step; until then the game
--- runs with this manifest only: players can connect, create accounts, log
--- in and finish turns, and the turn clock runs.
+-- A small galaxy of star systems and planets; every player starts with a
+-- home planet and three frigates. Planets build fleets of scouts,
+-- frigates and battleships with ship parts that accumulate while they
+-- build; frigates colonise; fleets move, split, merge and intercept; and
+-- fleets and planets that meet fight with rock, paper, scissors. The last
+-- player with planets or fleets wins.
+--
+-- Files: data.lua (names, media, fixed universe), rng.lua (the two
+-- random generators), objects.lua (object types, planet and fleet
+-- helpers), designs.lua (resources, properties, components, stock
+-- designs), universe.lua (new game, new player), movement.lua,
+-- orders.lua, combat.lua, turn.lua. Each but data.lua returns a function
+-- that gets the table of all modules (ms) and returns its own.
+local ms = {}
+ms.data = include("data.lua")
+for _, name in ipairs { "rng", "objects", "designs", "movement", "orders",
+                        "combat", "universe", "turn" } do
+    ms[name] = include(name .. ".lua")(ms)
+end
+
 return {
     name = "MiniSec",
-    version = "0.1",
-    description = "A small game of space conquest.",
+    version = "0.4",
+    description = "MiniSec: a small game of space conquest. Build fleets, "
+                  .. "colonise planets, and win the battles of rock, paper, "
+                  .. "scissors.",
+
+    -- tpserver.lua: ruleset_settings = { max_systems = 30, ... }
+    settings = {
+        min_systems = { default = 0,
+            doc = "fewest random star systems (besides the fixed ones)" },
+        max_systems = { default = 0,
+            doc = "most random star systems (a count is drawn between the "
+                  .. "two; equal values fix it)" },
+        min_planets = { default = 0,
+            doc = "fewest planets in a random star system" },
+        max_planets = { default = 0,
+            doc = "most planets in a random star system" },
+        total_planets = { default = 0,
+            doc = "most planets in all random systems together (0: no "
+                  .. "limit)" },
+        system_names = { default = {},
+            doc = "names for the random systems, used in this order, then "
+                  .. "'System 1', 'System 2', ...; empty: 45 built-in "
+                  .. "names drawn at random" },
+        random_seed = { default = -1,
+            doc = "seed for reproducible games (universe, home systems, "
+                  .. "media, combat); -1: seeded from the clock" },
+        noguest = { default = false,
+            doc = "true: an account named 'guest' plays like any other; "
+                  .. "false: it is a spectator" },
+    },
+
+    resources = ms.designs.resources,
+    categories = ms.designs.categories,
+    properties = ms.designs.properties,
+    components = ms.designs.components,
+    object_types = ms.objects.TYPES,
+    order_types = ms.orders.TYPES,
+
+    setup = ms.universe.setup,
+    player_joined = ms.universe.player_joined,
+    turn = ms.turn.turn,
+
+    -- No fog of war: every object (no visible hook: all are visible) and
+    -- every design is visible to everyone. Order queues stay private.
+    design_visible = function() return true end,
+
+    -- The modules, for tests (tests/lua/minisec_*_test.lua).
+    modules = ms,
 }

@@ -22,6 +22,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -562,10 +563,22 @@ class Timeout(Exception):
     """Nothing (or not enough) arrived in time."""
 
 
-class Client:
-    """One TP connection. version 4 or 3 selects the header form."""
+def tls_context():
+    """A TLS client context as TP clients use one: TLS 1.2 or later, the
+    server's (self-signed) certificate not verified."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
-    def __init__(self, port, version=4, host="127.0.0.1", timeout=10.0):
+
+class Client:
+    """One TP connection. version 4 or 3 selects the header form; tls=True
+    (or an ssl.SSLContext) does a TLS handshake first (tls_context())."""
+
+    def __init__(self, port, version=4, host="127.0.0.1", timeout=10.0,
+                 tls=None):
         self.version = version
         self.timeout = timeout
         self.seq = 0
@@ -575,6 +588,29 @@ class Client:
         self.async_frames = []     # sequence-0 frames seen while waiting
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            ctx = tls if isinstance(tls, ssl.SSLContext) else tls_context()
+            try:
+                self.sock = ctx.wrap_socket(self.sock)
+            except BaseException:
+                self.sock.close()
+                raise
+
+    def http_tunnel(self, path="/tp", timeout=None):
+        """Opens an HTTP tunnel the way libtpproto-py does (PROTOCOL.md
+        1.2): POST with an empty body, then the response header. Returns
+        the response header as text; TP frames follow on this socket."""
+        self.send_bytes(("POST %s HTTP/1.0\r\nHost: localhost\r\n"
+                         "Content-Length: 0\r\n\r\n" % path).encode())
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\r\n\r\n" not in self.rbuf:
+            if self.eof or not self._fill(deadline):
+                raise Closed("connection closed in the HTTP response: %r"
+                             % bytes(self.rbuf[:200]))
+        end = self.rbuf.index(b"\r\n\r\n") + 4
+        head = bytes(self.rbuf[:end])
+        del self.rbuf[:end]
+        return head.decode("latin-1")
 
     # -- raw I/O
 
@@ -851,8 +887,12 @@ class Server:
     START_TIMEOUT = 60.0 if under_asan() else 20.0
     STOP_TIMEOUT = 30.0 if under_asan() else 15.0
 
-    def __init__(self, *extra_args, data_dir=None):
+    def __init__(self, *extra_args, data_dir=None, port_flags=()):
         self.extra = list(extra_args)
+        # Flags such as "--tls-port" that get a free port each at start;
+        # the ports chosen are in self.ports["--tls-port"].
+        self.port_flags = list(port_flags)
+        self.ports = {}
         self.tmp = tempfile.mkdtemp(prefix="tpserver-test-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "server.log")
@@ -861,14 +901,19 @@ class Server:
         self.returncode = None
 
     def command(self):
+        more = []
+        for flag in self.port_flags:
+            more += [flag, str(self.ports[flag])]
         return [tpserver_path(), "-f", "--port", str(self.port),
                 "--bind", "127.0.0.1", "--data", self.data_dir,
-                "--set", "password_iterations=1000"] + self.extra
+                "--set", "password_iterations=1000"] + more + self.extra
 
     def start(self):
         last = ""
         for _ in range(5):
             self.port = free_port()
+            for flag in self.port_flags:
+                self.ports[flag] = free_port()
             logf = open(self.log_path, "ab")
             try:
                 # Run in the temporary folder so that no tpserver.lua of
@@ -986,8 +1031,11 @@ class Server:
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def client(self, version=4, timeout=10.0):
-        return Client(self.port, version=version, timeout=timeout)
+    def client(self, version=4, timeout=10.0, port_flag=None, tls=None):
+        """A client of the tp listener, or of the one port_flag (e.g.
+        "--tls-port") started."""
+        port = self.ports[port_flag] if port_flag else self.port
+        return Client(port, version=version, timeout=timeout, tls=tls)
 
     def __enter__(self):
         return self.start()
@@ -997,6 +1045,135 @@ class Server:
             self.stop()
         else:
             self.cleanup()
+
+
+class Daemon:
+    """A tpserver started the way an admin does: without -f, so it detaches
+    (its pid file, in the data directory by default, names it), and is
+    stopped with "tpserver --stop". Under a sanitizer build the daemon's
+    reports go to files in its temporary folder (its stderr is /dev/null):
+    asan_reports() lists them.
+
+    Daemon(*extra_args, data_dir=None): extra_args are appended to every
+    command line (start and --stop/--status/--stats alike).
+    """
+
+    START_TIMEOUT = Server.START_TIMEOUT
+    STOP_TIMEOUT = Server.STOP_TIMEOUT + 60
+
+    def __init__(self, *extra_args, data_dir=None):
+        self.extra = list(extra_args)
+        self.tmp = tempfile.mkdtemp(prefix="tpserver-daemon-")
+        self.data_dir = data_dir or os.path.join(self.tmp, "data")
+        self.port = free_port()
+        self.started_pid = None
+        _running.append(self)
+
+    def env(self):
+        env = dict(os.environ)
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            if env.get(var) or under_asan():
+                env[var] = (env.get(var, "") + ":log_path=" +
+                            os.path.join(self.tmp, var.lower())).lstrip(":")
+        return env
+
+    def command(self, *more):
+        return [tpserver_path(), "--port", str(self.port), "--bind",
+                "127.0.0.1", "--data", self.data_dir, "--set",
+                "password_iterations=1000"] + self.extra + list(more)
+
+    def run(self, *more, timeout=None):
+        """Runs tpserver with the common arguments plus more; returns the
+        subprocess.CompletedProcess (text output)."""
+        return subprocess.run(self.command(*more), cwd=self.tmp,
+                              stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True,
+                              env=self.env(),
+                              timeout=timeout or self.START_TIMEOUT)
+
+    def start(self, *more):
+        """Starts the daemon; returns the CompletedProcess of the starting
+        command (it has exited when this returns)."""
+        res = self.run(*more)
+        if res.returncode == 0:
+            self.started_pid = self.pid()
+        return res
+
+    @property
+    def pid_file(self):
+        return os.path.join(self.data_dir, "tpserver.pid")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.data_dir, "tpserver.log")
+
+    def pid(self):
+        """The pid in the pid file, or None."""
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    def alive(self, pid=None):
+        pid = pid or self.started_pid
+        return pid is not None and process_alive(pid)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        """tpserver --stop; returns its CompletedProcess."""
+        return self.run("--stop", timeout=self.STOP_TIMEOUT)
+
+    def asan_reports(self):
+        out = []
+        for name in sorted(os.listdir(self.tmp)):
+            if name.startswith(("asan_options", "ubsan_options")):
+                with open(os.path.join(self.tmp, name), "rb") as f:
+                    out.append(f.read().decode("utf-8", "replace"))
+        return out
+
+    def kill(self):
+        """Last resort (SIGKILL to the pid we started), then cleanup."""
+        pid = self.started_pid
+        if pid and self.alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            wait_gone(pid, 10)
+        self.cleanup()
+
+    def cleanup(self):
+        if self in _running:
+            _running.remove(self)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def process_alive(pid):
+    """True while pid names a process that is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # The state follows the command name in parentheses.
+    return stat[stat.rindex(")") + 2:][:1] not in ("Z", "X", "")
+
+
+def wait_gone(pid, timeout):
+    """Waits (bounded) for pid to end; returns True when it has."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            return True
+        time.sleep(0.02)
+    return not process_alive(pid)
 
 
 def unique_name(prefix):

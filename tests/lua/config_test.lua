@@ -53,6 +53,45 @@ cfg = assert(load("return { game_comment = tostring(os.execute) .. " ..
                   "tostring(io) .. tostring(require) }"))
 t.is(cfg.game_comment, "nilnilnil", "no os.execute, io or require in the file")
 
+-- Logging and service keys.
+cfg, err = load("return { log_modules = { net = 'loud' } }")
+t.ok(not cfg and err:find("log_modules.net", 1, true),
+     "a bad per-module level names the module", err)
+cfg, err = load("return { log_syslog_facility = 'kernel' }")
+t.ok(not cfg and err:find("log_syslog_facility", 1, true),
+     "a bad syslog facility names the key", err)
+cfg, err = load("return { log_stderr = 'yes' }")
+t.ok(not cfg and err:find("'log_stderr'", 1, true) and err:find("boolean"),
+     "log_stderr must be a boolean", err)
+cfg = assert(load("return { data = 'd' }"))
+t.is(cfg.pid_file, nil, "pid_file has no fixed default")
+local service = require "tp.service"
+service.resolve(cfg, { daemon = true })
+t.is(cfg.pid_file, "d/tpserver.pid", "pid_file defaults into the data dir")
+t.is(cfg.log_file, "d/tpserver.log", "a daemon logs to <data>/tpserver.log")
+t.is(cfg.log_stderr, false, "a daemon does not log to stderr")
+t.is(cfg.stats_file, "d/tpserver.prom", "stats_file defaults into the data "
+     .. "dir")
+cfg = service.resolve(assert(load("return { data = 'd' }")),
+                      { foreground = true })
+t.is(cfg.log_file, "", "in the foreground: no log file by default")
+t.is(cfg.log_stderr, true, "in the foreground: stderr by default")
+cfg = service.resolve(assert(load("return { log_file = 'x.log', "
+                                  .. "log_stderr = true }")),
+                      { daemon = true })
+t.is(cfg.log_file, "x.log", "an explicit log_file is kept")
+t.is(cfg.log_stderr, true, "an explicit log_stderr is kept")
+t.ok(service.absolute("x.log"):sub(1, 1) == "/" and
+     service.absolute("/a/b") == "/a/b" and service.absolute("") == "",
+     "relative paths are made absolute, others kept")
+
+-- Log fields.
+local log = require "tp.log"
+t.is(log.fields { turn = 3, reason = "timer", name = "a b", ms = 1.25,
+                  q = 'x"y', e = "" },
+     'e="" ms=1.25 name="a b" q="x\\"y" reason=timer turn=3',
+     "key=value fields: sorted, quoted when needed")
+
 -- Globals instead of a returned table.
 cfg = assert(load("port = 7100\nruleset = 'minisec'"))
 t.is(cfg.port, 7100, "globals form read")

@@ -8,9 +8,14 @@ local fail = require "tp.fail"
 local game = require "tp.game"
 local log = require "tp.log"
 local proto = require "tp.proto"
+local stats = require "tp.stats"
 
 local M = {}
 local cfg
+local logins = stats.counter("tpserver_logins_total",
+                             "Login attempts, by result.")
+logins:inc(0, { result = "ok" })
+logins:inc(0, { result = "failed" })
 
 local PRE = { PRE = true }
 local ANY = { PRE = true, CONNECTED = true, READY = true }
@@ -35,7 +40,9 @@ M.Connect = { states = PRE, fn = function(conn, req)
 end }
 
 M.GetFeatures = { states = ANY, fn = function(conn)
-    local f = { proto.FEATURE.KeepAlive }
+    -- TLS and HTTP here or on another listener (1-4) first.
+    local f = require("tp.listeners").features(cfg, conn)
+    f[#f + 1] = proto.FEATURE.KeepAlive
     if cfg.allow_account_creation then
         f[#f + 1] = proto.FEATURE.AccountCreate
     end
@@ -78,10 +85,12 @@ end }
 
 local function login_ok(conn, player)
     conn.state = "READY"
+    conn:set_logged_in()    -- the login deadline (login_timeout) is over
     conn.player = player.id
     game.sessions[conn] = player.id
-    log.info("session", "conn=%d player=%d (%s) logged in", conn.id,
-             player.id, player.name)
+    logins:inc(1, { result = "ok" })
+    log.info("session", "login", { conn = conn.id, player = player.id,
+             name = player.name, peer = conn.peer })
     return proto.okay("Welcome " .. player.name)
 end
 
@@ -106,8 +115,9 @@ M.Login = { states = CONNECTED, fn = function(conn, req)
                             reply(login_ok(conn, p))
                         end))
                 end
-                log.info("session", "conn=%d peer=%s failed login as \"%s\"",
-                         conn.id, conn.peer, name)
+                logins:inc(1, { result = "failed" })
+                log.info("session", "login failed", { conn = conn.id,
+                         peer = conn.peer, name = name })
                 fail.raise("Frame", "Login Error - bad username or password")
             end))
     end)
