@@ -52,9 +52,20 @@ return {
     history_turns = 10,
 
     -- The ruleset: a folder under rulesets/ (or a path to a folder), and
-    -- its settings.
+    -- its settings: plain keys apply to whichever ruleset runs; a section
+    -- named after a ruleset's folder applies to that ruleset only (plain
+    -- keys, e.g. from --set ruleset_settings.KEY=VALUE, win over it).
     ruleset = "minisec",
-    ruleset_settings = {},
+    ruleset_settings = {
+        -- MiniSec (rulesets/minisec/README.md), as tpserver-cpp's quick
+        -- start: 0-30 random star systems (besides the three fixed ones)
+        -- of 0-2 planets each. Also: min_systems, min_planets,
+        -- total_planets (0: no limit), system_names = { "Name", ... },
+        -- random_seed (-1: from the clock), noguest (true: an account
+        -- named "guest" plays; false: it is a spectator). Settings are
+        -- read when a new game is created (except noguest).
+        minisec = { max_systems = 30, max_planets = 2 },
+    },
 
     -- How the game is listed to clients (Game frame, TP04).
     game_name = "tp",                      -- short name; logins are user@tp

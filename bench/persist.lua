@@ -167,9 +167,18 @@ for i = 1, 2 do
     out(string.format("start-up %d: load the working set", i), t2 - t1,
         "ms")
     out(string.format("start-up %d: total", i), t2 - t0, "ms")
+    if i == 2 then
+        collectgarbage()
+        collectgarbage()
+        out("Lua heap after load, collected",
+            collectgarbage("count") / 1024, "MiB")
+        local r0 = core.hrtime()
+        model.rollback()
+        out("rollback (a failed request's reload)", core.hrtime() - r0,
+            "ms")
+    end
     game.stop()
     db:close()
 end
 out("database size", du(data .. "/db") / 1048576, "MiB")
-out("Lua memory after load", collectgarbage("count") / 1024, "MiB")
 if os.getenv("BENCH_KEEP") then print("kept " .. data) else remove_tree(tmp) end

@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "bridge.h"
+#include "console.h"
 #include "daemon.h"
 #include "log.h"
 #include "net.h"
@@ -50,6 +51,8 @@ static void usage(FILE *out)
 "       tpserver --stop|--status|--stats [options]\n"
 "       tpserver --check-config [options]\n"
 "       tpserver script FILE [ARGS...]\n"
+"       tpserver console [--data DIR|--socket PATH] [-e CODE]  (see --help)\n"
+"       tpserver backup [--data DIR|--socket PATH] DIR\n"
 "\n"
 "Runs a Thousand Parsec game server. Options override tpserver.lua:\n"
 "  -f, --foreground       stay in the foreground (logs to stderr)\n"
@@ -64,6 +67,7 @@ static void usage(FILE *out)
 "      --cert FILE        TLS certificate chain, PEM (default: a\n"
 "                         self-signed one made in DIR/tls/)\n"
 "      --key FILE         its private key, PEM\n"
+"      --admin-port N     TP admin protocol listener on 127.0.0.1 (0: none)\n"
 "      --ruleset NAME     ruleset folder under rulesets/ (default minisec)\n"
 "      --log-level LEVEL  error, warning, info, debug or trace\n"
 "      --set KEY=VALUE    set any configuration key (repeatable)\n"
@@ -239,6 +243,7 @@ typedef struct options {
     const char *https_port;     /* --https-port N (checked), or NULL */
     const char *cert;           /* --cert FILE */
     const char *key;            /* --key FILE */
+    const char *admin_port;     /* --admin-port N (checked), or NULL */
     const char **sets;          /* --set items (argc slots) */
     int num_sets;
 } options_t;
@@ -249,6 +254,7 @@ static int parse_options(int argc, char **argv, options_t *o)
     enum { OPT_STOP = 256, OPT_STATUS, OPT_STATS, OPT_PID_FILE };
     enum { OPT_TLS_PORT = 320, OPT_HTTP_PORT, OPT_HTTPS_PORT, OPT_CERT,
            OPT_KEY };
+    enum { OPT_ADMIN_PORT = 340 };
     static const struct option opts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "config", required_argument, NULL, 'c' },
@@ -270,6 +276,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         { "https-port", required_argument, NULL, OPT_HTTPS_PORT },
         { "cert", required_argument, NULL, OPT_CERT },
         { "key", required_argument, NULL, OPT_KEY },
+        { "admin-port", required_argument, NULL, OPT_ADMIN_PORT },
         { NULL, 0, NULL, 0 }
     };
     int ch;
@@ -314,6 +321,17 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             *(ch == OPT_TLS_PORT ? &o->tls_port : ch == OPT_HTTP_PORT ?
               &o->http_port : &o->https_port) = optarg;
+            break;
+        }
+        case OPT_ADMIN_PORT: {
+            char *end;
+            long port = strtol(optarg, &end, 10);
+            if (!*optarg || *end || port < 0 || port > 65535) {
+                fprintf(stderr, "tpserver: --admin-port wants 0-65535 (0: "
+                        "no admin listener), got %s\n", optarg);
+                return 2;
+            }
+            o->admin_port = optarg;
             break;
         }
         case OPT_CERT: o->cert = optarg; break;
@@ -396,6 +414,7 @@ static void push_args(lua_State *L, const options_t *o, const char *home,
     set_port(L, over, "https_port", o->https_port);
     set_string(L, over, "tls_cert", o->cert);
     set_string(L, over, "tls_key", o->key);
+    set_port(L, over, "admin_port", o->admin_port);
     lua_setfield(L, args, "overrides");
     lua_createtable(L, o->num_sets, 0);
     for (int i = 0; i < o->num_sets; i++) {
@@ -409,6 +428,9 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     bool script = argc >= 2 && strcmp(argv[1], "script") == 0;
+    /* "console" and "backup" are clients of a running server. */
+    bool console = argc >= 2 && (strcmp(argv[1], "console") == 0 ||
+                                 strcmp(argv[1], "backup") == 0);
     if (script && argc < 3) {
         usage(stderr);
         return 2;
@@ -417,7 +439,7 @@ int main(int argc, char **argv)
     options_t opt = { .sets = calloc((size_t)argc, sizeof(char *)) };
     if (!opt.sets)
         return 1;
-    if (!script) {
+    if (!script && !console) {
         int rc = parse_options(argc, argv, &opt);
         if (rc >= 0) {
             free(opt.sets);
@@ -435,6 +457,10 @@ int main(int argc, char **argv)
                 "(lua/tp/boot.lua); set TPSERVER_HOME\n");
         free(opt.sets);
         return 1;
+    }
+    if (console) {
+        free(opt.sets);
+        return tp_console_client_main(argc - 1, argv + 1, home);
     }
 
     /* Without -f (and not for a command) the server detaches now, before

@@ -162,10 +162,79 @@ function M.verify(name, password, done)
         HASH_LEN, "sha256", function(hash)
             if account and hash and
                crypto.equal(crypto.hex(hash), account.hash) then
+                if account.banned then
+                    require("tp.log").info("session", "login refused: "
+                        .. "account %s is banned (%s)", account.name,
+                        tostring(account.banned.reason))
+                    return done(nil, "banned")
+                end
                 return done(players[account.id])
             end
             done(nil)
         end)
+end
+
+-- ------------------------------------------------------------ admin
+-- (admin/commands.lua: remove_player, reset_password, ban, unban)
+
+-- Removes the account and its player record; what the player owned in
+-- the game stays, with its owner id. Returns the player, or nil, err.
+function M.remove(name)
+    local account = M.find(name)
+    if not account then
+        return nil, "no account '" .. tostring(name) .. "'"
+    end
+    local p = players[account.id]
+    players[account.id] = nil
+    for i = #player_list, 1, -1 do
+        if player_list[i].id == account.id then
+            table.remove(player_list, i)
+        end
+    end
+    M.version = M.version + 1
+    db:batch():delete(account_key(account.name))
+              :delete(db_mod.key("player", account.id)):commit(true)
+    return p or { id = account.id, name = account.name }
+end
+
+-- Sets a new password. done(true) or done(nil, err).
+function M.set_password(name, password, done)
+    if not M.find(name) then
+        return done(nil, "no account '" .. tostring(name) .. "'")
+    end
+    hash_new(password, function(secret, err)
+        local account = M.find(name)
+        if not secret or not account then
+            return done(nil, secret and "the account was removed meanwhile"
+                        or "cannot hash password: " .. tostring(err))
+        end
+        account.kdf, account.iter = secret.kdf, secret.iter
+        account.salt, account.hash = secret.salt, secret.hash
+        db:put(account_key(account.name), account)
+        done(true)
+    end)
+end
+
+-- A banned account cannot log in (verify refuses it even with the right
+-- password). Returns the account, or nil, err.
+function M.ban(name, reason)
+    local account = M.find(name)
+    if not account then
+        return nil, "no account '" .. tostring(name) .. "'"
+    end
+    account.banned = { reason = reason or "", at = os.time() }
+    db:put(account_key(account.name), account)
+    return account
+end
+
+function M.unban(name)
+    local account = M.find(name)
+    if not account then
+        return nil, "no account '" .. tostring(name) .. "'"
+    end
+    account.banned = nil
+    db:put(account_key(account.name), account)
+    return account
 end
 
 return M

@@ -97,6 +97,16 @@ if not ok then
     error(err, 0)
 end
 
+-- The admin console socket and the TP admin listener (admin/).
+local admin = require "admin.init"
+ok, err = pcall(admin.start, cfg, args)
+if not ok then
+    admin.stop()
+    game.stop()
+    db:close()
+    error(tostring(err):gsub("^.-%.lua:%d+: ", "", 1), 0)
+end
+
 log.info("main", "tpserver %s serving %s %s (turn %d) from %s", core.version,
          rs.name, rs.version, game.turn_number(), cfg.data)
 -- On the terminal (a daemon has not left it yet).
@@ -106,7 +116,7 @@ for _, l in ipairs(cfg.listeners) do
 end
 service.started(cfg, db)
 
-return {
+return admin.hooks {
     dispatch = dispatch.dispatch,
     on_open = dispatch.hooks.on_open,
     on_close = function(conn, reason)

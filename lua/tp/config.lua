@@ -139,6 +139,25 @@ M.schema = {
     turn_length = { type = "integer", default = 600, min = 0,
                     max = 365 * 86400,
                     doc = "seconds a turn lasts at most (0: no limit)" },
+    -- The admin console and the TP admin protocol (admin/).
+    console = { type = "boolean", default = true,
+                doc = "open the admin console socket (tpserver console)" },
+    console_socket = { type = "string", default = "",
+                       doc = "the console's Unix socket, mode 0600; \"\": "
+                             .. "<data>/console.sock" },
+    console_time_slice = { type = "number", default = 2, min = 0,
+                           max = 86400,
+                           doc = "seconds a console command may hold the "
+                                 .. "server before it is stopped (0: no "
+                                 .. "limit)" },
+    admin_port = { type = "integer", default = 0, min = 0, max = 65535,
+                   doc = "port of the TP admin protocol listener; 0: none" },
+    admin_bind = { type = "string", default = "127.0.0.1",
+                   doc = "address of the TP admin protocol listener" },
+    admins = { type = "table", default = {},
+               doc = "admin protocol accounts { { name =, password_hash = "
+                     .. "} } (tpserver console --hash-password); none by "
+                     .. "default" },
 }
 
 local function copy(v)

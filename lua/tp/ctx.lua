@@ -48,6 +48,7 @@ function M.new(opts)
     -- The persistent state table may be replaced as a whole.
     function ctx:set_state(t)
         model.rsstate = t
+        rawset(self, "state", nil)   -- (a copy someone stored in ctx)
         model.state_changed()
     end
 

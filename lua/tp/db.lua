@@ -330,13 +330,14 @@ function DB:get(key)
     return decode_at(self, key, v)
 end
 
--- Iterates key, value over every key starting with prefix, in order.
+-- Iterates key, value (decoded), stored value over every key starting
+-- with prefix, in order.
 function DB:each(prefix)
     local it = self.raw:iter { prefix = prefix }
     return function()
         local k, v = it()
         if k then
-            return k, decode_at(self, k, v)
+            return k, decode_at(self, k, v), v
         end
     end
 end

@@ -22,6 +22,7 @@ local cfg, db, ruleset
 local meta          -- meta/game
 local turn          -- meta/turn
 local timer         -- core timer for the end of turn
+local paused        -- meta/pause while an admin holds the turns, or nil
 local turn_seconds = stats.histogram("tpserver_turn_duration_seconds",
     "Time the turn processing took (ruleset and database write).",
     { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300 })
@@ -33,7 +34,24 @@ M.sessions = {}     -- logged-in player connection -> player id
 local function ruleset_settings(rs, given, stored)
     local out = {}
     local decl = rs.settings or {}
+    -- ruleset_settings may also hold a section per ruleset, named by its
+    -- folder ({ minisec = { max_systems = 30 } }): the running ruleset's
+    -- section applies, other sections are left alone, and plain keys
+    -- (e.g. from --set) apply to whichever ruleset runs, over the section.
+    local flat = {}
+    local section = (given or {})[rs.folder]
+    if type(section) == "table" and not decl[rs.folder] then
+        for k, v in pairs(section) do
+            flat[k] = v
+        end
+    end
     for k, v in pairs(given or {}) do
+        if type(v) ~= "table" or decl[k] then
+            flat[k] = v
+        end
+    end
+    given = flat
+    for k, v in pairs(given) do
         local d = decl[k]
         if not d then
             error(string.format("ruleset %s has no setting '%s'", rs.name,
@@ -125,6 +143,11 @@ function M.start(config, database, rs)
             .. "game record (meta/game): it is not a tpserver game, or it "
             .. "is damaged; nothing was changed in it", cfg.data)
     end
+    if meta ~= nil and type(meta) ~= "table" then
+        return nil, string.format("the database in %s/db is damaged: its "
+            .. "game record (meta/game) is %s; nothing was changed in it",
+            cfg.data, cjson_encode(meta))
+    end
     if meta then
         if (meta.format or 0) > db_mod.FORMAT then
             return nil, string.format("the data directory %s was written "
@@ -145,6 +168,7 @@ function M.start(config, database, rs)
     end
     turn.finished = turn.finished or {}
     local stored_ends_at = turn.ends_at
+    paused = db:get("meta/pause")
     model.history_turns = cfg.history_turns
     model.turn = turn.turn
     local settings
@@ -174,6 +198,15 @@ function M.start(config, database, rs)
                             table.concat(changed, ", "))
             end
             meta.settings = settings
+        end
+        if meta.ruleset_version ~= rs.version then
+            log.warning("game", "the game was run with %s %s until now; "
+                        .. "it goes on with %s", rs.name,
+                        tostring(meta.ruleset_version), rs.version)
+            meta.ruleset_version = rs.version
+            changed[#changed + 1] = "(version)"
+        end
+        if #changed > 0 then
             db:put("meta/game", meta)
         end
     end
@@ -210,7 +243,7 @@ function M.start(config, database, rs)
     -- Killed while processing a turn every player had finished: the turn
     -- was not stored, so it is made again.
     if cfg.turn_mode == "players_finished" and accounts.count() > 0 and
-       #M.waiting() == 0 then
+       #M.waiting() == 0 and not paused then
         log.info("game", "every player had finished turn %d: ending it",
                  turn.turn)
         core.timer(0, 0, function()
@@ -293,7 +326,7 @@ function M.arm_timer()
         timer:stop()
         timer = nil
     end
-    if cfg.turn_mode == "manual" or cfg.turn_length == 0 then
+    if cfg.turn_mode == "manual" or cfg.turn_length == 0 or paused then
         turn.ends_at = nil
         return
     end
@@ -327,7 +360,11 @@ function M.end_turn(why)
         if ruleset.turn then
             ruleset.turn(c)
         end
-        model.detect_changes()
+        -- A ruleset that marks every object it changes (marks_changes)
+        -- spares the comparison of every object with its stored form.
+        if not ruleset.marks_changes then
+            model.detect_changes()
+        end
         for p, json in pairs(before) do
             if cjson_encode(p) ~= json then
                 model.player_changed(p)
@@ -375,11 +412,89 @@ function M.finished_turn(id)
     waiting_cache = nil
     db:put("meta/turn", turn)
     local waiting = M.waiting()
-    if cfg.turn_mode == "players_finished" and #waiting == 0 then
+    if cfg.turn_mode == "players_finished" and #waiting == 0 and
+       not paused then
         M.end_turn("all")
     else
         M.broadcast_time(proto.REASON.TimerWarning)
     end
+end
+
+-- ------------------------------------------------------------ admin
+-- (admin/commands.lua: turn.pause(), turn.reset(), reload_ruleset() ...)
+
+-- Pausing: no turn ends while paused, neither by the timer nor because
+-- every player finished (an admin's turn.now() still does). The time left
+-- is kept and given back on resume. Stored (meta/pause): a restart stays
+-- paused.
+function M.paused()
+    return paused
+end
+
+function M.pause()
+    if paused then
+        return false
+    end
+    local left = M.time_remaining()
+    paused = { at = os.time(), remaining = left >= 0 and left or nil }
+    M.arm_timer()
+    db:batch():put("meta/pause", paused):put("meta/turn", turn):commit(true)
+    log.info("turn", "turns paused", { turn = turn.turn,
+             remaining = paused.remaining })
+    M.broadcast_time(proto.REASON.TimerWarning)
+    return true
+end
+
+function M.resume()
+    if not paused then
+        return false
+    end
+    local left = paused.remaining
+    paused = nil
+    turn.ends_at = left and (core.now() + left) or nil
+    M.arm_timer()
+    db:batch():delete("meta/pause"):put("meta/turn", turn):commit(true)
+    log.info("turn", "turns resumed", { turn = turn.turn,
+             remaining = M.time_remaining() })
+    M.broadcast_time(proto.REASON.TimerStarted)
+    if cfg.turn_mode == "players_finished" and accounts.count() > 0 and
+       #M.waiting() == 0 then
+        core.timer(0, 0, function()
+            if not paused and #M.waiting() == 0 then
+                M.end_turn("all")
+            end
+        end)
+    end
+    return true
+end
+
+-- Starts the turn's clock again from now (turn_length seconds), after a
+-- change of turn_length or turn_mode too.
+function M.reset_timer()
+    turn.ends_at = nil
+    M.arm_timer()
+    db:put("meta/turn", turn)
+    M.broadcast_time(proto.REASON.TimerStarted)
+end
+
+-- The running turn's record (read only): turn, started, ends_at, finished.
+function M.turn_record()
+    return turn
+end
+
+-- Puts a reloaded ruleset in place of the running one. The caller has
+-- checked that its object and order types are those of the game; their
+-- hooks (turn, order execute/check, visibility ...) are the new ones from
+-- now on.
+function M.swap_ruleset(rs)
+    rs.folder = ruleset.folder
+    local ok, err = pcall(types.build, rs, meta.created)
+    if not ok then
+        types.build(ruleset, meta.created)
+        error(err, 0)
+    end
+    views.init(rs, ctx)
+    ruleset = rs
 end
 
 function M.stop()

@@ -208,7 +208,7 @@ function M.commit(batch, sync, turn)
             -- modtime with modtime added.
             local json = fresh[id] or object_json(o)
             batch.raw:put(key("obj", id), json:sub(1, -2) ..
-                          string.format(',"modtime":%.0f}', o.modtime))
+                          string.format(',"modtime":%.0f}', o.modtime or 0))
             batch.n = batch.n + 1
             saved_json[id], saved_raw[id] = json, nil
             saved_mod[id] = o.modtime
@@ -291,10 +291,14 @@ end
 function M.detect_changes()
     local found = 0
     for id, o in pairs(M.objects) do
-        if not dirty.obj[id] and saved_json[id] ~= object_json(o) then
-            o.modtime = M.stamp()
-            dirty.obj[id] = true
-            found = found + 1
+        if not dirty.obj[id] then
+            local json = object_json(o)
+            if saved(id) ~= json then
+                o.modtime = M.stamp()
+                dirty.obj[id] = true
+                fresh[id] = json     -- (commit needs it next)
+                found = found + 1
+            end
         end
     end
     return found

@@ -1,6 +1,7 @@
 -- MiniSec: the first Thousand Parsec game, as tpserver-cpp plays it
--- (../shared/rulesets/minisec.md in the project's documents; README.md
--- here lists the settings and where this port differs).
+-- (the MiniSec specification, rulesets/minisec.md of the project's
+-- documents; README.md here lists the settings and where this port
+-- differs). Section numbers in the comments are the specification's.
 --
 -- A small galaxy of star systems and planets; every player starts with a
 -- home planet and three frigates. Planets build fleets of scouts,
@@ -61,6 +62,10 @@ return {
     components = ms.designs.components,
     object_types = ms.objects.TYPES,
     order_types = ms.orders.TYPES,
+
+    -- Every object the turn changes is marked (ctx:changed and the other
+    -- ctx calls): the server need not compare all objects after a turn.
+    marks_changes = true,
 
     setup = ms.universe.setup,
     player_joined = ms.universe.player_joined,

@@ -11,6 +11,11 @@
 -- plus a fleet's half size, 1), candidates too large for the grid (the
 -- universe, the galaxy) are always checked. Positions are compared in x
 -- and y for the grid and in full for the match.
+--
+-- Containers (the universe, the galaxy, star systems, planets) never move,
+-- change size or go away in MiniSec, so the grid (of copies of their id,
+-- position and size) is kept from turn to turn while the set of
+-- candidates is the same.
 return function(ms)
     local objects = ms.objects
     local M = {}
@@ -20,6 +25,7 @@ return function(ms)
     local MAX_COORD = 9007199254740991   -- 2^53 - 1: exact in a double
 
     local grid, big          -- cell key -> { candidates }, { candidates }
+    local filed = { count = -1, sum = -1 }   -- what the grid holds
 
     local function cell(v)
         return math.floor(v / CELL)
@@ -29,10 +35,17 @@ return function(ms)
         return cx * 134217728 + cy
     end
 
-    -- Files the container candidates of this turn (ascending id).
-    function M.begin_turn(ctx, candidates)
+    -- Files the container candidates of this turn (ascending id; id_sum:
+    -- the sum of their ids).
+    function M.begin_turn(ctx, candidates, id_sum)
+        if filed.count == #candidates and filed.sum == id_sum then
+            grid, big = filed.grid, filed.big
+            return
+        end
         grid, big = {}, {}
-        for _, c in ipairs(candidates) do
+        for _, o in ipairs(candidates) do
+            local c = { id = o.id, size = o.size,
+                        pos = { x = o.pos.x, y = o.pos.y, z = o.pos.z } }
             local reach = objects.half(c.size) + FLEET_HALF
             if reach > CELL then
                 big[#big + 1] = c
@@ -50,6 +63,7 @@ return function(ms)
                 end
             end
         end
+        filed = { count = #candidates, sum = id_sum, grid = grid, big = big }
     end
 
     function M.end_turn()
@@ -91,7 +105,7 @@ return function(ms)
         end
         local c = container_at(point, fleet)
         if c and c.id ~= fleet.parent then
-            ctx:set_parent(fleet, c)
+            ctx:set_parent(fleet, c.id)
         end
     end
 

@@ -253,6 +253,13 @@ return function(ms)
         return n == 0
     end
 
+    -- Fleets made since begin_turn, in creation (= id) order.
+    M.created = {}
+
+    function M.begin_turn()
+        M.created = {}
+    end
+
     -- A new fleet (size 2, velocity 0, its own queue). t: name, parent,
     -- owner, pos, look (fleet media name), ships.
     function M.new_fleet(ctx, t)
@@ -269,6 +276,7 @@ return function(ms)
         for _, s in ipairs(t.ships or {}) do
             M.add_ships(ctx, fleet, s.design, s.count)
         end
+        M.created[#M.created + 1] = fleet
         return fleet
     end
 

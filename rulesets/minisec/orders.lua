@@ -323,7 +323,8 @@ return function(ms)
     -- ---------------------------------------------------- Merge Fleet
 
     M.merge = {
-        name = "Merge Fleet", description = "Merge this fleet into another one",
+        name = "Merge Fleet",
+        description = "Merge this fleet into another one",
         turns = function() return 0 end,
         execute = function(ctx, fleet, order)
             local parent = ctx:object(fleet.parent)
@@ -331,7 +332,8 @@ return function(ms)
             for _, id in ipairs(parent and parent.children or {}) do
                 local o = id ~= fleet.id and ctx:object(id)
                 if o and o.type == fleet.type and o.owner == fleet.owner and
-                   o.size + fleet.size > objects.distance(o.pos, fleet.pos) then
+                   o.size + fleet.size >
+                   objects.distance(o.pos, fleet.pos) then
                     target = o
                     break
                 end

@@ -27,15 +27,16 @@ return function(ms)
         end
     end
 
-    -- Step 8, for every object; returns the number of planets and fleets
-    -- each player owns.
-    local function once_a_turn(ctx)
+    -- Step 8, for every object (those of the turn's start that still
+    -- exist, then the fleets made during the turn); returns the number of
+    -- planets and fleets each player owns.
+    local function once_a_turn(ctx, all, created)
         local universe_t = ctx.types[objects.UNIVERSE]
         local planet_t = ctx.types[objects.PLANET]
         local fleet_t = ctx.types[objects.FLEET]
         local move_t, intercept_t = ctx.orders.Move, ctx.orders.Intercept
         local owned = {}
-        for o in ctx:each_object() do
+        local function upkeep(o)
             local t = o.type
             if t == universe_t then
                 o.data.year = (o.data.year or 0) + 1
@@ -59,6 +60,13 @@ return function(ms)
             end
             if o.owner ~= 0 and (t == fleet_t or t == planet_t) then
                 owned[o.owner] = (owned[o.owner] or 0) + 1
+            end
+        end
+        for _, list in ipairs { all, created } do
+            for _, o in ipairs(list) do
+                if ctx:object(o.id) == o then
+                    upkeep(o)
+                end
             end
         end
         return owned
@@ -101,12 +109,15 @@ return function(ms)
 
     function M.turn(ctx)
         local g = rng.open(ctx)
+        objects.begin_turn()
         local planet_t = ctx.types[objects.PLANET]
         local fleet_t = ctx.types[objects.FLEET]
         local move_t, intercept_t = ctx.orders.Move, ctx.orders.Intercept
-        local combatants, containers = {}, {}
+        local all, combatants, containers = {}, {}, {}
         local movers, interceptors, others = {}, {}, {}
+        local container_ids = 0
         for o in ctx:each_object() do
+            all[#all + 1] = o
             local t = o.type
             if t == planet_t or t == fleet_t then
                 combatants[#combatants + 1] = o
@@ -123,15 +134,16 @@ return function(ms)
             end
             if t ~= fleet_t then
                 containers[#containers + 1] = o
+                container_ids = container_ids + o.id
             end
         end
-        movement.begin_turn(ctx, containers)
+        movement.begin_turn(ctx, containers, container_ids)
         run_first_orders(ctx, movers)
         run_first_orders(ctx, interceptors)
         combat.run(ctx, g.game, combatants)
         run_first_orders(ctx, others)
         movement.end_turn()
-        players(ctx, once_a_turn(ctx))
+        players(ctx, once_a_turn(ctx, all, objects.created))
         rng.close(ctx, g)
     end
 

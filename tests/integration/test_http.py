@@ -5,6 +5,7 @@ the preamble kept, GET answered with a page, junk and oversized preambles
 closed, and the features and Game frame that advertise the listeners."""
 
 import os
+import random
 import socket
 import sys
 import time
@@ -130,6 +131,52 @@ def test_tunnel():
         T.is_(srv.stop(), 0, "SIGTERM -> exit code 0")
 
 
+def test_garbage():
+    """Random bytes behind every prefix the tunnel listener looks at, on
+    http and (inside TLS) https, and raw on the TLS port: each connection
+    ends (closed, or still waiting for more), the server goes on."""
+    rng = random.Random(int(os.environ.get("TP_SEED", "0")) or 4242)
+    T.ok(True, "garbage seed %d" % (int(os.environ.get("TP_SEED", "0"))
+                                    or 4242))
+    prefixes = [b"", b"P", b"POST", b"POST /", b"GET ", b"GE", b"TP",
+                b"TP\x04\x00", b"\x16\x03\x01", b"HTTP/1.0", b"\r\n\r\n"]
+    with tplib.Server("--set", "login_timeout=2", "--set",
+                      "tls_handshake_timeout=2",
+                      port_flags=[HTTP, HTTPS, TLS]) as srv:
+        socks = []
+        for i in range(150):
+            flag = (HTTP, HTTPS, TLS)[i % 3]
+            data = rng.choice(prefixes) + bytes(
+                rng.randrange(256) for _ in range(rng.randrange(0, 300)))
+            if rng.random() < 0.3:
+                data += b"\r\n\r\n" + bytes(
+                    rng.randrange(256) for _ in range(rng.randrange(0, 64)))
+            try:
+                if flag == HTTPS:
+                    c = srv.client(port_flag=flag, tls=True)
+                    c.send_bytes(data)
+                    socks.append(c.sock)
+                else:
+                    s = socket.create_connection(("127.0.0.1",
+                                                  srv.ports[flag]))
+                    s.sendall(data)
+                    socks.append(s)
+            except OSError:
+                pass
+        with srv.client() as c:
+            check_okay(T, [c.connect()], "a client is served while 150 "
+                       "connections send garbage")
+        for s in socks:
+            s.close()
+        for flag, tls in ((HTTP, None), (HTTPS, True), (TLS, True)):
+            with srv.client(port_flag=flag, tls=tls) as c:
+                check_okay(T, [c.connect()], "%s still served afterwards" %
+                           flag)
+        T.ok(srv.alive() and not srv.error_lines(), "no crash, no error "
+             "lines", "\n".join(srv.error_lines()[:5]))
+        T.is_(srv.stop(), 0, "SIGTERM -> exit code 0")
+
+
 def test_slow_preamble_times_out():
     with tplib.Server("--set", "login_timeout=1",
                       port_flags=[HTTP]) as srv:
@@ -149,4 +196,4 @@ def test_slow_preamble_times_out():
 
 
 if __name__ == "__main__":
-    tplib.main(test_tunnel, test_slow_preamble_times_out)
+    tplib.main(test_tunnel, test_garbage, test_slow_preamble_times_out)

@@ -33,8 +33,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from test_persist import (PERSIST, Player, board_subjects, db_problems,  # noqa: E402,E501
-                          dump, queue_targets, read_db)
+from test_persist import (PERSIST, Player, board_subjects,  # noqa: E402
+                          db_problems, dump, queue_targets, read_db)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -11,6 +11,8 @@ instant):
   mixed     requests with FinishedTurn among them, so turns end meanwhile
   reply     one OrderInsert, and the kill right after its Okay arrives
   account   a CreateAccount in flight
+  starting  a new server while it starts (checks, loads, ends a turn every
+            player had finished)
 After each kill, before the restart, the database itself is read
 (persist_check.lua) and must be consistent: every object, the ruleset's
 state, every player's score and board count the same finished turns (a
@@ -26,6 +28,7 @@ Seed: TP_SEED (printed). The whole test takes about half a minute.
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,8 +37,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from test_persist import (PERSIST, Player, board_subjects, db_problems,  # noqa: E402,E501
-                          fly_params, queue_targets, read_db)
+from test_persist import (PERSIST, Player, board_subjects,  # noqa: E402
+                          db_problems, queue_targets, read_db)
 
 ROUNDS = 30
 TURN_MS = 200
@@ -179,7 +182,7 @@ def main():
                        BUDGET)
                 continue
             mode = rng.choice(["requests", "turn", "mixed", "reply",
-                               "account"])
+                               "account", "starting"])
             counts[mode] = counts.get(mode, 0) + 1
             # Players who joined in account rounds only finish turns.
             for name in accounts:
@@ -211,6 +214,18 @@ def main():
                 x = 500000 + rng.randrange(1, 1 << 30)
                 if p.fly(x).is_("Order"):
                     state[p.name]["orders"].append(x)
+            elif mode == "starting":
+                # Killed while it starts: checking, loading, perhaps
+                # ending a turn every player had finished.
+                srv.proc.kill()
+                srv.proc.wait(10)
+                srv.kill()
+                srv = tplib.Server(*args, data_dir=data)
+                srv.port = tplib.free_port()
+                srv.proc = subprocess.Popen(
+                    srv.command(), cwd=srv.tmp, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(rng.uniform(0, 0.12))
             else:
                 new_account = tplib.unique_name("late")
                 c = srv.client(timeout=5)

@@ -74,6 +74,7 @@ local function fleet(owner, ships, at, damage)
         owner, parent = 1, owner = owner, pos = at, look = "aeon-hud",
         ships = list })
     f.data.damage = damage or 0
+    ctx:changed(f)
     g:commit()
     return f
 end
@@ -188,8 +189,8 @@ fb = fleet(B, { [BATTLESHIP[B]] = 1 }, fa.pos)
 gen = fight(rounds({ 1, 0, { { "real1", 0.3 } } }), fa, fb)
 t.ok(gen:used_all() and summary(A) == "Your Fleet escaped. ",
      "1 scout of 2 ships: real1 0.3 < 1/2 escapes", summary(A))
-gen = fight(rounds({ 1, 0, { { "real1", 0.7 } } }, { 1, 0, { { "real1",
-                                                             0.9 } } }), fa, fb)
+gen = fight(rounds({ 1, 0, { { "real1", 0.7 } } },
+                  { 1, 0, { { "real1", 0.9 } } }), fa, fb)
 t.ok(gen:used_all() and g:object(fb.id) == nil and
      summary(A) == "You destroyed bob's fleet. Your Fleet survived combat.",
      "real1 0.7 and 0.9: the battleship fires twice", summary(A))
@@ -231,6 +232,7 @@ local earth = g:find("Earth")
 fa = fleet(A, { [FRIGATE[A]] = 1 }, { x = earth.pos.x + 2, y = earth.pos.y,
                                      z = 0 })
 earth.owner = C
+ctx:changed(earth)
 g:commit()
 gen = fight(rounds({ 2, 0 }), earth, fa)
 t.ok(gen:used_all() and g:object(fa.id) == nil, "a colony's two batteries "
@@ -239,6 +241,7 @@ t.ok(gen:used_all() and g:object(fa.id) == nil, "a colony's two batteries "
 t.is(summary(C), "You destroyed alice's fleet. Your Fleet survived combat.",
      "the colony's owner's summary")
 earth.owner = 0
+ctx:changed(earth)
 g:commit()
 
 -- Three fleets, one spot: alice and carol first, then carol and bob, then
@@ -298,5 +301,6 @@ t.ok(fresh and not refs_text(ma):find("1:" .. fresh.id .. " ", 1, true),
 t.ok(ahome.owner == 0 or g:object(raider.id) == nil,
      "fought to the end: the planet fell or the raider is gone")
 
+t.is(g.unmarked or 0, 0, "every change a turn made was marked (marks_changes)")
 g:close()
 return t.done()

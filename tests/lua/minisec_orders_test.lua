@@ -87,7 +87,8 @@ for turn = 1, eta do
     if turn < eta then
         expect = step(expect, dest, FRIGATE_SPEED)
         if f.pos.x ~= expect.x or f.pos.y ~= expect.y or
-           f.vel.x ~= expect.x - before.x or f.vel.y ~= expect.y - before.y then
+           f.vel.x ~= expect.x - before.x or
+           f.vel.y ~= expect.y - before.y then
             stepped_ok = false
         end
         if g:estimate(f, 0) ~= eta - turn then
@@ -254,12 +255,14 @@ t.ok(#g:objects() == count and #g:queue(ahome).orders == 0,
 local lost = g:find("bob Planet")
 build(B, lost, { { 5, 1 } }, "Orphan")
 lost.owner = 0
+ctx:changed(lost)
 g:commit()
 g:end_turn()
 t.ok(#g:queue(lost).orders == 0 and not g:find("Orphan") and
      ms.objects.resource(lost, 1) == 0, "an unowned planet's build is "
      .. "dropped without a part")
 lost.owner = B
+ctx:changed(lost)
 g:commit()
 
 -- ------------------------------------------------------------ Colonise
@@ -355,8 +358,9 @@ t.is(table.concat(choices, " "), "1:Scout:2 3:Battleship:1",
 g:end_turn()
 m = message(g, A, "Split Fleet order complete")
 local new = m and m.references[2] and g:object(m.references[2].id)
-t.ok(new and new.name == "A fleet" and new.owner == A and new.parent == sp.parent and
-     new.pos.x == sp.pos.x and ms.objects.total_ships(new) == 1 and
+t.ok(new and new.name == "A fleet" and new.owner == A and
+     new.parent == sp.parent and new.pos.x == sp.pos.x and
+     ms.objects.total_ships(new) == 1 and
      ms.objects.ship_count(new, 1) == 1, "a new fleet 'A fleet' with the "
      .. "scout, same place, parent and owner")
 t.is(ms.objects.total_ships(sp), before - 1, "the old fleet lost it")
@@ -486,5 +490,6 @@ t.ok(message(g, A, "Intercept order complete") and
      hunter.parent == sirius.id, "a star system can be intercepted "
      .. "(reference quirk fixed)")
 
+t.is(g.unmarked or 0, 0, "every change a turn made was marked (marks_changes)")
 g:close()
 return t.done()

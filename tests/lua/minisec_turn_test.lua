@@ -102,6 +102,7 @@ local turn = g:turn_number()
 g:end_turn()
 t.is(#g:new_messages(A, "You won!"), 0, "the victory is announced once")
 t.is(g:turn_number(), turn + 1, "the game goes on")
+t.is(g.unmarked or 0, 0, "every change a turn made was marked")
 g:close()
 
 g = assert(H.new_game {})
@@ -156,6 +157,7 @@ frame, v = decode(g:conn(alice.id), g:find("Mars"))
 t.ok(v.p6.id == 0 and #v.p8.resources == 0, "TP04: unowned, no resources")
 t.ok(views.design_visible(bob.id, g:design(1)), "everyone sees every "
      .. "design")
+t.is(g.unmarked or 0, 0, "every change a turn made was marked (marks_changes)")
 g:close()
 
 return t.done()

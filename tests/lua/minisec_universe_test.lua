@@ -353,6 +353,7 @@ g = assert(H.new_game { noguest = true })
 guest = g:join("guest")
 t.ok(guest.alive ~= false and #g:objects("Fleet", guest.id) == 3,
      "noguest: an account named guest plays")
+t.is(g.unmarked or 0, 0, "every change a turn made was marked (marks_changes)")
 g:close()
 
 return t.done()

@@ -1,0 +1,92 @@
+-- admin: the admin console (a Lua REPL in the server over a Unix socket,
+-- admin/console.lua) and the TP admin protocol listener
+-- (admin/protocol.lua), over one admin API (admin/commands.lua).
+--
+-- boot.lua calls start() once the game and the player listeners are up,
+-- and wraps its hooks with hooks(): admin connections go to the admin
+-- protocol, and a stop closes the console first.
+
+local core = require "tp.core"
+local log = require "tp.log"
+
+local M = {}
+
+local started = false
+local protocol, console
+
+-- Starts what the configuration asks for. Raises a message for the
+-- terminal when the console socket or the admin port cannot be opened.
+function M.start(cfg, args)
+    require("admin.commands").init { cfg = cfg, home = args.home }
+    local ok, service = pcall(require, "tp.service")
+    if ok and service.live then
+        -- Read each time they are used: a reload applies them.
+        service.live.admins = true
+        service.live.console_time_slice = true
+    end
+    if cfg.admin_port > 0 then
+        protocol = require "admin.protocol"
+        protocol.start(cfg)
+        local port = core.listen(cfg.admin_bind, cfg.admin_port, "admin",
+                                 "admin")
+        cfg.admin_port = port
+        if #(cfg.admins or {}) == 0 then
+            log.warning("admin", "the admin listener on %s:%d has no "
+                        .. "admins configured: nobody can log in (admins = "
+                        .. "{ { name =, password_hash = } })",
+                        cfg.admin_bind, port)
+        end
+        io.stderr:write(string.format("tpserver: admin protocol on "
+            .. "tp://%s:%d/\n", cfg.admin_bind, port))
+    end
+    if cfg.console then
+        console = require "admin.console"
+        console.start(cfg)
+    end
+    started = true
+end
+
+-- Closes the console socket (and stops pushing the log to admins).
+function M.stop()
+    if console then
+        console.stop()
+    end
+    if protocol then
+        protocol.stop()
+    end
+end
+
+-- Wraps boot.lua's hooks: admin connections are served by the admin
+-- protocol; on_stop closes the console before the game stops.
+function M.hooks(t)
+    if protocol then
+        local player_dispatch = t.dispatch
+        t.dispatch = function(conn, req)
+            if conn.admin then
+                return protocol.dispatch(conn, req)
+            end
+            return player_dispatch(conn, req)
+        end
+        local on_close = t.on_close
+        t.on_close = function(conn, reason)
+            if conn.admin then
+                protocol.closed(conn)
+            end
+            if on_close then
+                return on_close(conn, reason)
+            end
+        end
+    end
+    local on_stop = t.on_stop
+    t.on_stop = function()
+        if started then
+            M.stop()
+        end
+        if on_stop then
+            return on_stop()
+        end
+    end
+    return t
+end
+
+return M

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""A ruleset with deliberate errors in its order code
+(tests/fixtures/rulesets/broken) over the protocol: the request that runs
+the faulty hook gets a readable Fail naming the order type (never a file
+name or a traceback, which go to the log), nothing of the request is
+kept, and the server goes on serving everyone; an order whose execute
+fails makes the end of turn fail without advancing the turn."""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tplib  # noqa: E402
+from test_protocol import ORDER_PARAM, Player, encode_params  # noqa: E402
+
+T = tplib.Tap.current or tplib.Tap()
+BROKEN = os.path.join(tplib.ROOT, "tests", "fixtures", "rulesets", "broken")
+FLY = 0
+
+
+def fly(p, ship, x, name="OrderInsert"):
+    params = encode_params(ORDER_PARAM, [0], [{"x": x, "y": 1, "z": 0}])
+    return p.req(name, {"id": ship, "slot": -1, "otype": FLY, "turns": 0,
+                        "resources": [],
+                        "params": params.decode("utf-8", "surrogateescape")})
+
+
+def readable(frames, doing):
+    f = frames[0] if len(frames) == 1 else None
+    return (f is not None and f.is_("Fail") and f["code"] == 3 and
+            f["result"] == "the ruleset failed %s this Fly order (a bug in "
+            "the ruleset; the server log has the details)" % doing and
+            f["references"] == [{"type": 2, "id": FLY}])
+
+
+def queued(p, ship):
+    return p.get("GetOrderQueue", [ship])[0]["numorders"]
+
+
+def test_broken():
+    with tplib.Server("--ruleset", BROKEN, "--set", "turn_length=0") as srv:
+        a = Player(srv, name="alice")
+        ship = [i for i in a.list_ids("GetObjectIDs") if i != 0][0]
+        r = fly(a, ship, 13)
+        T.ok(readable(r, "checking"), "a bug in the order's check: a "
+             "readable Fail naming the order type", repr(r))
+        text = r[0].get("result", "")
+        T.ok(".lua" not in text and "traceback" not in text,
+             "no file names or tracebacks for the client", text)
+        r = fly(a, ship, 13, "OrderProbe")
+        T.ok(readable(r, "checking"), "the same for OrderProbe", repr(r))
+        r = fly(a, ship, 16)
+        T.ok(readable(r, "inserting"), "a bug after the order was queued "
+             "(inserted): Fail", repr(r))
+        T.is_(queued(a, ship), 0, "and the order is not kept")
+        r = fly(a, ship, 14)
+        T.ok(readable(r, "estimating"), "a bug in the turns estimate: Fail",
+             repr(r))
+        T.is_(queued(a, ship), 0, "not kept either")
+        T.ok(a.call("Ping").is_("Okay"), "the connection still answers")
+        b = Player(srv, name="bob")
+        T.ok(b.call("Ping").is_("Okay"), "a new client is served")
+
+        r = fly(a, ship, 5)
+        T.ok(r[0].is_("Order"), "a good order is accepted", repr(r))
+        a.call("FinishedTurn")
+        b.call("FinishedTurn")
+        T.is_(a.call("GetTimeRemaining")["turn"], 2, "and the turn ends")
+        r = fly(a, ship, 15)
+        T.ok(r[0].is_("Order"), "an order whose execute has a bug is "
+             "accepted", repr(r))
+        a.call("FinishedTurn")
+        b.call("FinishedTurn")
+        T.is_(a.call("GetTimeRemaining")["turn"], 2, "the end of turn with "
+              "the faulty execute fails: still turn 2")
+        T.is_(queued(a, ship), 1, "nothing of that turn was kept")
+        obj = a.get("GetObjectsByID", [ship])[0]
+        T.ok(obj.is_("Object"), "objects are still served")
+        log = srv.log()
+        T.ok("init.lua:12" in log and "the ruleset failed checking" in log
+             and "turn failed" in log, "the log has each error with the "
+             "file and line")
+        T.ok(srv.alive(), "the server is still running")
+        a.close()
+        b.close()
+
+
+if __name__ == "__main__":
+    tplib.main(test_broken)
