@@ -63,7 +63,7 @@ function M.dispatch(conn, req)
     local ok, reply = xpcall(h.fn, keep_error, conn, req)
     if not ok then
         if model.is_dirty() then
-            model.rollback()
+            model.undo()
         end
         error(reply, 0)
     end

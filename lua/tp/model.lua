@@ -155,6 +155,61 @@ function M.load(database)
     end
 end
 
+-- Throws away the uncommitted changes of one request by reading back
+-- just the records it marked (a request changes a few records; rollback()
+-- below reloads everything, which a turn needs). Changes a hook made
+-- without marking them are not seen here.
+function M.undo()
+    local function reload_object(id)
+        local raw = db.raw:get(key("obj", id))
+        if raw then
+            local o = cjson.decode(raw)
+            M.objects[id] = o
+            saved_raw[id], saved_json[id], saved_mod[id] = raw, nil,
+                                                           o.modtime
+        else
+            M.objects[id] = nil
+            saved_raw[id], saved_json[id], saved_mod[id] = nil, nil, nil
+        end
+        local g = db:get(key("gone", id))
+        M.gone[id] = g and g.modtime or nil
+    end
+    local function reload_queue(id)
+        M.queues[id] = db:get(key("queue", id))
+    end
+    for id in pairs(dirty.obj) do
+        reload_object(id)
+    end
+    for id in pairs(dirty.gone) do
+        reload_object(id)
+        reload_queue(id)
+    end
+    for id in pairs(dirty.queue) do
+        reload_queue(id)
+    end
+    for id in pairs(dirty.board) do
+        local b = db:get(key("board", id))
+        M.boards[id] = b
+        M.messages[id] = b and {} or nil
+        if b then
+            for k, m in db:each(string.format("msg/%010d/", id)) do
+                M.messages[id][tonumber(k:match("/(%d+)$"))] = m
+            end
+        end
+    end
+    for id in pairs(dirty.design) do
+        M.designs[id] = db:get(key("design", id))
+    end
+    local players = next(dirty.player) ~= nil
+    clock = (db:get("meta/clock") or {}).clock or 0
+    M.ids = db:get("meta/ids") or { object = 0, design = 1, board = 1 }
+    M.rsstate = db:get("meta/rsstate") or {}
+    reset_dirty()
+    if M.on_rollback then
+        M.on_rollback(players)
+    end
+end
+
 -- Throws away every uncommitted change. on_rollback (set by tp.game)
 -- reloads what other modules keep (the players).
 function M.rollback()

@@ -480,7 +480,7 @@ M.OrderProbe = handler(function(conn, req)
     local slot = check_slot(q, req.slot)
     local frame = views.order_frame(conn, obj, order, slot, q)
     if model.is_dirty() then
-        model.rollback()
+        model.undo()
     end
     return frame
 end)
