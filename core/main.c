@@ -498,6 +498,9 @@ int main(int argc, char **argv)
         tp_lua_stop(&lx);
     } else {
         push_args(L, &opt, home, daemon);
+        /* Before boot opens the ports: a signal that comes while it runs
+         * waits for the loop and stops the server cleanly. */
+        watch_signals(&srv);
         char boot[PATH_MAX + 128];
         snprintf(boot, sizeof boot, "%s/lua/tp/boot.lua", home);
         if (tp_lua_boot(&lx, boot) != 0) {
@@ -505,7 +508,6 @@ int main(int argc, char **argv)
             tp_daemon_failed();
             tp_lua_request_stop(&lx);
         } else if (srv.listeners) {
-            watch_signals(&srv);
             tp_daemon_ready();
             tp_daemon_notify("READY=1");
             served = true;

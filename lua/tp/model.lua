@@ -125,12 +125,19 @@ local function load_all(database)
     for _, b in db:each("board/") do
         M.boards[b.id] = b
         M.messages[b.id] = {}
+        if not b.reordered then
+            b.msgs = {}               -- rebuilt from the message keys
+        end
     end
     for k, m in db:each("msg/") do
         local b, s = k:match("^msg/(%d+)/(%d+)$")
         b, s = tonumber(b), tonumber(s)
         if M.messages[b] then
             M.messages[b][s] = m
+            local board = M.boards[b]
+            if not board.reordered then
+                board.msgs[#board.msgs + 1] = s     -- keys come in order
+            end
         end
     end
     for _, d in db:each("design/") do
@@ -192,8 +199,15 @@ function M.undo()
         M.boards[id] = b
         M.messages[id] = b and {} or nil
         if b then
+            if not b.reordered then
+                b.msgs = {}
+            end
             for k, m in db:each(string.format("msg/%010d/", id)) do
-                M.messages[id][tonumber(k:match("/(%d+)$"))] = m
+                local serial = tonumber(k:match("/(%d+)$"))
+                M.messages[id][serial] = m
+                if not b.reordered then
+                    b.msgs[#b.msgs + 1] = serial
+                end
             end
         end
     end
@@ -304,7 +318,16 @@ function M.commit(batch, sync, turn)
         n = n + 1
     end
     for id in pairs(dirty.board) do
-        batch:put(key("board", id), M.boards[id])
+        -- The slot order is stored only when it is not the order of the
+        -- serials (a message posted before others): appending to a board
+        -- then costs the same however long the board is.
+        local b = M.boards[id]
+        local msgs = b.msgs
+        if not b.reordered then
+            b.msgs = nil
+        end
+        batch:put(key("board", id), b)
+        b.msgs = msgs
         n = n + 1
     end
     for k, m in pairs(dirty.msg) do
@@ -549,6 +572,9 @@ function M.post(board, m, slot)
     local n = #board.msgs
     if slot == nil or slot < 0 or slot > n then
         slot = n
+    end
+    if slot < n then
+        board.reordered = true     -- slot order is no longer serial order
     end
     table.insert(board.msgs, slot + 1, serial)
     board.modtime = M.stamp()

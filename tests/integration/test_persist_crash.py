@@ -51,11 +51,19 @@ def order_targets_in_db(keys, queue):
 
 
 def subjects_in_db(keys, board):
+    """The subjects of a board's messages in slot order, read as
+    docs/storage.md says: the board's msgs when it is reordered, else
+    the message keys in serial order."""
     b = keys.get("board/%010d" % board)
     if not b:
         return []
-    return [keys["msg/%010d/%010d" % (board, s)]["subject"]
-            for s in b["msgs"]]
+    prefix = "msg/%010d/" % board
+    if b.get("reordered"):
+        serials = b["msgs"]
+    else:
+        serials = sorted(int(k[len(prefix):]) for k in keys
+                         if k.startswith(prefix))
+    return [keys[prefix + "%010d" % s]["subject"] for s in serials]
 
 
 def player_problems(keys):
