@@ -433,7 +433,9 @@ static int repl(client_t *c, const char *banner, size_t banner_len)
     el_set(el, EL_SIGNAL, 1);
     el_set(el, EL_PROMPT, prompt_fn);
     el_set(el, EL_HIST, history, hist);
-    el_set(el, EL_ADDFN, "tp-complete", "Complete a name", complete_fn);
+    /* The wide form: the narrow one copies the two names and never frees
+     * them (libedit's own "XXX" in eln.c). */
+    el_wset(el, EL_ADDFN, L"tp-complete", L"Complete a name", complete_fn);
     el_set(el, EL_BIND, "^I", "tp-complete", NULL);
     el_source(el, NULL);        /* the user's ~/.editrc, if any */
 

@@ -86,18 +86,8 @@ end
 dispatch.add(require("tp.handlers.session").init(cfg).handlers)
 dispatch.add(require("tp.handlers.game").handlers)
 
-local listeners = require "tp.listeners"
-ok, err = listeners.prepare_tls(cfg)
-if ok then
-    ok, err = listeners.start(cfg)
-end
-if not ok then
-    game.stop()
-    db:close()
-    error(err, 0)
-end
-
--- The admin console socket and the TP admin listener (admin/).
+-- The admin console socket and the TP admin listener (admin/), before
+-- the players' listeners: once a client can connect, so can the admin.
 local admin = require "admin.init"
 ok, err = pcall(admin.start, cfg, args)
 if not ok then
@@ -105,6 +95,18 @@ if not ok then
     game.stop()
     db:close()
     error(tostring(err):gsub("^.-%.lua:%d+: ", "", 1), 0)
+end
+
+local listeners = require "tp.listeners"
+ok, err = listeners.prepare_tls(cfg)
+if ok then
+    ok, err = listeners.start(cfg)
+end
+if not ok then
+    admin.stop()
+    game.stop()
+    db:close()
+    error(err, 0)
 end
 
 log.info("main", "tpserver %s serving %s %s (turn %d) from %s", core.version,

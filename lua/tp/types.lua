@@ -38,10 +38,11 @@ local function guard(ot, what, fn)
         if r[1] then
             return unpack(r, 2, table.maxn(r))
         end
-        -- The request may have changed the game before the hook failed
-        -- (OrderInsert adds the order first): mark the model changed so
-        -- the dispatcher throws all of it away.
-        require("tp.model").state_changed()
+        -- The request may have changed the game before the hook failed,
+        -- without marking it yet (OrderInsert adds the order, then calls
+        -- inserted): reload the whole working set, which throws away all
+        -- of it (a bug's price; dispatch's undo only sees marked records).
+        require("tp.model").rollback()
         if type(r[2]) == "table" then
             error(r[2], 0)
         end

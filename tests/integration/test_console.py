@@ -32,9 +32,29 @@ SLOW = 4.0 if tplib.under_asan() else 1.0
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")
 
 
+SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
+
+
+class Server(tplib.Server):
+    """A server whose stop is a check: exit status 0 and no sanitizer
+    report in its log."""
+
+    def stop(self, cleanup=True):
+        was_alive = self.alive()
+        rc = super().stop(cleanup=False)
+        log = self.log()
+        if was_alive or rc is not None:
+            T.ok(rc == 0 and not SANITIZER.search(log), "the server (port "
+                 "%s) stops with status 0 and no sanitizer report" %
+                 self.port, "exit %r\n%s" % (rc, log[-3000:]))
+        if cleanup:
+            self.cleanup()
+        return rc
+
+
 def tiny_server(*args, **kw):
     """A server running the tiny fixture ruleset (ships flying around)."""
-    return tplib.Server("--ruleset", TINY, *args, **kw)
+    return Server("--ruleset", TINY, *args, **kw)
 
 
 def console(srv, code=None, stdin=None, args=(), timeout=60):
@@ -145,17 +165,15 @@ class Terminal:
         return True
 
     def expect(self, text, timeout=10.0):
-        """Waits until text (bytes or a regex) shows in what came after the
-        mark; moves the mark past it. Returns the screen text up to it."""
+        """Waits until text shows on the screen (escape sequences and
+        carriage returns taken out) in what came after the mark; moves the
+        mark to the end of what was read. Returns that screen text."""
         deadline = time.monotonic() + timeout * SLOW
-        pat = text if isinstance(text, re.Pattern) else \
-            re.compile(re.escape(text))
         while True:
-            m = pat.search(self.out, self.mark)
-            if m:
-                seen = self.out[self.mark:m.end()]
-                self.mark = m.end()
-                return ANSI.sub(b"", seen).decode("utf-8", "replace")
+            seen = ANSI.sub(b"", self.out[self.mark:])
+            if text in seen:
+                self.mark = len(self.out)
+                return seen.decode("utf-8", "replace")
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -166,8 +184,7 @@ class Terminal:
                 except OSError:
                     data = b""
                 if not data:
-                    m = pat.search(self.out, self.mark)
-                    return None if not m else self.expect(text, 0)
+                    return None
                 self.out += data
 
     def prompt(self, timeout=10.0):
@@ -682,6 +699,8 @@ def test_server_commands():
         rc, out, err = console(srv, "shutdown()")
         T.ok(rc == 0 and "stopping" in out, "shutdown() answers", out + err)
         T.is_(srv.wait(), 0, "and the server stops cleanly (exit 0)")
+        T.ok(not SANITIZER.search(srv.log()), "with no sanitizer report",
+             srv.log_tail(60))
         T.ok(not os.path.exists(os.path.join(srv.data_dir, "console.sock")),
              "the socket went with it")
         c.close()
@@ -691,9 +710,10 @@ def test_server_commands():
 
 
 def test_backup():
+    dest_root = tplib.tempfile.mkdtemp(prefix="tpserver-backup-")
+    dest = os.path.join(dest_root, "copy1")
     with tiny_server() as srv:
         ok_run(srv, "add_player('bob', 'pw')", "a player to back up")
-        dest = os.path.join(srv.tmp, "copy1")
         out = ok_run(srv, "backup(%r)" % dest, "backup(dir)")
         T.ok("keys" in out and os.path.exists(os.path.join(dest, "db",
                                                              "CURRENT")),
@@ -711,8 +731,7 @@ def test_backup():
         T.ok(p.returncode == 1 and b"already holds a database" in p.stderr,
              "a second backup into the same folder: exit 1 and why",
              p.stdout + p.stderr)
-    copy = tplib.Server("--ruleset", TINY,
-                        data_dir=os.path.join(dest)).start()
+    copy = Server("--ruleset", TINY, data_dir=dest).start()
     try:
         c, f = login(copy, "bob", "pw")
         T.ok(f.is_("Okay"), "a server started on the backup has the "
@@ -720,7 +739,7 @@ def test_backup():
         c.close()
     finally:
         copy.stop()
-        shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
+        shutil.rmtree(dest_root, ignore_errors=True)
 
 
 # ------------------------------------------------------------ ruleset
@@ -734,7 +753,7 @@ def test_reload_ruleset():
     with open(init) as f:
         source = f.read()
     try:
-        with tplib.Server("--ruleset", rs_dir) as srv:
+        with Server("--ruleset", rs_dir) as srv:
             T.ok("Tiny 1.0 reloaded" in ok_run(srv, "reload_ruleset()",
                                               "reload_ruleset(), unchanged"),
                  "the same files reload")
