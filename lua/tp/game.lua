@@ -378,7 +378,11 @@ function M.end_turn(why)
                   tostring(err))
         model.rollback()
         accounts.init(db, cfg)
+        -- The turn starts over: a new deadline, and players finish again
+        -- (else, with no deadline, nothing would ever end it).
         turn.ends_at = nil
+        turn.finished = {}
+        waiting_cache = nil
         M.arm_timer()
         db:put("meta/turn", turn)
         M.broadcast_time(proto.REASON.TimerStarted)
