@@ -27,22 +27,43 @@
 
 #include "bridge.h"
 
+/* The arguments both PBKDF2 functions take:
+ * (password, salt, iterations, length [, digest]). Raises on misuse. */
+typedef struct kdf_args {
+    const char *pass;     /* borrowed from the Lua stack */
+    size_t plen;          /* its length */
+    const char *salt;     /* borrowed from the Lua stack */
+    size_t slen;          /* its length */
+    int iter;             /* iterations, 1 .. 10,000,000 */
+    int len;              /* output bytes, 1 .. 128 */
+    const EVP_MD *md;     /* SHA-256 or SHA-512 */
+} kdf_args_t;
+
+static void check_kdf_args(lua_State *L, kdf_args_t *a)
+{
+    a->pass = luaL_checklstring(L, 1, &a->plen);
+    a->salt = luaL_checklstring(L, 2, &a->slen);
+    a->iter = luaL_checkint(L, 3);
+    a->len = luaL_checkint(L, 4);
+    const char *dname = luaL_optstring(L, 5, "sha256");
+    a->md = strcmp(dname, "sha256") == 0 ? EVP_sha256() :
+            strcmp(dname, "sha512") == 0 ? EVP_sha512() : NULL;
+    if (!a->md)
+        luaL_argerror(L, 5, "digest must be sha256 or sha512");
+    if (a->iter < 1 || a->iter > 10000000)
+        luaL_argerror(L, 3, "iterations out of range");
+    if (a->len < 1 || a->len > 128)
+        luaL_argerror(L, 4, "length out of range");
+}
+
 static int l_pbkdf2(lua_State *L)
 {
-    size_t plen, slen;
-    const char *pass = luaL_checklstring(L, 1, &plen);
-    const char *salt = luaL_checklstring(L, 2, &slen);
-    int iter = luaL_checkint(L, 3);
-    int len = luaL_checkint(L, 4);
-    const char *dname = luaL_optstring(L, 5, "sha256");
-    const EVP_MD *md = strcmp(dname, "sha256") == 0 ? EVP_sha256() :
-                       strcmp(dname, "sha512") == 0 ? EVP_sha512() : NULL;
-    if (!md)
-        return luaL_argerror(L, 5, "digest must be sha256 or sha512");
-    if (iter < 1 || iter > 10000000)
-        return luaL_argerror(L, 3, "iterations out of range");
-    if (len < 1 || len > 128)
-        return luaL_argerror(L, 4, "length out of range");
+    kdf_args_t a;
+    check_kdf_args(L, &a);
+    const char *pass = a.pass, *salt = a.salt;
+    size_t plen = a.plen, slen = a.slen;
+    int iter = a.iter, len = a.len;
+    const EVP_MD *md = a.md;
     unsigned char out[128];
     if (PKCS5_PBKDF2_HMAC(pass, (int)plen, (const unsigned char *)salt,
                           (int)slen, iter, md, len, out) != 1)
@@ -184,21 +205,13 @@ static void kdf_done(uv_work_t *req, int status)
 
 static int l_pbkdf2_async(lua_State *L)
 {
-    size_t plen, slen;
-    const char *pass = luaL_checklstring(L, 1, &plen);
-    const char *salt = luaL_checklstring(L, 2, &slen);
-    int iter = luaL_checkint(L, 3);
-    int len = luaL_checkint(L, 4);
-    const char *dname = luaL_optstring(L, 5, "sha256");
+    kdf_args_t a;
+    check_kdf_args(L, &a);
     luaL_checktype(L, 6, LUA_TFUNCTION);
-    const EVP_MD *md = strcmp(dname, "sha256") == 0 ? EVP_sha256() :
-                       strcmp(dname, "sha512") == 0 ? EVP_sha512() : NULL;
-    if (!md)
-        return luaL_argerror(L, 5, "digest must be sha256 or sha512");
-    if (iter < 1 || iter > 10000000)
-        return luaL_argerror(L, 3, "iterations out of range");
-    if (len < 1 || len > 128)
-        return luaL_argerror(L, 4, "length out of range");
+    const char *pass = a.pass, *salt = a.salt;
+    size_t plen = a.plen, slen = a.slen;
+    int iter = a.iter, len = a.len;
+    const EVP_MD *md = a.md;
     kdf_job_t *job = calloc(1, sizeof *job);
     if (!job)
         return luaL_error(L, "out of memory");

@@ -160,6 +160,7 @@ M.schema = {
                      .. "default" },
 }
 
+-- A deep copy of a configuration value (tables copied all the way down).
 local function copy(v)
     if type(v) ~= "table" then
         return v
@@ -170,6 +171,7 @@ local function copy(v)
     end
     return t
 end
+M.copy = copy
 
 -- Runs the configuration file in a sandbox; returns its table.
 function M.read_file(path)

@@ -54,16 +54,7 @@ local state = {
     stats_seq = 0,     -- statistics file writes
 }
 
-local function copy(v)
-    if type(v) ~= "table" then
-        return v
-    end
-    local t = {}
-    for k, x in pairs(v) do
-        t[k] = copy(x)
-    end
-    return t
-end
+local copy = config.copy
 
 local function equal(a, b)
     if type(a) ~= "table" or type(b) ~= "table" then
