@@ -128,6 +128,22 @@ return {
     -- stats_file = "var/tpserver.prom",   -- default: <data>/tpserver.prom
     stats_interval = 10,
 
+    -- The admin console: tpserver console attaches to this Unix socket
+    -- (mode 0600: the server's user only). A console command that holds
+    -- the server longer than console_time_slice seconds is stopped (0: no
+    -- limit; timeslice() changes it per session).
+    console = true,
+    -- console_socket = "var/console.sock", -- default: <data>/console.sock
+    console_time_slice = 2,
+
+    -- The TP admin protocol (tpadmin-cpp ...), off unless admin_port is
+    -- set (or --admin-port), for the accounts of admins; there is no
+    -- default account. Hash a password with tpserver console
+    -- --hash-password.
+    admin_port = 0,
+    admin_bind = "127.0.0.1",
+    -- admins = { { name = "root", password_hash = "pbkdf2-sha256$..." } },
+
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
     -- the next turn), max_output, client_write_timeout and the statistics

@@ -989,7 +989,8 @@ def("server", "shutdown", "shutdown()", [[
 Stops the server cleanly, as SIGTERM does: connections are closed after
 what they are owed is sent, the database is closed.]], function()
     log.warning("admin", "shutdown requested by %s", who())
-    core.stop()
+    -- From the loop: the answer to this command goes out first.
+    core.timer(0, 0, core.stop)
     return "stopping"
 end)
 
@@ -1064,9 +1065,10 @@ end)
 
 def("console", "timeslice", "timeslice([seconds])", [[
 How long one command may hold the server (clients wait meanwhile) before
-it is stopped; 0 for no limit. For this console session; the default is
-console_time_slice in tpserver.lua. Time spent waiting (backup, sleep)
-and ending turns does not count.]], function(seconds)
+it is stopped; 0 for no limit. For this console session, from the command
+that sets it on; the default is console_time_slice in tpserver.lua. Time
+spent waiting (backup, sleep) and ending turns does not count.]],
+function(seconds)
     local s = current_session()
     if not s then
         fail("timeslice() is for console sessions")
@@ -1077,6 +1079,7 @@ and ending turns does not count.]], function(seconds)
             fail("the time slice is 0 (no limit) or more seconds")
         end
         s.slice = seconds
+        require("tp.console").set_slice(seconds)   -- this command too
     end
     return s.slice or opts.cfg.console_time_slice
 end)

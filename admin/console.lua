@@ -27,6 +27,7 @@ local task = require "admin.task"
 local M = {}
 
 local OUTPUT_CAP = 8 * 1048576   -- bytes one command may print
+local RESULT_CAP = 16 * 1048576  -- bytes of one result or error shown
 local LOGGED_TEXT = 1000         -- characters of a command in the log
 
 local cfg
@@ -116,15 +117,22 @@ local function finish(s, ok, r)
     if s.handle.closed then
         return
     end
+    local function cut(text)
+        if #text <= RESULT_CAP then
+            return text
+        end
+        return text:sub(1, RESULT_CAP) .. string.format("\n...(%d bytes "
+            .. "in all; cut)", #text)
+    end
     if ok then
         local text = pretty.results(r.n - 2, unpack(r, 3, r.n))
-        s.handle:send("r", text)
+        s.handle:send("r", cut(text))
     else
         if type(r) ~= "table" then
             r = { message = tostring(r), trace = tostring(r) }
         end
         s.last_trace = r.trace
-        s.handle:send("x", r.message .. note)
+        s.handle:send("x", cut(tostring(r.message) .. note))
     end
     if s.quit then
         s.handle:close("quit")

@@ -24,6 +24,16 @@ function M.start(cfg, args)
         service.live.admins = true
         service.live.console_time_slice = true
     end
+    local secret = require "admin.secret"
+    for i, a in ipairs(cfg.admins or {}) do
+        if type(a) ~= "table" or type(a.name) ~= "string" or a.name == "" then
+            error(string.format("admins[%d] needs a name", i), 0)
+        end
+        local rec, why = secret.parse(a.password_hash)
+        if not rec then
+            error(string.format("admins[%d] (%s): %s", i, a.name, why), 0)
+        end
+    end
     if cfg.admin_port > 0 then
         protocol = require "admin.protocol"
         protocol.start(cfg)

@@ -332,6 +332,12 @@ local function run_command(conn, c, args, reply)
         if #printed > 0 then
             output = table.concat(printed) .. output
         end
+        -- The answer is one frame: cut what does not fit.
+        local room = (cfg.max_frame_size or 1048576) - 1024
+        if #output > room then
+            output = output:sub(1, room - 64) .. string.format(
+                "\n...(%d bytes in all; cut)", #output)
+        end
         -- Commands commit what they change; what a failed one left is
         -- thrown away.
         local model = require "tp.model"
@@ -342,8 +348,13 @@ local function run_command(conn, c, args, reply)
                 model.rollback()
             end
         end
-        reply(proto.frame("CommandResult", { status = status,
-                                             output = output }))
+        local sent, err = pcall(reply, proto.frame("CommandResult",
+                                { status = status, output = output }))
+        if not sent then
+            log.error("admin", "conn=%d cannot answer command %s: %s",
+                      conn.id, c.name, tostring(err))
+            conn:close("cannot answer")
+        end
     end
     t = task.new(function()
         return pcall(c.run, unpack(args, 1, #c.params))

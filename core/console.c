@@ -664,7 +664,7 @@ static int l_listen(lua_State *L)
     }
     if (rc == 0) {
         step = "listen";
-        rc = uv_listen((uv_stream_t *)&lst->pipe, 16, on_connection);
+        rc = uv_listen((uv_stream_t *)&lst->pipe, 128, on_connection);
     }
     if (rc != 0) {
         listener_unlink(lst);
@@ -967,18 +967,21 @@ static int l_run(lua_State *L)
         if (strcmp(run.reason, "time slice") == 0)
             snprintf(msg, sizeof msg, "interrupted: the command ran for "
                      "more than %.1f s while the server waited (see "
-                     "timeslice())", (double)slice);
+                     "timeslice())", (double)run.slice_ns / 1e9);
         else
             snprintf(msg, sizeof msg, "%s", run.reason);
         lua_pushstring(L, msg);
+    } else if (rc != 0 && rc != LUA_YIELD) {
+        /* Only the error object: the rest of co's stack is its frames. */
+        lua_pushliteral(L, "error");
+        lua_xmove(co, L, 1);
     } else {
         int n = lua_gettop(co);
         if (!lua_checkstack(L, n + 1)) {
             lua_settop(co, 0);
             return luaL_error(L, "stack overflow");
         }
-        lua_pushstring(L, rc == 0 ? "ok" : rc == LUA_YIELD ? "yield"
-                                                           : "error");
+        lua_pushstring(L, rc == 0 ? "ok" : "yield");
         lua_xmove(co, L, n);
     }
     /* What the hook read meanwhile is handled from the loop, not from
@@ -1004,6 +1007,18 @@ static int l_unhooked(lua_State *L)
     if (rc != 0)
         return lua_error(L);
     return lua_gettop(L);
+}
+
+/* console.set_slice(seconds): changes the slice of the run in progress
+ * (0: no limit); nothing when none runs. */
+static int l_set_slice(lua_State *L)
+{
+    lua_Number slice = luaL_checknumber(L, 1);
+    if (slice < 0 || slice > 1e6)
+        return luaL_argerror(L, 1, "0 to 1e6 seconds");
+    if (running)
+        running->slice_ns = (uint64_t)(slice * 1e9);
+    return 0;
 }
 
 /* ------------------------------------------------------------ log hook */
@@ -1189,6 +1204,7 @@ int luaopen_tp_console(lua_State *L)
         { "listen", l_listen },
         { "run", l_run },
         { "unhooked", l_unhooked },
+        { "set_slice", l_set_slice },
         { "log_hook", l_log_hook },
         { NULL, NULL }
     };

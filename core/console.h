@@ -66,6 +66,7 @@ enum {
  *       values or the reason.
  *   console.unhooked(fn, ...) -> fn's results: runs fn with no hook, its
  *       time not counted against the slice (long work on purpose).
+ *   console.set_slice(seconds): the slice of the run in progress.
  *   console.log_hook(fn | nil): fn(lines) is called on the loop with the
  *       log lines written since the last call, each { time, level,
  *       module, text }; lines logged meanwhile are not passed again. */

@@ -66,6 +66,7 @@ static void on_sigint(int sig)
 typedef struct client {
     int fd;                    /* the socket, -1 when closed */
     tp_buf_t in;               /* bytes received, not yet taken */
+    size_t consumed;           /* the message recv_msg handed out last */
     lua_State *L;              /* local state: paths, completeness */
     bool interactive;          /* a person at a terminal */
     bool continuing;           /* the prompt continues a statement */
@@ -127,9 +128,8 @@ enum { MSG_OK = 0, MSG_CLOSED = -1, MSG_SIGINT = -2 };
  * MSG_SIGINT (Ctrl-C while waiting: nothing consumed). */
 static int recv_msg(client_t *c, char *type, const char **p, size_t *n)
 {
-    static size_t consumed;     /* the message handed out last time */
-    tp_buf_consume(&c->in, consumed);
-    consumed = 0;
+    tp_buf_consume(&c->in, c->consumed);
+    c->consumed = 0;
     for (;;) {
         if (c->in.len >= TP_CONSOLE_HEADER) {
             uint32_t len = tp_get_u32(c->in.data + 1);
@@ -141,7 +141,7 @@ static int recv_msg(client_t *c, char *type, const char **p, size_t *n)
                 *type = (char)c->in.data[0];
                 *p = (const char *)c->in.data + TP_CONSOLE_HEADER;
                 *n = len;
-                consumed = TP_CONSOLE_HEADER + (size_t)len;
+                c->consumed = TP_CONSOLE_HEADER + (size_t)len;
                 return MSG_OK;
             }
         }
@@ -407,6 +407,19 @@ static char *history_path(void)
     return p;
 }
 
+/* Whether the server has closed the console already (after shutdown()
+ * or quit()); does not wait. */
+static bool server_gone(client_t *c)
+{
+    struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+    if (c->in.len > c->consumed || poll(&pfd, 1, 0) <= 0)
+        return false;
+    char byte;
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                      errno != EINTR);
+}
+
 static int repl(client_t *c, const char *banner, size_t banner_len)
 {
     if (banner_len)
@@ -491,6 +504,10 @@ static int repl(client_t *c, const char *banner, size_t banner_len)
         history(hist, &ev, H_ENTER, (const char *)chunk.data);
         if (c->hist_path)
             history(hist, &ev, H_SAVE, c->hist_path);
+        const char *typed = (const char *)chunk.data + start;
+        if (strcmp(typed, "quit()") == 0 || strcmp(typed, "exit()") == 0 ||
+            strcmp(typed, "quit") == 0 || strcmp(typed, "exit") == 0)
+            break;      /* leaving needs no server */
         int rc = run_chunk(c, TP_CONSOLE_EVAL, (const char *)chunk.data,
                            len);
         chunk.len = 0;
@@ -501,6 +518,10 @@ static int repl(client_t *c, const char *banner, size_t banner_len)
         }
         if (rc == EXIT_GAVE_UP) {
             status = EXIT_GAVE_UP;
+            break;
+        }
+        if (server_gone(c)) {
+            fputs("(the server closed the console)\n", stderr);
             break;
         }
     }

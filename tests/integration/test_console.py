@@ -260,6 +260,11 @@ def test_terminal():
             seen = term.prompt()
             T.ok(seen is not None and "kaboom" in seen, "an error shows "
                  "its message and the console goes on", term.screen())
+            term.line("traceback()")
+            seen = term.prompt()
+            T.ok(seen is not None and "kaboom" in seen and
+                 "stack traceback" in seen, "traceback() shows the last "
+                 "error's trace", term.screen())
             term.line("nosuch.field")
             seen = term.prompt()
             T.ok(seen is not None and "attempt to index" in seen,
@@ -319,6 +324,19 @@ def test_terminal():
             term.prompt()
             term.send(b"\x04")
             T.is_(term.wait(), 0, "Ctrl-D leaves with exit status 0")
+        finally:
+            term.close()
+        term = Terminal(srv, {"TPSERVER_HISTORY": hist, "HOME": srv.tmp})
+        try:
+            term.prompt()
+            term.send(b"\x1b[A")
+            T.ok(term.expect(b"sq(3)", 5) is not None,
+                 "a new session recalls the last one's lines",
+                 term.screen())
+            term.send(b"\x03")
+            term.prompt()
+            term.line("quit()")
+            T.is_(term.wait(), 0, "quit() leaves with exit status 0")
         finally:
             term.close()
         try:
@@ -546,6 +564,13 @@ def test_turns():
               "turn 2)")
         T.is_(ok_run(srv, "turn.number()", "turn.number()"), "2",
               "turn.number() is 2")
+        T.is_(ok_run(srv, "turn.waiting()", "turn.waiting()"),
+              '{ "tim" }', "turn.waiting() names the player who has not "
+              "finished")
+        c.call("FinishedTurn")
+        pushes(c, 3, 2)
+        T.is_(ok_run(srv, "turn.number()", "turn.number() once tim "
+                     "finished"), "3", "(everyone finished: turn 3)")
 
         ok_run(srv, "turn.pause()", "turn.pause()", "paused")
         pushes(c, 1, 2)
@@ -580,7 +605,7 @@ def test_turns():
         T.ok(95 <= f["time"] <= 100, "turn.reset() starts the clock anew",
              repr(f))
         out = ok_run(srv, "status()", "status()")
-        T.ok("turn = 2" in out and 'turn_mode = "fixed"' in out, "status() "
+        T.ok("turn = 3" in out and 'turn_mode = "fixed"' in out, "status() "
              "shows the turn and the mode", out)
 
 
@@ -631,8 +656,18 @@ def test_objects():
         ok_run(srv, "remove_order(1, 0)", "remove_order(id, slot)")
         f = c.request("GetOrderQueue", {"ids": [1]})[1]
         T.is_(f.get("numorders"), 0, "the order is gone for the client")
-        T.is_(ok_run(srv, "clear_orders(1)", "clear_orders(id)"), "0",
-              "clear_orders on an empty queue removes nothing")
+        T.is_(ok_run(srv, "clear_orders(1)", "clear_orders(id) of none"),
+              "0", "clear_orders on an empty queue removes nothing")
+        rc, out, err = console(srv, stdin=(
+            "local q = model.queues[1]\n"
+            "for i = 1, 2 do q.orders[#q.orders + 1] = { type = 0, params "
+            "= { to = { x = i, y = 0, z = 0 } } } end\n"
+            "model.queue_changed(q)\n"
+            "return clear_orders(1)\n"))
+        T.ok(rc == 0 and out.strip() == "2", "clear_orders(id) removes the "
+             "two orders a script queued", out + err)
+        f = c.request("GetOrderQueue", {"ids": [1]})[1]
+        T.is_(f.get("numorders"), 0, "the client sees none left")
 
         rc, out, err = console(srv, stdin=(
             "object(1).name = 'Half done'\n"
@@ -691,6 +726,19 @@ def test_server_commands():
                      "broadcast(", "objects(", "edit(", "backup(dir)",
                      "reload_ruleset()", "shutdown()"):
             T.ok(name in out, "help() lists %s" % name)
+        out = ok_run(srv, "pp({ a = { b = { c = { d = { e = 1 } } } } })",
+                     "pp(value)")
+        T.ok("e = 1" in out, "pp() prints nested deeper than results do",
+             out)
+        out = ok_run(srv, "{ a = { b = { c = { d = { e = 1 } } } } }",
+                     "a deep table")
+        T.ok("e = 1" not in out and "..." in out, "results are shown to a "
+             "bounded depth", out)
+        out = ok_run(srv, "local t = {} for i = 1, 100 do t[i] = i end "
+                     "return t", "a long list")
+        T.ok("(60 more)" in out, "and a bounded number of items", out)
+        rc, out, err = console(srv, "quit()")
+        T.ok(rc == 0, "quit() ends the session with status 0", out + err)
         out = ok_run(srv, "help(turn.now)", "help(function)")
         T.ok(out.startswith("turn.now()") and "ruleset" in out,
              "help(turn.now) explains it", out)
