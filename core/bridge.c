@@ -975,6 +975,11 @@ static int l_core_mkdir(lua_State *L)
     return 1;
 }
 
+lua_State *tp_lua_main(lua_State *L)
+{
+    return get_lx(L)->L;
+}
+
 uv_loop_t *tp_lua_loop(lua_State *L)
 {
     return get_lx(L)->srv->loop;

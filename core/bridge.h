@@ -76,6 +76,11 @@ void tp_lua_stop(tp_lua_t *lx);
 /* The loop the state belongs to (for modules that start libuv work). */
 uv_loop_t *tp_lua_loop(lua_State *L);
 
+/* The main Lua state. A callback that runs later must use it, not the
+ * state that asked for it: that may be a coroutine, suspended or gone by
+ * then. */
+lua_State *tp_lua_main(lua_State *L);
+
 /* Calls a function pushed with its nargs arguments after it, under the
  * traceback handler; a failure is logged under what. Pops them all. */
 int tp_lua_pcall_logged(lua_State *L, int nargs, const char *what);

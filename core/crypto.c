@@ -230,7 +230,7 @@ static int l_pbkdf2_async(lua_State *L)
     job->iter = iter;
     job->len = len;
     job->md = md;
-    job->L = L;
+    job->L = tp_lua_main(L);
     job->req.data = job;
     lua_pushvalue(L, 6);
     job->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -335,7 +335,7 @@ static int l_on_signal(lua_State *L)
     }
     lua_pushvalue(L, 2);
     slot->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    slot->L = L;
+    slot->L = tp_lua_main(L);
     if (!slot->started || uv_is_closing((uv_handle_t *)&slot->h)) {
         if (slot->started)
             return luaL_error(L, "the server is stopping");
