@@ -81,10 +81,19 @@ return {
 
     -- Turns: "players_finished" ends a turn when every player has sent
     -- FinishedTurn or after turn_length seconds, whichever is first;
-    -- "fixed" after turn_length seconds; "manual" only when an admin ends
-    -- it. turn_length = 0 means no time limit.
+    -- "fixed" after turn_length seconds; "threshold" after
+    -- turn_length_under_threshold seconds, cut to
+    -- turn_length_over_threshold seconds from the moment
+    -- turn_player_threshold percent of the players have finished (0: from
+    -- the start), and at once when all have; "manual" only when an admin
+    -- ends it. turn_length = 0 means no time limit. Clients are warned
+    -- turn_warning seconds before a turn ends (0: no warning).
     turn_mode = "players_finished",
     turn_length = 600,
+    turn_player_threshold = 0,
+    turn_length_under_threshold = 600,
+    turn_length_over_threshold = 600,
+    turn_warning = 60,
 
     -- Limits. Each one logs when it acts.
     max_connections = 4096,                -- player connections at once;

@@ -322,16 +322,18 @@ end)
 
 def("game", "turn.mode", "turn.mode([mode])", [[
 When turns end: "fixed" (after turn length seconds), "players_finished"
-(when every player has finished, or after turn length), "manual" (only by
+(when every player has finished, or after turn length), "threshold" (a
+long timer until turn_player_threshold percent of the players have
+finished, then turn_length_over_threshold seconds), "manual" (only by
 turn.now()). With an argument, sets it and starts the clock again.]],
 function(mode)
     if mode == nil then
         return opts.cfg.turn_mode
     end
     if mode ~= "fixed" and mode ~= "players_finished" and
-       mode ~= "manual" then
-        fail("the turn mode is \"fixed\", \"players_finished\" or "
-             .. "\"manual\"")
+       mode ~= "threshold" and mode ~= "manual" then
+        fail("the turn mode is \"fixed\", \"players_finished\", "
+             .. "\"threshold\" or \"manual\"")
     end
     opts.cfg.turn_mode = mode
     game.reset_timer()

@@ -133,8 +133,25 @@ M.schema = {
     stats_interval = { type = "number", default = 10, min = 0, max = 86400,
                        doc = "seconds between writes of stats_file (0: only "
                              .. "on SIGUSR1 and tpserver --stats)" },
+    turn_player_threshold = { type = "integer", default = 0, min = 0,
+                              max = 100,
+                              doc = "threshold mode: percent of the players "
+                                    .. "whose FinishedTurn cuts the turn short" },
+    turn_length_under_threshold = { type = "integer", default = 600,
+                                    min = 0, max = 365 * 86400,
+                                    doc = "threshold mode: turn length until "
+                                          .. "the threshold (0: no limit)" },
+    turn_length_over_threshold = { type = "integer", default = 600,
+                                   min = 0, max = 365 * 86400,
+                                   doc = "threshold mode: seconds left once "
+                                         .. "it is reached (0: end at once)" },
+    turn_warning = { type = "integer", default = 60, min = 0,
+                     max = 86400,
+                     doc = "seconds before the end of a turn when clients "
+                           .. "are warned (0: no warning)" },
     turn_mode = { type = "string", default = "players_finished",
-                  oneof = { "fixed", "players_finished", "manual" },
+                  oneof = { "fixed", "players_finished", "threshold",
+                            "manual" },
                   doc = "when a turn ends" },
     turn_length = { type = "integer", default = 600, min = 0,
                     max = 365 * 86400,

@@ -6,7 +6,11 @@
 --   meta/turn -> { turn, started, ends_at, finished = { player ids } }
 -- The turn clock follows turn_mode: "fixed" (a turn lasts turn_length),
 -- "players_finished" (ends when every player has sent FinishedTurn, or at
--- turn_length, whichever is first), "manual" (only an admin ends it).
+-- turn_length, whichever is first), "threshold" (turn_length_under_
+-- threshold until turn_player_threshold percent of the players have
+-- finished, then at most turn_length_over_threshold more; everyone
+-- finished ends it), "manual" (only an admin ends it). A warning goes out
+-- turn_warning seconds before the end.
 -- TimeRemaining frames are pushed (sequence 0) to every logged-in player.
 
 local core = require "tp.core"
@@ -242,7 +246,8 @@ function M.start(config, database, rs)
     end
     -- Killed while processing a turn every player had finished: the turn
     -- was not stored, so it is made again.
-    if cfg.turn_mode == "players_finished" and accounts.count() > 0 and
+    if (cfg.turn_mode == "players_finished" or cfg.turn_mode == "threshold")
+       and accounts.count() > 0 and
        #M.waiting() == 0 and not paused then
         log.info("game", "every player had finished turn %d: ending it",
                  turn.turn)
@@ -321,21 +326,91 @@ function M.broadcast_time(reason, time)
     end
 end
 
+-- How long a new turn lasts (seconds; 0 = no deadline). In threshold
+-- mode a turn starts with the long timer (turn_length_under_threshold),
+-- or with the short one when the threshold is 0 ("always over").
+local function initial_length()
+    if cfg.turn_mode == "manual" then
+        return 0
+    elseif cfg.turn_mode == "threshold" then
+        if cfg.turn_player_threshold == 0 then
+            return cfg.turn_length_over_threshold
+        end
+        return cfg.turn_length_under_threshold
+    end
+    return cfg.turn_length
+end
+
+local warn_timer    -- pushes the advance warning (reason TimerWarning)
+
 function M.arm_timer()
     if timer then
         timer:stop()
         timer = nil
     end
-    if cfg.turn_mode == "manual" or cfg.turn_length == 0 or paused then
+    if warn_timer then
+        warn_timer:stop()
+        warn_timer = nil
+    end
+    if paused or (not turn.ends_at and initial_length() == 0) then
         turn.ends_at = nil
         return
     end
-    turn.ends_at = turn.ends_at or (core.now() + cfg.turn_length)
-    local ms = math.max(0, (turn.ends_at - core.now()) * 1000)
-    timer = core.timer(ms, 0, function()
+    turn.ends_at = turn.ends_at or (core.now() + initial_length())
+    local left = turn.ends_at - core.now()
+    timer = core.timer(math.max(0, left * 1000), 0, function()
         timer = nil
         M.end_turn("timer")
     end)
+    -- The advance warning, turn_warning seconds before the end.
+    local warn = cfg.turn_warning
+    if warn > 0 and left > warn then
+        warn_timer = core.timer((left - warn) * 1000, 0, function()
+            warn_timer = nil
+            M.broadcast_time(proto.REASON.TimerWarning, warn)
+        end)
+    end
+end
+
+-- Threshold mode: once turn_player_threshold percent of the players still
+-- in the game have finished, the turn is cut to
+-- turn_length_over_threshold from now (never lengthened); everyone
+-- finished ends it at once. Returns true when it acted.
+local function check_threshold(waiting)
+    local alive = 0
+    for _, p in ipairs(accounts.players()) do
+        if p.alive ~= false then
+            alive = alive + 1
+        end
+    end
+    if alive == 0 then
+        return false
+    end
+    if #waiting == 0 then
+        M.end_turn("all")
+        return true
+    end
+    local done = alive - #waiting
+    if turn.over or done * 100 < cfg.turn_player_threshold * alive then
+        return false
+    end
+    turn.over = true
+    local short = cfg.turn_length_over_threshold
+    if short == 0 then
+        M.end_turn("threshold")
+        return true
+    end
+    local ends = core.now() + short
+    if not turn.ends_at or ends < turn.ends_at then
+        turn.ends_at = ends
+        M.arm_timer()
+    end
+    db:put("meta/turn", turn)
+    log.info("turn", "threshold of finished players reached",
+             { turn = turn.turn, finished = done, players = alive,
+               remaining = M.time_remaining() })
+    M.broadcast_time(proto.REASON.ThresholdFinishedTimerStarted)
+    return true
 end
 
 -- Ends the turn now. why: "timer", "all" (everyone finished), "admin".
@@ -389,8 +464,8 @@ function M.end_turn(why)
         return false
     end
     turn = { turn = next_turn, started = os.time(), finished = {} }
-    if cfg.turn_mode ~= "manual" and cfg.turn_length > 0 then
-        turn.ends_at = core.now() + cfg.turn_length
+    if initial_length() > 0 then
+        turn.ends_at = core.now() + initial_length()
     end
     local commit_started = core.hrtime()
     local batch = db:batch()
@@ -416,9 +491,12 @@ function M.finished_turn(id)
     waiting_cache = nil
     db:put("meta/turn", turn)
     local waiting = M.waiting()
-    if cfg.turn_mode == "players_finished" and #waiting == 0 and
-       not paused then
+    if paused then
+        M.broadcast_time(proto.REASON.TimerWarning)
+    elseif cfg.turn_mode == "players_finished" and #waiting == 0 then
         M.end_turn("all")
+    elseif cfg.turn_mode == "threshold" and check_threshold(waiting) then
+        return
     else
         M.broadcast_time(proto.REASON.TimerWarning)
     end
@@ -461,7 +539,8 @@ function M.resume()
     log.info("turn", "turns resumed", { turn = turn.turn,
              remaining = M.time_remaining() })
     M.broadcast_time(proto.REASON.TimerStarted)
-    if cfg.turn_mode == "players_finished" and accounts.count() > 0 and
+    if (cfg.turn_mode == "players_finished" or cfg.turn_mode == "threshold")
+       and accounts.count() > 0 and
        #M.waiting() == 0 then
         core.timer(0, 0, function()
             if not paused and #M.waiting() == 0 then

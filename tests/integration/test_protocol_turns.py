@@ -16,7 +16,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
 from test_protocol import (  # noqa: E402
-    T, Player, check_okay, decoded, fog_server, todo, u32)
+    T, Player, check_okay, decoded, fog_server, u32)
 
 
 def pushes(c, n, timeout=10.0):
@@ -132,10 +132,8 @@ def test_manual():
         a = Player(srv)
         check_okay(a.req("FinishedTurn"), "manual mode: FinishedTurn")
         got = summary(pushes(a.c, 2, 1.0))
-        todo(got == [(0, -1, 2, 1, [])], "manual mode: everyone finished "
-             "is pushed (reason 2) but the turn does not end (got %r)" %
-             (got,), "tp.game ends the turn when everyone finished in "
-             "manual mode too")
+        T.is_(got, [(0, -1, 2, 1, [])], "manual mode: everyone finished "
+              "is pushed (reason 2) but the turn does not end")
         T.is_(srv.error_lines(), [], "no errors in the server log")
 
 
