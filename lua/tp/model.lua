@@ -11,7 +11,9 @@
 --   obj/<id>            object      { id, type, name, desc, parent,
 --                                     children, modtime, owner, pos, vel,
 --                                     size, queue, data }
---   gone/<id>           removed object { id, modtime }
+--   gone/<id>           removed object { id, modtime [, seen_by] }:
+--                       seen_by lists the players who could see it when
+--                       it went (absent: everyone could)
 --   queue/<id>          order queue { id, object, owner, allowed, orders,
 --                                     modtime }
 --   board/<id>          board       { id, name, description, owner,
@@ -42,6 +44,9 @@ local encode = cjson.encode
 
 M.objects = {}    -- id -> object
 M.gone = {}       -- id -> modtime of removal
+M.gone_seen = {}  -- id -> players who could see it then (nil: everyone)
+M.viewers_of = nil -- function(obj) -> player ids that see it, or nil for
+                   -- everyone (set by tp.views)
 M.queues = {}     -- id -> queue
 M.boards = {}     -- id -> board
 M.messages = {}   -- board id -> { serial -> message }
@@ -105,6 +110,7 @@ end
 local function load_all(database)
     db = database
     M.objects, M.gone, M.queues, M.boards = {}, {}, {}, {}
+    M.gone_seen = {}
     M.messages, M.designs = {}, {}
     saved_json, saved_raw, saved_mod = {}, {}, {}
     reset_dirty()
@@ -118,6 +124,7 @@ local function load_all(database)
     end
     for _, g in db:each("gone/") do
         M.gone[g.id] = g.modtime
+        M.gone_seen[g.id] = g.seen_by
     end
     for _, q in db:each("queue/") do
         M.queues[q.id] = q
@@ -180,6 +187,7 @@ function M.undo()
         end
         local g = db:get(key("gone", id))
         M.gone[id] = g and g.modtime or nil
+        M.gone_seen[id] = g and g.seen_by or nil
     end
     local function reload_queue(id)
         M.queues[id] = db:get(key("queue", id))
@@ -291,7 +299,8 @@ function M.commit(batch, sync, turn)
         end
         batch:delete(key("obj", id))
         batch:delete(key("queue", id))
-        batch:put(key("gone", id), { id = id, modtime = modtime })
+        batch:put(key("gone", id), { id = id, modtime = modtime,
+                                     seen_by = M.gone_seen[id] })
         saved_json[id], saved_raw[id] = nil, nil
         saved_mod[id] = nil
         n = n + 1
@@ -460,6 +469,7 @@ function M.new_object(t)
     }
     M.objects[id] = o
     M.gone[id] = nil
+    M.gone_seen[id] = nil
     if id ~= o.parent then
         local p = M.objects[o.parent]
         if p then
@@ -503,6 +513,8 @@ function M.remove_object(obj)
         remove_value(parent.children, id)
         M.changed(parent)
     end
+    -- Who saw it go: only they are told it is gone (ID lists with from).
+    M.gone_seen[id] = M.viewers_of and M.viewers_of(obj) or nil
     M.objects[id] = nil
     M.queues[id] = nil
     dirty.obj[id] = nil

@@ -20,9 +20,40 @@ local ruleset        -- the ruleset table (hooks)
 local ctx            -- the ruleset context, passed to hooks
 local accounts
 
+-- The players who can see obj now, or nil when the ruleset shows
+-- everything to everyone (kept with a removed object: see saw_go).
+local function viewers_of(obj)
+    if not ruleset.visible then
+        return nil
+    end
+    local list = {}
+    for _, p in ipairs(accounts.players()) do
+        if M.can_see(p.id, obj) then
+            list[#list + 1] = p.id
+        end
+    end
+    return list
+end
+
+-- Whether player may be told that removed object id is gone: only those
+-- who could see it when it went.
+function M.saw_go(player, id)
+    local seen = model.gone_seen[id]
+    if not seen then
+        return true
+    end
+    for _, p in ipairs(seen) do
+        if p == player then
+            return true
+        end
+    end
+    return false
+end
+
 function M.init(rs, context)
     ruleset, ctx = rs, context
     accounts = require "tp.accounts"
+    model.viewers_of = viewers_of
 end
 
 -- ------------------------------------------------------------ visibility

@@ -215,6 +215,10 @@ def test_from():
               "its order queue is gone too")
         T.is_(listed(a, "GetObjectIDs", 2 ** 63), [],
               "from far in the future: nothing")
+        # B never saw A's fleet (fog: own objects only): B is not told it
+        # went, so nothing of A's leaks through the removal.
+        T.ok(fleet not in listed(b, "GetObjectIDs", t1),
+             "B, who never saw the fleet, is not told it was removed")
         T.is_(srv.error_lines(), [], "no errors in the server log")
 
 

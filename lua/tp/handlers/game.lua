@@ -94,7 +94,7 @@ local LISTS = {
                 if views.can_see(conn.player, o) then
                     out[#out + 1] = { id = id, modtime = o.modtime }
                 end
-            else
+            elseif views.saw_go(conn.player, id) then
                 out[#out + 1] = { id = id, modtime = model.gone[id] }
             end
         end
