@@ -936,16 +936,7 @@ end)
 
 def("server", "config", "config([key])", [[
 The running configuration (a copy), or one key of it.]], function(key)
-    local function copy(v)
-        if type(v) ~= "table" then
-            return v
-        end
-        local t = {}
-        for k, x in pairs(v) do
-            t[k] = copy(x)
-        end
-        return t
-    end
+    local copy = require("tp.config").copy
     if key ~= nil then
         return copy(opts.cfg[key])
     end

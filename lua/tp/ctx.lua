@@ -160,7 +160,16 @@ function M.new(opts)
         local ot = types.orders[order.type]
         local done = true
         if ot.execute then
-            done = ot.execute(self, obj, order) and true or false
+            -- A failure names the order and the object it ran on (the turn
+            -- engine logs it with the traceback and keeps nothing).
+            local ok, res = xpcall(ot.execute, debug.traceback, self, obj,
+                                   order)
+            if not ok then
+                error(string.format("%s order on object %d (%s) failed: %s",
+                                    ot.name, obj.id, tostring(obj.name),
+                                    tostring(res)), 0)
+            end
+            done = res and true or false
         end
         if not model.objects[obj.id] then
             return done          -- the order removed its own object

@@ -81,6 +81,8 @@ def test_broken():
         T.ok("init.lua:12" in log and "the ruleset failed checking" in log
              and "turn failed" in log, "the log has each error with the "
              "file and line")
+        T.ok(("Fly order on object %d" % ship) in log,
+             "the turn's failure names the order and the object")
         T.ok(srv.alive(), "the server is still running")
         a.close()
         b.close()
