@@ -78,6 +78,18 @@ local function static_list(registry)
     return out
 end
 
+-- The entries of a model registry that may_see(player, entry) allows.
+local function visible_list(registry, may_see, player)
+    local out = {}
+    for _, id in ipairs(types.ids(registry)) do
+        local e = registry[id]
+        if may_see(player, e) then
+            out[#out + 1] = { id = id, modtime = e.modtime }
+        end
+    end
+    return out
+end
+
 local LISTS = {
     GetObjectIDs = function(conn, from)
         local out = {}
@@ -115,24 +127,10 @@ local LISTS = {
     GetComponentIDs = function() return static_list(types.components) end,
     GetPropertyIDs = function() return static_list(types.properties) end,
     GetBoardIDs = function(conn)
-        local out = {}
-        for _, id in ipairs(types.ids(model.boards)) do
-            local b = model.boards[id]
-            if views.board_readable(conn.player, b) then
-                out[#out + 1] = { id = id, modtime = b.modtime }
-            end
-        end
-        return out
+        return visible_list(model.boards, views.board_readable, conn.player)
     end,
     GetDesignIDs = function(conn)
-        local out = {}
-        for _, id in ipairs(types.ids(model.designs)) do
-            local d = model.designs[id]
-            if views.design_visible(conn.player, d) then
-                out[#out + 1] = { id = id, modtime = d.modtime }
-            end
-        end
-        return out
+        return visible_list(model.designs, views.design_visible, conn.player)
     end,
     GetPlayerIDs = function()
         local out = {}
@@ -142,14 +140,7 @@ local LISTS = {
         return out
     end,
     GetOrderQueueIDs = function(conn)
-        local out = {}
-        for _, id in ipairs(types.ids(model.queues)) do
-            local q = model.queues[id]
-            if views.owns_queue(conn.player, q) then
-                out[#out + 1] = { id = id, modtime = q.modtime }
-            end
-        end
-        return out
+        return visible_list(model.queues, views.owns_queue, conn.player)
     end,
 }
 
