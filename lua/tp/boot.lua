@@ -118,6 +118,17 @@ for _, l in ipairs(cfg.listeners) do
 end
 service.started(cfg, db)
 
+-- From here on an undeclared global is a bug: reading or setting one
+-- raises (the console's sessions have environments of their own).
+setmetatable(_G, {
+    __newindex = function(_, k)
+        error("assignment to undeclared global '" .. tostring(k) .. "'", 2)
+    end,
+    __index = function(_, k)
+        error("undeclared global '" .. tostring(k) .. "'", 2)
+    end,
+})
+
 return admin.hooks {
     dispatch = dispatch.dispatch,
     on_open = dispatch.hooks.on_open,
