@@ -612,20 +612,49 @@ static int l_conn_index(lua_State *L)
         lua_pushboolean(L, !c || c->closing);
         return 1;
     }
+    return tp_lua_object_attr(L);
+}
+
+int tp_lua_object_attr(lua_State *L)
+{
     lua_getfenv(L, 1);
     lua_pushvalue(L, 2);
     lua_rawget(L, -2);
     return 1;
 }
 
-static int l_conn_newindex(lua_State *L)
+/* __newindex of every object class: it is only ever called with an object
+ * of its own metatable, so the type needs no check. */
+static int object_newindex(lua_State *L)
 {
-    luaL_checkudata(L, 1, CONN_MT);
     lua_getfenv(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_rawset(L, -3);
     return 0;
+}
+
+void tp_lua_object_class(lua_State *L, const char *name,
+                         const luaL_Reg *methods, lua_CFunction index,
+                         lua_CFunction gc, lua_CFunction tostring)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_register(L, NULL, methods);
+        lua_pushcclosure(L, index, 1);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, object_newindex);
+        lua_setfield(L, -2, "__newindex");
+        if (gc) {
+            lua_pushcfunction(L, gc);
+            lua_setfield(L, -2, "__gc");
+        }
+        if (tostring) {
+            lua_pushcfunction(L, tostring);
+            lua_setfield(L, -2, "__tostring");
+        }
+    }
+    lua_pop(L, 1);
 }
 
 void tp_lua_conn_open(tp_lua_t *lx, tp_conn_t *c)
@@ -1120,16 +1149,8 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
         { "set_logged_in", l_conn_set_logged_in },
         { NULL, NULL }
     };
-    luaL_newmetatable(L, CONN_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, conn_methods);
-    lua_pushcclosure(L, l_conn_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_conn_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, l_conn_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    tp_lua_object_class(L, CONN_MT, conn_methods, l_conn_index, NULL,
+                        l_conn_tostring);
 
     luaL_newmetatable(L, TIMER_MT);
     lua_newtable(L);

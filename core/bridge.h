@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include <lauxlib.h>
 #include <lua.h>
 
 #include "codec.h"
@@ -84,6 +85,21 @@ lua_State *tp_lua_main(lua_State *L);
 /* Calls a function pushed with its nargs arguments after it, under the
  * traceback handler; a failure is logged under what. Pops them all. */
 int tp_lua_pcall_logged(lua_State *L, int nargs, const char *what);
+
+/* Objects for Lua with methods and an attribute table (conn, console
+ * session): a full userdata whose environment table holds what Lua code
+ * sets on it. tp_lua_object_class registers metatable name with methods
+ * (an upvalue of index, which looks them up first: lua_upvalueindex(1)),
+ * index (computed fields; it ends with tp_lua_object_attr), a __newindex
+ * that stores into the attribute table, and the optional gc and tostring.
+ * Leaves the stack as it was. */
+void tp_lua_object_class(lua_State *L, const char *name,
+                         const luaL_Reg *methods, lua_CFunction index,
+                         lua_CFunction gc, lua_CFunction tostring);
+
+/* Pushes the attribute of the object at 1 named by the key at 2; for the
+ * end of an index function: return tp_lua_object_attr(L). */
+int tp_lua_object_attr(lua_State *L);
 
 /* Module openers defined elsewhere. */
 int luaopen_tp_core(lua_State *L);

@@ -799,21 +799,9 @@ static int l_session_index(lua_State *L)
             return 1;
         }
     }
-    lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    return 1;
+    return tp_lua_object_attr(L);
 }
 
-static int l_session_newindex(lua_State *L)
-{
-    check_session(L, 1);
-    lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, 3);
-    lua_rawset(L, -3);
-    return 0;
-}
 
 /* ------------------------------------------------------------ runs */
 
@@ -1177,24 +1165,13 @@ int luaopen_tp_console(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    if (luaL_newmetatable(L, SESSION_MT)) {
-        static const luaL_Reg methods[] = {
-            { "send", l_session_send },
-            { "close", l_session_close },
-            { NULL, NULL }
-        };
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_pushcclosure(L, l_session_index, 1);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_session_newindex);
-        lua_setfield(L, -2, "__newindex");
-        lua_pushcfunction(L, l_session_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_session_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg methods[] = {
+        { "send", l_session_send },
+        { "close", l_session_close },
+        { NULL, NULL }
+    };
+    tp_lua_object_class(L, SESSION_MT, methods, l_session_index,
+                        l_session_gc, l_session_tostring);
     /* The real pcall and xpcall, whatever the console does to _G. */
     lua_getglobal(L, "pcall");
     lua_setfield(L, LUA_REGISTRYINDEX, PCALL_KEY);
