@@ -3,21 +3,7 @@
 local t = dofile(TP_HOME .. "/tests/lua/tap.lua")
 local config = require "tp.config"
 
-local function tmpfile(text)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-end
-
-local function load(text, set, overrides)
-    local path = tmpfile(text)
-    local cfg, err = config.load { home = TP_HOME, config = path,
-                                   set = set or {}, overrides = overrides or {} }
-    os.remove(path)
-    return cfg, err
-end
+local load = dofile(TP_HOME .. "/tests/lua/config_helper.lua")
 
 -- The shipped file is valid and equals the defaults.
 local cfg, err = config.load { home = TP_HOME, set = {}, overrides = {} }

@@ -6,21 +6,10 @@ local t = dofile(TP_HOME .. "/tests/lua/tap.lua")
 local config = require "tp.config"
 local listeners = require "tp.listeners"
 
-local function tmpfile(text)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-end
+local load_config = dofile(TP_HOME .. "/tests/lua/config_helper.lua")
 
 local function load(text, overrides, set)
-    local path = tmpfile(text)
-    local cfg, err = config.load { home = TP_HOME, config = path,
-                                   set = set or {},
-                                   overrides = overrides or {} }
-    os.remove(path)
-    return cfg, err
+    return load_config(text, set, overrides)
 end
 
 local function kinds(cfg)
