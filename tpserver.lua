@@ -108,6 +108,12 @@ return {
     client_write_timeout = 60,             -- seconds a client may leave a
                                            -- quarter of that unread
 
+    -- LuaJIT's trace compiler. Off: with it on, Debian 12's LuaJIT (a 2.1
+    -- snapshot of 2022) was seen to free a live table about once in a few
+    -- hundred starts. The interpreter runs the game; a restart applies a
+    -- change.
+    jit = false,
+
     -- Logging. Levels: error, warning, info, debug or trace; a default
     -- and per-module levels, e.g. { net = "debug", turn = "info" }
     -- (modules: main, net, tls, session, game, turn, config, lua, log,

@@ -18,8 +18,10 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <luajit.h>
 
 #include "console.h"
+#include "crash.h"
 #include "log.h"
 #include "stats.h"
 #include "store.h"
@@ -386,10 +388,12 @@ void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
                           .def = def };
     uint64_t started = uv_hrtime();
     lx->in_dispatch = true;
+    tp_crash_request(c->id, (int)h->type);
     lua_pushcfunction(L, errhandler);
     lua_pushcfunction(L, request_trampoline);
     lua_pushlightuserdata(L, &rc);
     int status = lua_pcall(L, 1, 0, top + 1);
+    tp_crash_request(0, -1);
     lx->in_dispatch = false;
     c->out.max = 0;
     if (status == 0 && rc.malformed) {
@@ -706,14 +710,17 @@ typedef struct ltimer {
     int fn_ref;            /* callback */
     bool repeating;        /* repeat interval > 0 */
     bool closed;           /* uv_close called */
+    uint64_t serial;       /* unique: a freed timer's address may be reused */
     struct ltimer *prev, *next; /* bridge's list of live timers */
 } ltimer_t;
 
 typedef struct timer_box {
-    ltimer_t *t;           /* NULL once closed */
+    ltimer_t *t;           /* NULL once stopped; may point to a freed one */
+    uint64_t serial;       /* t's serial */
 } timer_box_t;
 
 static ltimer_t *live_timers;
+static uint64_t timer_serial;
 
 static void timer_closed(uv_handle_t *h)
 {
@@ -769,6 +776,7 @@ static int l_core_timer(lua_State *L)
     t->t.data = t;
     t->lx = lx;
     t->repeating = rep > 0;
+    t->serial = ++timer_serial;
     lua_pushvalue(L, 3);
     t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->next = live_timers;
@@ -777,6 +785,7 @@ static int l_core_timer(lua_State *L)
     live_timers = t;
     uv_timer_start(&t->t, on_timer, (uint64_t)after, (uint64_t)rep);
     box->t = t;
+    box->serial = t->serial;
     return 1;
 }
 
@@ -784,10 +793,11 @@ static int l_timer_stop(lua_State *L)
 {
     timer_box_t *box = luaL_checkudata(L, 1, TIMER_MT);
     ltimer_t *t = box->t;
-    /* A one-shot timer that fired is already closed and freed later: the
-     * box must not touch it, so check the live list. */
+    /* A one-shot timer that fired is closed and freed: the box must not
+     * touch it, so look for it in the live list, by address and serial
+     * (another timer may have been given the freed one's address). */
     for (ltimer_t *p = live_timers; p; p = p->next) {
-        if (p == t) {
+        if (p == t && p->serial == box->serial) {
             timer_close(t);
             break;
         }
@@ -1135,7 +1145,21 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     if (!L)
         return -1;
     lx->L = L;
+    /* TPSERVER_GC_STRESS=1: a garbage collector that never rests, so
+     * that a C binding using an object it did not anchor fails at once
+     * (for testing; very slow). */
+    const char *stress = getenv("TPSERVER_GC_STRESS");
+    if (stress && *stress && strcmp(stress, "0") != 0) {
+        lua_gc(L, LUA_GCSETPAUSE, 0);
+        lua_gc(L, LUA_GCSETSTEPMUL, 400);
+    }
     luaL_openlibs(L);
+    /* The trace compiler starts off; boot turns it on when the
+     * configuration says jit = true. With it on, Debian 12's LuaJIT (a
+     * 2.1 snapshot of 2022) was seen to free a live table about once in
+     * a few hundred starts (a crash, or a corrupt game state, while the
+     * universe is made); with it off, never. */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_pushlightuserdata(L, lx);
     lua_setfield(L, LUA_REGISTRYINDEX, LX_KEY);
 

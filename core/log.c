@@ -411,6 +411,12 @@ int tp_log_reopen(char *err, size_t errlen)
     return 0;
 }
 
+int tp_log_file_fd(void)
+{
+    /* Read without the lock: for the crash report, which must not wait. */
+    return sink.file_fd;
+}
+
 void tp_log_close(void)
 {
     pthread_mutex_lock(&lock);

@@ -80,6 +80,10 @@ int tp_log_reopen(char *err, size_t errlen);
 /* Closes the file and the syslog socket; stderr becomes the only sink. */
 void tp_log_close(void);
 
+/* The file sink's descriptor, or -1 (read without the lock; for the crash
+ * report only). */
+int tp_log_file_fd(void);
+
 /* Parses a syslog facility name ("daemon", "user", "local0".."local7",
  * "auth", "authpriv", "cron", ...); returns its code or -1. */
 int tp_log_facility_parse(const char *name);

@@ -33,6 +33,7 @@
 
 #include "bridge.h"
 #include "console.h"
+#include "crash.h"
 #include "daemon.h"
 #include "log.h"
 #include "net.h"
@@ -427,6 +428,7 @@ static void push_args(lua_State *L, const options_t *o, const char *home,
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    tp_crash_install();
     bool script = argc >= 2 && strcmp(argv[1], "script") == 0;
     /* "console" and "backup" are clients of a running server. */
     bool console = argc >= 2 && (strcmp(argv[1], "console") == 0 ||
@@ -503,6 +505,7 @@ int main(int argc, char **argv)
         watch_signals(&srv);
         char boot[PATH_MAX + 128];
         snprintf(boot, sizeof boot, "%s/lua/tp/boot.lua", home);
+        tp_crash_phase("boot");
         if (tp_lua_boot(&lx, boot) != 0) {
             status = 1;
             tp_daemon_failed();
@@ -511,7 +514,9 @@ int main(int argc, char **argv)
             tp_daemon_ready();
             tp_daemon_notify("READY=1");
             served = true;
+            tp_crash_phase("serve");
             uv_run(loop, UV_RUN_DEFAULT);
+            tp_crash_phase("stop");
             signal(SIGHUP, SIG_IGN);
         } else {
             /* --check-config, --stop, --status, --stats, or nothing to

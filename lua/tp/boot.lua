@@ -25,6 +25,9 @@ if args.command then   -- --stop, --status, --stats
     return nil
 end
 service.prepare(cfg, args, path)
+if cfg.jit then
+    require("jit").on()     -- off until here (core/bridge.c)
+end
 if cfg.max_output < 2 * cfg.max_frame_size then
     error("configuration key 'max_output' must be at least twice "
           .. "max_frame_size", 0)

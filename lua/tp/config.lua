@@ -98,6 +98,10 @@ M.schema = {
                              max = 86400,
                              doc = "seconds a client may leave its replies "
                                    .. "unread (past the high mark)" },
+    jit = { type = "boolean", default = false,
+            doc = "LuaJIT's trace compiler (off: Debian 12's LuaJIT was "
+                  .. "seen to corrupt its heap with it on; needs a "
+                  .. "restart)" },
     log_level = { type = "string", default = "info",
                   oneof = { "error", "warning", "info", "debug", "trace" },
                   doc = "default log level" },

@@ -507,6 +507,65 @@ def test_term_under_load():
         srv.cleanup()
 
 
+def test_fatal_signal():
+    """A server that dies of a fatal signal says so, with what it was doing
+    and its C stack, on stderr and in its log file, and dies of that
+    signal; started again, the game is there."""
+    if tplib.under_asan():
+        T.skip("fatal signal report", "sanitizer builds leave fatal "
+               "signals to the sanitizer")
+        return
+    srv = tplib.Server()
+    logfile = os.path.join(srv.tmp, "fatal.log")
+    srv.extra += ["--set", "log_file=" + logfile]
+    srv.start()
+    try:
+        with srv.client() as c:
+            c.connect()
+            T.ok(c.create_account("crash", "pw").is_("Okay"),
+                 "an account is made before the crash")
+        subprocess.run([tplib.tpserver_path(), "console", "--data",
+                        srv.data_dir, "-e",
+                        'return require("ffi").cast("int *", 24)[0]'],
+                       capture_output=True, timeout=30)
+        rc = srv.wait(15)
+        T.is_(rc, -signal.SIGSEGV, "the server dies of SIGSEGV")
+        stderr = srv.log()
+        line = [x for x in stderr.splitlines() if "fatal SIGSEGV" in x]
+        T.ok(line and "address=0x18" in line[0] and "phase=serve" in line[0],
+             "stderr names the signal, the address and the phase",
+             stderr[-800:])
+        T.ok(re.search(r"fatal SIGSEGV.*\n.*tpserver", stderr) is not None,
+             "and the C stack follows", stderr[-800:])
+        with open(logfile) as f:
+            T.ok("fatal SIGSEGV" in f.read(), "the log file has it too")
+        srv.start()
+        with srv.client() as c:
+            c.connect()
+            T.ok(c.login("crash", "pw").is_("Okay"),
+                 "started again, the acknowledged account is there")
+    finally:
+        srv.stop()
+
+
+def test_jit_setting():
+    """The trace compiler is off unless the configuration turns it on."""
+    for flag, want in ((None, "false"), ("jit=true", "true")):
+        srv = tplib.Server(*(["--set", flag] if flag else []))
+        srv.start()
+        try:
+            r = subprocess.run([tplib.tpserver_path(), "console", "--data",
+                                srv.data_dir, "-e",
+                                "return tostring((require('jit').status()))"],
+                               capture_output=True, text=True, timeout=30)
+            T.ok(want in r.stdout, "jit %s: the trace compiler is %s" %
+                 (flag or "by default", "on" if want == "true" else "off"),
+                 r.stdout + r.stderr)
+        finally:
+            srv.stop()
+
+
 tplib.main(test_daemon, test_start_errors, test_daemon_relative_paths,
            test_game_stats, test_sinks, test_reload,
-           test_notify, test_term_under_load)
+           test_notify, test_term_under_load, test_fatal_signal,
+           test_jit_setting)
