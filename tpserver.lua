@@ -103,6 +103,12 @@ return {
                                            -- connection (0: no limit);
                                            -- more wait their turn
     request_burst = 100,                   -- requests at once before it
+    request_time_limit = 10,               -- seconds of Lua one player
+                                           -- request may take; then it is
+                                           -- stopped with a Fail (0: none)
+    turn_time_limit = 600,                 -- seconds of Lua the ruleset's
+                                           -- turn may take; then the turn
+                                           -- fails and starts over (0: none)
     max_frame_size = 1048576,              -- bytes, header included
     max_output = 16777216,                 -- bytes queued to one client
     client_write_timeout = 60,             -- seconds a client may leave a
@@ -161,7 +167,7 @@ return {
 
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
-    -- the next turn), max_output, client_write_timeout and the statistics
-    -- keys change at once; any other change is logged and waits for a
+    -- the next turn), max_output, client_write_timeout, the time limits
+    -- and the statistics keys change at once; any other change is logged and waits for a
     -- restart.
 }

@@ -357,6 +357,81 @@ static int request_trampoline(lua_State *L)
     return 0;
 }
 
+/* ------------------------------------------------------------ time limits
+ *
+ * A count hook checks a deadline every LIMIT_EVERY Lua instructions and
+ * raises once it is past, so a ruleset or handler that loops forever
+ * costs one request (a Fail) or one turn, not the server. LuaJIT runs no
+ * hooks inside compiled traces: with jit = true a loop the compiler took
+ * is not stopped. The hook is LuaJIT's one global hook; the console's own
+ * (core/console.c) is saved and put back around a limit.
+ */
+#define LIMIT_EVERY 10000
+
+static struct {
+    uint64_t deadline;     /* uv_hrtime() past which the hook raises; 0 */
+    double seconds;        /* the limit, for the message */
+    char what[32];         /* "request", "turn"... for the message */
+} limit;
+
+static void limit_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (!limit.deadline || uv_hrtime() <= limit.deadline)
+        return;
+    /* Once: the error handlers and the undo that follow run unlimited. */
+    limit.deadline = 0;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "the %s ran for more than %g s of Lua time (its time "
+               "limit) and was stopped", limit.what, limit.seconds);
+}
+
+typedef struct limit_saved {
+    uint64_t deadline;
+    double seconds;
+    char what[32];
+    lua_Hook hook;
+    int mask, count;
+    uint64_t started;
+} limit_saved_t;
+
+/* Starts a limit of seconds (0: none, which also suspends an outer one). */
+static void limit_push(lua_State *L, double seconds, const char *what,
+                       limit_saved_t *sv)
+{
+    sv->deadline = limit.deadline;
+    sv->seconds = limit.seconds;
+    memcpy(sv->what, limit.what, sizeof sv->what);
+    sv->hook = lua_gethook(L);
+    sv->mask = lua_gethookmask(L);
+    sv->count = lua_gethookcount(L);
+    sv->started = uv_hrtime();
+    if (seconds > 0) {
+        limit.deadline = sv->started + (uint64_t)(seconds * 1e9);
+        limit.seconds = seconds;
+        snprintf(limit.what, sizeof limit.what, "%s", what);
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, LIMIT_EVERY);
+    } else {
+        limit.deadline = 0;
+        if (sv->hook == limit_hook)
+            lua_sethook(L, NULL, 0, 0);
+    }
+}
+
+/* Ends it: the outer limit (if any) goes on, not counting the time spent
+ * under this one. */
+static void limit_pop(lua_State *L, const limit_saved_t *sv)
+{
+    limit.deadline = sv->deadline ? sv->deadline +
+                                    (uv_hrtime() - sv->started) : 0;
+    limit.seconds = sv->seconds;
+    memcpy(limit.what, sv->what, sizeof limit.what);
+    if (sv->hook == limit_hook && !sv->deadline)
+        lua_sethook(L, NULL, 0, 0);
+    else
+        lua_sethook(L, sv->hook, sv->mask, sv->count);
+}
+
 void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
                     const uint8_t *body)
 {
@@ -389,10 +464,17 @@ void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
     uint64_t started = uv_hrtime();
     lx->in_dispatch = true;
     tp_crash_request(c->id, (int)h->type);
+    limit_saved_t sv;
+    double limit_s = c->set == TP_SET_PLAYER ? lx->srv->limits.request_s
+                                             : 0;
+    if (limit_s > 0)
+        limit_push(L, limit_s, "request", &sv);
     lua_pushcfunction(L, errhandler);
     lua_pushcfunction(L, request_trampoline);
     lua_pushlightuserdata(L, &rc);
     int status = lua_pcall(L, 1, 0, top + 1);
+    if (limit_s > 0)
+        limit_pop(L, &sv);
     tp_crash_request(0, -1);
     lx->in_dispatch = false;
     c->out.max = 0;
@@ -976,8 +1058,36 @@ static int l_core_set_limits(lua_State *L)
             return luaL_error(L, "request_burst must be at least 1");
         lim.burst = v;
     }
+    lua_getfield(L, 1, "request_s");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0 && v <= 86400))
+            return luaL_error(L, "the request time limit must be 0 to "
+                              "86400 s");
+        lim.request_s = v;
+    }
     tp_server_set_limits(lx->srv, &lim);
     return 0;
+}
+
+/* core.time_limit(seconds, what, fn, ...) -> fn's results: runs fn with
+ * its own time limit (0: none; an outer limit waits meanwhile). Raises
+ * fn's error, or the limit's. */
+static int l_core_time_limit(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    if (!(seconds >= 0 && seconds <= 1e7))
+        return luaL_argerror(L, 1, "0 to 1e7 seconds");
+    const char *what = luaL_checkstring(L, 2);   /* copied */
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    int base = 3;
+    limit_saved_t sv;
+    limit_push(L, seconds, what, &sv);
+    int rc = lua_pcall(L, lua_gettop(L) - base, LUA_MULTRET, 0);
+    limit_pop(L, &sv);
+    if (rc != 0)
+        return lua_error(L);
+    return lua_gettop(L) - 2;
 }
 
 /* core.tls_reload() -> true | nil, err: loads every TLS listener's
@@ -1111,6 +1221,7 @@ int luaopen_tp_core(lua_State *L)
         { "timer", l_core_timer },
         { "stop", l_core_stop },
         { "set_limits", l_core_set_limits },
+        { "time_limit", l_core_time_limit },
         { "stats", l_core_stats },
         { "connections", l_core_connections },
         { "mkdir", l_core_mkdir },

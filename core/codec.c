@@ -224,6 +224,15 @@ static tp_layout_t *parse_seq(parser_t *ps, char close, int depth)
                 tp_layout_free(op.sub);
                 goto fail;
             }
+            for (size_t k = 0; k < lay->nops; k++) {
+                if (lay->ops[k].name &&
+                    strcmp(lay->ops[k].name, op.name) == 0) {
+                    perr(ps, "field '%s' given twice", op.name);
+                    free(op.name);
+                    tp_layout_free(op.sub);
+                    goto fail;
+                }
+            }
         }
         if (unnamed_ok)
             lay->scalar = true;

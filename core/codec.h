@@ -19,7 +19,10 @@
  *                  coded separately with a layout of its own); last item only
  *   ?              the items after it may be absent: decoding stops quietly
  *                  when the body ends exactly here, and encoding stops here
- *                  when the table has no value for the next item
+ *                  when the table has no value for the next item.
+ *                  Inside a list or group an absent tail cannot be told
+ *                  from the next item's bytes: use it there only when
+ *                  nothing follows (order parameters at a frame's end)
  * Semisigned values travel as unsigned, all ones standing for -1.
  *
  * Frame registry: layouts registered per (set, version, type) so the network

@@ -83,6 +83,8 @@ typedef struct tp_limits {
                                   being accepted; 0: no deadline */
     double rate;               /* requests a second per connection; 0: off */
     double burst;              /* requests a connection may send at once */
+    double request_s;          /* Lua time one player request may take
+                                  (interpreted code only); 0: no limit */
 } tp_limits_t;
 
 /* Rate-limits one kind of log line to one a second. */

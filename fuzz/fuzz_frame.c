@@ -55,6 +55,7 @@
 #define HAVE_LSAN_INTERFACE 1
 #endif
 #endif
+#include <luajit.h>
 #include <lualib.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -192,6 +193,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
     luaL_openlibs(L);
+    /* As in the server (core/bridge.c): the trace compiler off. */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_tp_codec);
@@ -327,6 +330,25 @@ static bool tables_equal(int a, int b)
 
 /* Decodes body by lay and runs the round-trip checks. flags: F_* of a
  * registered layout, 0 for a made-up one. */
+/* A fuzzed layout with '?' inside a list or group: an absent tail there
+ * cannot be told from the bytes of what follows (core/codec.h), so only
+ * memory safety is checked for it, not the round trip. */
+static bool lenient;
+
+static bool nested_optional(const char *src)
+{
+    int depth = 0;
+    for (const char *c = src; *c; c++) {
+        if (*c == '[' || *c == '{')
+            depth++;
+        else if (*c == ']' || *c == '}')
+            depth--;
+        else if (*c == '?' && depth > 0)
+            return true;
+    }
+    return false;
+}
+
 static void roundtrip(const tp_layout_t *lay, const uint8_t *body,
                       size_t len, bool pad, uint8_t flags, const char *what)
 {
@@ -338,7 +360,7 @@ static void roundtrip(const tp_layout_t *lay, const uint8_t *body,
     tp_buf_t e1, e2;
     tp_buf_init(&e1, ENCODE_CAP);
     tp_buf_init(&e2, ENCODE_CAP);
-    if (!encode(t1, lay, pad, &e1))
+    if (!encode(t1, lay, pad, &e1) || lenient)
         goto done;
     if (flags & F_KNOWN) {
         if (e1.len != used)
@@ -426,8 +448,10 @@ static void fuzz_layout(const uint8_t *p, size_t n)
         if (copy) {
             if (blen)
                 memcpy(copy, body, blen);
+            lenient = nested_optional(src);
             roundtrip(lay, copy, blen, false, 0, src);
             roundtrip(lay, copy, blen, true, 0, src);
+            lenient = false;
             free(copy);
         }
     }

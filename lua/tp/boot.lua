@@ -39,7 +39,8 @@ core.set_limits { max_frame = cfg.max_frame_size,
                   handshake_ms = cfg.tls_handshake_timeout * 1000,
                   login_ms = cfg.login_timeout * 1000,
                   request_rate = cfg.request_rate,
-                  request_burst = cfg.request_burst }
+                  request_burst = cfg.request_burst,
+                  request_s = cfg.request_time_limit }
 
 local proto = require "tp.proto"
 proto.register()

@@ -53,6 +53,16 @@ M.schema = {
                       max = 1000000,
                       doc = "requests a connection may send at once before "
                             .. "request_rate applies" },
+    request_time_limit = { type = "number", default = 10, min = 0,
+                           max = 86400,
+                           doc = "seconds of Lua one player request may "
+                                 .. "take before it is stopped with a Fail "
+                                 .. "(0: no limit)" },
+    turn_time_limit = { type = "number", default = 600, min = 0,
+                        max = 86400,
+                        doc = "seconds of Lua the ruleset's turn may take "
+                              .. "before it is stopped and the turn fails "
+                              .. "(0: no limit)" },
     sync = { type = "boolean", default = false,
              doc = "flush every write to the device (power-loss safety); "
                    .. "off: writes reach the OS (process-crash safety)" },

@@ -424,7 +424,10 @@ function M.end_turn(why)
     M.broadcast_time(reason, 0)
     local started = core.hrtime()
     local next_turn = turn.turn + 1
-    local ok, err = xpcall(function()
+    -- Under the turn's own time limit (a request's limit, when a
+    -- FinishedTurn ends the turn, waits meanwhile).
+    local ok, err = core.time_limit(cfg.turn_time_limit, "turn", xpcall,
+                                    function()
         local c = M.ctx()
         c.turn = next_turn
         -- Players changed without ctx:player_changed are found too.

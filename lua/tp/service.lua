@@ -38,6 +38,7 @@ M.live = {
     turn_player_threshold = true, turn_length_under_threshold = true,
     turn_length_over_threshold = true,
     max_output = true, client_write_timeout = true,
+    request_time_limit = true, turn_time_limit = true,
     stats_file = true, stats_interval = true,
 }
 
@@ -381,7 +382,8 @@ function M.reload()
     end
     apply_levels(cfg)
     core.set_limits { output_max = cfg.max_output,
-                      stall_ms = cfg.client_write_timeout * 1000 }
+                      stall_ms = cfg.client_write_timeout * 1000,
+                      request_s = cfg.request_time_limit }
     arm_stats_timer(cfg)
     for _, k in ipairs(restart) do
         log.warning("config", "key=%s changed in the file, but only a "

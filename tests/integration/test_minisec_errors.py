@@ -78,7 +78,7 @@ def test_broken():
         obj = a.get("GetObjectsByID", [ship])[0]
         T.ok(obj.is_("Object"), "objects are still served")
         log = srv.log()
-        T.ok("init.lua:12" in log and "the ruleset failed checking" in log
+        T.ok("init.lua:14" in log and "the ruleset failed checking" in log
              and "turn failed" in log, "the log has each error with the "
              "file and line")
         T.ok(("Fly order on object %d" % ship) in log,
@@ -88,5 +88,37 @@ def test_broken():
         b.close()
 
 
+def test_endless_loops():
+    """A ruleset hook that never returns costs one request (a Fail, after
+    request_time_limit) or one turn (it fails, after turn_time_limit), and
+    the server goes on."""
+    with tplib.Server("--ruleset", BROKEN, "--set", "turn_length=0",
+                      "--set", "request_time_limit=1",
+                      "--set", "turn_time_limit=1") as srv:
+        a = Player(srv, name="alice")
+        b = Player(srv, name="bob")
+        ship = [i for i in a.list_ids("GetObjectIDs") if i != 0][0]
+        r = fly(a, ship, 17)
+        T.ok(readable(r, "checking"), "a check that loops forever: after "
+             "the request's time limit, a readable Fail", repr(r))
+        T.is_(queued(a, ship), 0, "and no order is kept")
+        T.ok(b.call("Ping").is_("Okay"), "the other player is served")
+        T.ok("the request ran for more than 1 s" in srv.log(),
+             "the log says the request was stopped", srv.log_tail(5))
+        r = fly(a, ship, 18)
+        T.ok(r[0].is_("Order"), "an order whose execute loops forever is "
+             "accepted", repr(r))
+        a.call("FinishedTurn")
+        b.call("FinishedTurn")
+        T.is_(a.call("GetTimeRemaining")["turn"], 1, "the end of turn that "
+              "loops is stopped after the turn's time limit: still turn 1")
+        T.ok("the turn ran for more than 1 s" in srv.log() and
+             "turn failed" in srv.log(), "the log says why", srv.log_tail(5))
+        T.ok(a.get("GetObjectsByID", [ship])[0].is_("Object"),
+             "objects are still served")
+        a.close()
+        b.close()
+
+
 if __name__ == "__main__":
-    tplib.main(test_broken)
+    tplib.main(test_broken, test_endless_loops)

@@ -1210,6 +1210,8 @@ static void test_compile_errors(void)
         { "[{}:g]:l", "no fixed bytes", "list of empty groups" },
         { "[? I:a]:l", "no fixed bytes", "list of optional items only" },
         { "I:a ? I:b ? I:c", "'?' given twice", "two '?'" },
+        { "S:a Q:a ? S:a", "field 'a' given twice",
+          "a name used twice (found by the fuzzer)" },
         { "I:abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij"
           "abcde", "bad field name", "65-character name" },
     };
@@ -1255,17 +1257,21 @@ static void test_compile_errors(void)
     tp_layout_free(lay);
 
     /* Too many items. */
-    size_t cap = 4097 * 4 + 1;
+    size_t cap = 4097 * 10 + 1;
     char *lng = malloc(cap);
     if (lng) {
+        size_t at4096 = 0, used = 0;
         lng[0] = '\0';
-        for (int i = 0; i < 4097; i++)
-            strcat(lng, "I:a ");
+        for (int i = 0; i < 4097; i++) {
+            if (i == 4096)
+                at4096 = used;
+            used += (size_t)snprintf(lng + used, cap - used, "I:a%d ", i);
+        }
         lay = tp_layout_compile(lng, err, sizeof err);
         TAP_OK(lay == NULL && strstr(err, "layout too long"),
                "4097 items: layout too long");
         tp_layout_free(lay);
-        lng[4096 * 4] = '\0';
+        lng[at4096] = '\0';
         lay = tp_layout_compile(lng, err, sizeof err);
         TAP_OK(lay != NULL, "4096 items compile");
         tp_layout_free(lay);
