@@ -276,8 +276,8 @@ is kept (the log has the traceback).]], function()
     log.info("admin", "turn %d ended by %s", before, who())
     local ok = require("tp.console").unhooked(game.end_turn, "admin")
     if not ok then
-        fail("the ruleset's turn failed: turn %d is not advanced (see the "
-             .. "server log)", before)
+        fail("the turn failed: turn %d is not advanced (see the server "
+             .. "log)", before)
     end
     return game.turn_number()
 end)

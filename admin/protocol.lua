@@ -27,6 +27,7 @@ local core = require "tp.core"
 local dispatch = require "tp.dispatch"
 local fail = require "tp.fail"
 local game = require "tp.game"
+local idseq = require "tp.idseq"
 local log = require "tp.log"
 local proto = require "tp.proto"
 local commands = require "admin.commands"
@@ -342,10 +343,16 @@ local function run_command(conn, c, args, reply)
         -- thrown away.
         local model = require "tp.model"
         if model.is_dirty() then
-            if status == 0 then
-                model.commit()
-            else
+            local stored = status == 0 and pcall(model.commit)
+            if not stored then
                 model.rollback()
+            end
+            if status == 0 and not stored then
+                status = 1
+                output = "the changes could not be stored (see the "
+                         .. "server log); nothing was changed"
+                log.error("admin", "conn=%d command: the database write "
+                          .. "failed", conn.id)
             end
         end
         local sent, err = pcall(reply, proto.frame("CommandResult",
@@ -421,42 +428,19 @@ H.Login = { states = CONNECTED, fn = function(conn, req)
     end)
 end }
 
-H.GetCommandDescIDs = { states = READY, fn = function(conn, req)
-    local ids = {}
+-- Clamped and keyed like every other ID list (tp.idseq): tpadmin-cpp
+-- asks for 8737 ids from 0.
+local function command_list()
+    local out = {}
     for i = 1, #CMDS do
-        if req.from < 0 or modtime > req.from then
-            ids[#ids + 1] = i - 1
-        end
+        out[#out + 1] = { id = i - 1, modtime = modtime }
     end
-    local key = req.key
-    if key == -1 then
-        conn.admin_seq = (conn.admin_seq or 0) + 1
-        key = conn.admin_seq
-        conn.admin_seq_next = 0
-    elseif key ~= conn.admin_seq then
-        fail.raise("Protocol", "no such sequence key " .. key)
-    end
-    local start = req.start
-    if start ~= conn.admin_seq_next or start > #ids then
-        fail.raise("Protocol", string.format("sequence must go on from %d "
-                   .. "(of %d)", conn.admin_seq_next or 0, #ids))
-    end
-    local amount = req.amount
-    if amount == -1 then
-        amount = #ids - start
-    end
-    if amount < 0 or start + amount > #ids then
-        fail.raise("Protocol", string.format("asked for %d ids from %d; "
-                   .. "there are %d", amount, start, #ids))
-    end
-    local list = {}
-    for i = start + 1, start + amount do
-        list[#list + 1] = { id = ids[i], modtime = modtime }
-    end
-    conn.admin_seq_next = start + amount
-    return proto.frame("CommandDescIDs", {
-        key = key, remaining = #ids - start - amount, modtimes = list,
-        from = req.from })
+    return out
+end
+
+H.GetCommandDescIDs = { states = READY, fn = function(conn, req)
+    return idseq.answer(conn, "GetCommandDescIDs", req, "CommandDescIDs",
+                        command_list)
 end }
 
 H.GetCommandDesc = { states = READY, fn = function(conn, req)

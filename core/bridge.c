@@ -20,6 +20,7 @@
 #include <lualib.h>
 #include <luajit.h>
 
+#include "budget.h"
 #include "console.h"
 #include "crash.h"
 #include "log.h"
@@ -357,79 +358,81 @@ static int request_trampoline(lua_State *L)
     return 0;
 }
 
-/* ------------------------------------------------------------ time limits
- *
- * A count hook checks a deadline every LIMIT_EVERY Lua instructions and
- * raises once it is past, so a ruleset or handler that loops forever
- * costs one request (a Fail) or one turn, not the server. LuaJIT runs no
- * hooks inside compiled traces: with jit = true a loop the compiler took
- * is not stopped. The hook is LuaJIT's one global hook; the console's own
- * (core/console.c) is saved and put back around a limit.
- */
-#define LIMIT_EVERY 10000
-
-static struct {
-    uint64_t deadline;     /* uv_hrtime() past which the hook raises; 0 */
-    double seconds;        /* the limit, for the message */
-    char what[32];         /* "request", "turn"... for the message */
-} limit;
-
-static void limit_hook(lua_State *L, lua_Debug *ar)
+/* The one error path of a request, after its budget was popped: the
+ * dispatcher's request_failed hook throws away what the request changed
+ * (unlimited) and says what to answer; then the answer is a Fail from a
+ * fail.raise record, or, for anything else, a logged bug. The error object
+ * is on top of the stack (nil when the request was stopped but its code
+ * went on); top is the stack level to return to. */
+static void request_failed(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
+                           const tp_frame_def_t *def, int top,
+                           bool timed_out, const char *why, bool too_big)
 {
-    (void)ar;
-    if (!limit.deadline || uv_hrtime() <= limit.deadline)
-        return;
-    /* Once: the error handlers and the undo that follow run unlimited. */
-    limit.deadline = 0;
-    lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "the %s ran for more than %g s of Lua time (its time "
-               "limit) and was stopped", limit.what, limit.seconds);
-}
-
-typedef struct limit_saved {
-    uint64_t deadline;
-    double seconds;
-    char what[32];
-    lua_Hook hook;
-    int mask, count;
-    uint64_t started;
-} limit_saved_t;
-
-/* Starts a limit of seconds (0: none, which also suspends an outer one). */
-static void limit_push(lua_State *L, double seconds, const char *what,
-                       limit_saved_t *sv)
-{
-    sv->deadline = limit.deadline;
-    sv->seconds = limit.seconds;
-    memcpy(sv->what, limit.what, sizeof sv->what);
-    sv->hook = lua_gethook(L);
-    sv->mask = lua_gethookmask(L);
-    sv->count = lua_gethookcount(L);
-    sv->started = uv_hrtime();
-    if (seconds > 0) {
-        limit.deadline = sv->started + (uint64_t)(seconds * 1e9);
-        limit.seconds = seconds;
-        snprintf(limit.what, sizeof limit.what, "%s", what);
-        lua_sethook(L, limit_hook, LUA_MASKCOUNT, LIMIT_EVERY);
+    lua_State *L = lx->L;
+    if (timed_out)
+        tp_log_error("lua", "conn=%llu seq=%u frame=%s: %s",
+                     (unsigned long long)c->id, h->seq, def->name, why);
+    int err = lua_gettop(L);
+    lua_pushcfunction(L, errhandler);
+    int eh = lua_gettop(L);
+    push_hook(lx, "request_failed");
+    if (lua_isfunction(L, -1)) {
+        push_conn(L, c);
+        lua_pushvalue(L, err);
+        lua_pushboolean(L, timed_out);
+        if (why)
+            lua_pushstring(L, why);
+        else
+            lua_pushnil(L);
+        lua_pushboolean(L, too_big);
+        if (lua_pcall(L, 5, 1, eh) != 0) {
+            /* The recovery itself failed: a bug, reported as such. */
+            lua_replace(L, err);
+        } else if (!lua_isnil(L, -1)) {
+            lua_replace(L, err);
+        } else {
+            lua_pop(L, 1);
+        }
     } else {
-        limit.deadline = 0;
-        if (sv->hook == limit_hook)
-            lua_sethook(L, NULL, 0, 0);
+        lua_pop(L, 1);
     }
-}
-
-/* Ends it: the outer limit (if any) goes on, not counting the time spent
- * under this one. */
-static void limit_pop(lua_State *L, const limit_saved_t *sv)
-{
-    limit.deadline = sv->deadline ? sv->deadline +
-                                    (uv_hrtime() - sv->started) : 0;
-    limit.seconds = sv->seconds;
-    memcpy(limit.what, sv->what, sizeof limit.what);
-    if (sv->hook == limit_hook && !sv->deadline)
-        lua_sethook(L, NULL, 0, 0);
-    else
-        lua_sethook(L, sv->hook, sv->mask, sv->count);
+    lua_settop(L, err);
+    int rec = err;
+    if (lua_type(L, rec) == LUA_TTABLE &&
+        !lua_toboolean(L, (lua_pushliteral(L, "bug"), lua_rawget(L, rec),
+                           -1))) {
+        lua_pop(L, 1);
+        /* fail.raise(code, msg, refs), or the hook's answer. */
+        uint32_t code = (uint32_t)rec_number(L, rec, "code",
+                                             TP_FAIL_UNAVAILABLE_TEMP);
+        const char *msg = rec_string(L, rec, "message");
+        lua_pushliteral(L, "refs");
+        lua_rawget(L, rec);
+        int refs = lua_type(L, -1) == LUA_TTABLE ? lua_gettop(L) : 0;
+        send_fail(lx, c, c->version, h->seq, code, msg ? msg : "failed",
+                  refs);
+    } else if (too_big) {
+        tp_log_warn("net", "conn=%llu seq=%u %s: reply over the frame "
+                    "limit", (unsigned long long)c->id, h->seq, def->name);
+        send_fail(lx, c, c->version, h->seq, TP_FAIL_TOO_BIG,
+                  "reply too large for one frame; ask for fewer items", 0);
+    } else {
+        if (lua_type(L, rec) == LUA_TTABLE)
+            lua_pop(L, 1); /* the "bug" flag */
+        const char *emsg = lua_type(L, rec) == LUA_TTABLE ?
+            rec_string(L, rec, "message") : lua_tostring(L, rec);
+        const char *trace = lua_type(L, rec) == LUA_TTABLE ?
+            rec_string(L, rec, "trace") : NULL;
+        unsigned long long id = ++lx->next_error_id;
+        tp_log_error("lua", "internal error #%llu conn=%llu seq=%u "
+                     "frame=%s: %s", id, (unsigned long long)c->id, h->seq,
+                     def->name, trace ? trace : emsg ? emsg : "?");
+        char msg[64];
+        snprintf(msg, sizeof msg, "internal error #%llu", id);
+        send_fail(lx, c, c->version, h->seq, TP_FAIL_UNAVAILABLE_TEMP, msg,
+                  0);
+    }
+    lua_settop(L, top);
 }
 
 void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
@@ -464,21 +467,28 @@ void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
     uint64_t started = uv_hrtime();
     lx->in_dispatch = true;
     tp_crash_request(c->id, (int)h->type);
-    limit_saved_t sv;
-    double limit_s = c->set == TP_SET_PLAYER ? lx->srv->limits.request_s
-                                             : 0;
-    if (limit_s > 0)
-        limit_push(L, limit_s, "request", &sv);
+    /* Player requests run under request_time_limit; admin commands are
+     * the admin's own business. */
+    tp_budget_t budget = { .seconds = c->set == TP_SET_PLAYER ?
+                                      lx->srv->limits.request_s : 0,
+                           .what = "request" };
+    bool limited = budget.seconds > 0;
+    if (limited)
+        tp_budget_push(L, &budget);
+    c->out.refused = false;
     lua_pushcfunction(L, errhandler);
     lua_pushcfunction(L, request_trampoline);
     lua_pushlightuserdata(L, &rc);
     int status = lua_pcall(L, 1, 0, top + 1);
-    if (limit_s > 0)
-        limit_pop(L, &sv);
-    tp_crash_request(0, -1);
-    lx->in_dispatch = false;
+    if (limited)
+        tp_budget_pop(L, &budget);
+    bool timed_out = limited && tp_budget_expired(&budget);
+    bool too_big = c->out.refused;
     c->out.max = 0;
-    if (status == 0 && rc.malformed) {
+    c->out.refused = false;
+    if (status == 0 && !timed_out && rc.malformed) {
+        tp_crash_request(0, -1);
+        lx->in_dispatch = false;
         tp_log_info("net", "conn=%llu peer=%s seq=%u malformed %s: %s",
                     (unsigned long long)c->id, c->peer, h->seq, def->name,
                     rc.err);
@@ -486,53 +496,27 @@ void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
         snprintf(msg, sizeof msg, "malformed %s frame: %s", def->name,
                  rc.err);
         send_fail(lx, c, c->version, h->seq, TP_FAIL_FRAME, msg, 0);
-    } else if (status != 0) {
+    } else if (status != 0 || timed_out) {
         c->out.len = mark; /* never a half answer */
-        int rec = lua_gettop(L);
         if (status == LUA_ERRMEM) {
+            tp_crash_request(0, -1);
+            lx->in_dispatch = false;
             tp_log_error("lua", "conn=%llu seq=%u %s: out of memory",
                          (unsigned long long)c->id, h->seq, def->name);
+            lua_settop(L, top);
             lua_gc(L, LUA_GCCOLLECT, 0);
             tp_conn_close(c, "out of memory");
-        } else if (lua_type(L, rec) == LUA_TTABLE &&
-                   !lua_toboolean(L, (lua_pushliteral(L, "bug"),
-                                      lua_rawget(L, rec), -1))) {
-            lua_pop(L, 1);
-            /* fail.raise(code, msg, refs) from a handler. */
-            uint32_t code = (uint32_t)rec_number(L, rec, "code",
-                                                 TP_FAIL_UNAVAILABLE_TEMP);
-            const char *msg = rec_string(L, rec, "message");
-            lua_pushliteral(L, "refs");
-            lua_rawget(L, rec);
-            int refs = lua_type(L, -1) == LUA_TTABLE ? lua_gettop(L) : 0;
-            send_fail(lx, c, c->version, h->seq, code, msg ? msg : "failed",
-                      refs);
         } else {
-            if (lua_type(L, rec) == LUA_TTABLE)
-                lua_pop(L, 1); /* the "bug" flag */
-            const char *emsg = lua_type(L, rec) == LUA_TTABLE ?
-                rec_string(L, rec, "message") : lua_tostring(L, rec);
-            const char *trace = lua_type(L, rec) == LUA_TTABLE ?
-                rec_string(L, rec, "trace") : NULL;
-            if (emsg && strstr(emsg, "tp.codec: too big")) {
-                tp_log_warn("net", "conn=%llu seq=%u %s: reply over the "
-                            "frame limit", (unsigned long long)c->id,
-                            h->seq, def->name);
-                send_fail(lx, c, c->version, h->seq, TP_FAIL_TOO_BIG,
-                          "reply too large for one frame; ask for fewer "
-                          "items", 0);
-            } else {
-                unsigned long long id = ++lx->next_error_id;
-                tp_log_error("lua", "internal error #%llu conn=%llu seq=%u "
-                             "frame=%s: %s", id, (unsigned long long)c->id,
-                             h->seq, def->name,
-                             trace ? trace : emsg ? emsg : "?");
-                char msg[64];
-                snprintf(msg, sizeof msg, "internal error #%llu", id);
-                send_fail(lx, c, c->version, h->seq,
-                          TP_FAIL_UNAVAILABLE_TEMP, msg, 0);
-            }
+            if (status == 0)
+                lua_pushnil(L);   /* stopped, though the code went on */
+            request_failed(lx, c, h, def, top, timed_out,
+                           timed_out ? budget.why : NULL, too_big);
+            tp_crash_request(0, -1);
+            lx->in_dispatch = false;
         }
+    } else {
+        tp_crash_request(0, -1);
+        lx->in_dispatch = false;
     }
     /* A deferred request (the handler paused the connection) is timed by
      * tp.dispatch when its reply goes out. */
@@ -1070,26 +1054,6 @@ static int l_core_set_limits(lua_State *L)
     return 0;
 }
 
-/* core.time_limit(seconds, what, fn, ...) -> fn's results: runs fn with
- * its own time limit (0: none; an outer limit waits meanwhile). Raises
- * fn's error, or the limit's. */
-static int l_core_time_limit(lua_State *L)
-{
-    lua_Number seconds = luaL_checknumber(L, 1);
-    if (!(seconds >= 0 && seconds <= 1e7))
-        return luaL_argerror(L, 1, "0 to 1e7 seconds");
-    const char *what = luaL_checkstring(L, 2);   /* copied */
-    luaL_checktype(L, 3, LUA_TFUNCTION);
-    int base = 3;
-    limit_saved_t sv;
-    limit_push(L, seconds, what, &sv);
-    int rc = lua_pcall(L, lua_gettop(L) - base, LUA_MULTRET, 0);
-    limit_pop(L, &sv);
-    if (rc != 0)
-        return lua_error(L);
-    return lua_gettop(L) - 2;
-}
-
 /* core.tls_reload() -> true | nil, err: loads every TLS listener's
  * certificate and key again (SIGHUP); a listener whose files fail keeps
  * the old ones. */
@@ -1221,7 +1185,7 @@ int luaopen_tp_core(lua_State *L)
         { "timer", l_core_timer },
         { "stop", l_core_stop },
         { "set_limits", l_core_set_limits },
-        { "time_limit", l_core_time_limit },
+        { "time_limit", tp_budget_l_time_limit },
         { "stats", l_core_stats },
         { "connections", l_core_connections },
         { "mkdir", l_core_mkdir },

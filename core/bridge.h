@@ -48,6 +48,8 @@ void tp_lua_close(tp_lua_t *lx);
 
 /* Runs the boot script at path with args (a table on top of the stack,
  * popped). The script returns the hooks table: dispatch(conn, req),
+ * request_failed(conn, err, timed_out, why) (after a request raised or was
+ * stopped by its time limit: undoes its changes, returns what to answer),
  * on_open(conn), on_close(conn, reason), on_hup(), on_stop(). Returns 0, or -1 after
  * printing the error to stderr. */
 int tp_lua_boot(tp_lua_t *lx, const char *path);

@@ -19,6 +19,7 @@ typedef struct tp_buf {
     size_t len;     /* bytes in use */
     size_t cap;     /* bytes allocated */
     size_t max;     /* hard limit on len; 0 means SIZE_MAX */
+    bool refused;   /* an append was refused by the cap (until cleared) */
 } tp_buf_t;
 
 static inline void tp_buf_init(tp_buf_t *b, size_t max)
@@ -26,6 +27,7 @@ static inline void tp_buf_init(tp_buf_t *b, size_t max)
     b->data = NULL;
     b->len = b->cap = 0;
     b->max = max;
+    b->refused = false;
 }
 
 static inline void tp_buf_free(tp_buf_t *b)
@@ -40,8 +42,10 @@ static inline void tp_buf_free(tp_buf_t *b)
 static inline bool tp_buf_reserve(tp_buf_t *b, size_t n)
 {
     size_t max = b->max ? b->max : SIZE_MAX;
-    if (n > max - b->len)
+    if (n > max - b->len) {
+        b->refused = true;
         return false;
+    }
     size_t need = b->len + n;
     if (need <= b->cap)
         return true;

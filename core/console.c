@@ -51,6 +51,7 @@
 #include <uv.h>
 
 #include "bridge.h"
+#include "budget.h"
 #include "buf.h"
 #include "log.h"
 
@@ -123,6 +124,7 @@ typedef struct run {
     uint64_t next_poll_ns;     /* next socket check */
     const char *reason;        /* why it is being stopped, or NULL */
     bool yielded_out;          /* the hook yielded co away */
+    tp_budget_t budget;        /* its budget; check: run_check */
 } run_t;
 
 static run_t *running;
@@ -874,11 +876,13 @@ static bool can_yield(lua_State *co)
     return true;
 }
 
-static void hook(lua_State *L, lua_Debug *ar)
+/* The run's budget check (budget.h): Ctrl-C, the session gone, the time
+ * slice. A stop yields co out from under the code when it can (pcall
+ * cannot swallow that); otherwise the budget raises, at every instruction
+ * from then on. */
+static tp_budget_verdict_t run_check(tp_budget_t *b, lua_State *L)
 {
-    run_t *r = running;
-    if (!r)
-        return;
+    run_t *r = b->ud;
     uint64_t now = now_ns();
     if (!r->reason) {
         if (r->s && now >= r->next_poll_ns) {
@@ -891,28 +895,27 @@ static void hook(lua_State *L, lua_Debug *ar)
         else if (r->slice_ns && now - r->start_ns > r->slice_ns)
             r->reason = "time slice";
         if (!r->reason)
-            return;
+            return TP_BUDGET_GO_ON;
     }
     if (L == r->co && can_yield(L)) {
         r->yielded_out = true;
         lua_yield(L, 0);
-        return;
+        return TP_BUDGET_YIELDED;
     }
     if (strcmp(r->reason, "time slice") == 0)
-        luaL_error(L, "interrupted: the command ran for more than %.1f s "
-                   "while the server waited (see timeslice())",
-                   (double)r->slice_ns / 1e9);
-    luaL_error(L, "%s", r->reason);
+        snprintf(b->why, sizeof b->why, "interrupted: the command ran for "
+                 "more than %.1f s while the server waited (see "
+                 "timeslice())", (double)r->slice_ns / 1e9);
+    else
+        snprintf(b->why, sizeof b->why, "%s", r->reason);
+    return TP_BUDGET_STOP;
 }
 
-static void set_hook(lua_State *co)
+static void run_budget_push(run_t *r)
 {
-    lua_sethook(co, hook, LUA_MASKCOUNT, HOOK_EVERY);
-}
-
-static void clear_hook(lua_State *L)
-{
-    lua_sethook(L, NULL, 0, 0);
+    r->budget = (tp_budget_t){ .every = HOOK_EVERY, .check = run_check,
+                               .ud = r, .what = "console command" };
+    tp_budget_push(r->co, &r->budget);
 }
 
 /* console.run(session | nil, co, slice, ...) -> status, ... */
@@ -944,9 +947,9 @@ static int l_run(lua_State *L)
     if (s)
         s->interrupt = false;   /* a late Ctrl-C for the last command */
     running = &run;
-    set_hook(co);
+    run_budget_push(&run);
     int rc = lua_resume(co, nargs);
-    clear_hook(co);
+    tp_budget_pop(co, &run.budget);
     running = NULL;
     int base = lua_gettop(L);
     if (rc == LUA_YIELD && run.yielded_out) {
@@ -979,19 +982,20 @@ static int l_run(lua_State *L)
     return lua_gettop(L) - base;
 }
 
-/* console.unhooked(fn, ...) -> fn's results */
+/* console.unhooked(fn, ...) -> fn's results: fn runs without the run's
+ * budget (an empty budget suspends it), and its time is not counted
+ * against the slice. */
 static int l_unhooked(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     run_t *r = running;
     uint64_t paused = now_ns();
-    if (r)
-        clear_hook(r->co);
+    tp_budget_t none = { .what = "unhooked" };
+    tp_budget_push(L, &none);
     int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-    if (r && running == r) {
+    tp_budget_pop(L, &none);
+    if (r && running == r)
         r->start_ns += now_ns() - paused;
-        set_hook(r->co);
-    }
     if (rc != 0)
         return lua_error(L);
     return lua_gettop(L);

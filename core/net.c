@@ -332,6 +332,13 @@ static void write_block(tp_conn_t *c, uint8_t *data, size_t len)
     }
 }
 
+/* Appends text that is not a TP frame (HTTP answers), before any frame. */
+static void conn_append_text(tp_conn_t *c, const char *p, size_t n)
+{
+    if (c->out.len == c->out_text && tp_buf_append(&c->out, p, n))
+        c->out_text += n;
+}
+
 /* TLS: encrypts the output (once the handshake is done; before it there
  * is none), adds close_notify when the connection is closing, and writes
  * the ciphertext, with whatever the session produced by itself
@@ -345,16 +352,36 @@ static void tls_flush(tp_conn_t *c)
         if (tp_tls_ready(c->tls)) {
             ok = tp_buf_reserve(&cipher, c->out.len + c->out.len / 64 +
                                 4096);
-            for (size_t off = 0; ok && off < c->out.len;
-                 off += TLS_WRITE_CHUNK) {
-                size_t n = c->out.len - off;
-                if (n > TLS_WRITE_CHUNK)
-                    n = TLS_WRITE_CHUNK;
-                ok = tp_tls_write(c->tls, c->out.data + off, n) == 0 &&
-                     tp_tls_drain(c->tls, &cipher);
+            /* One TP frame per TLS record (several records for a frame
+             * over 16 KiB): libtpproto-cpp reads one frame per readable
+             * socket and never drains what its TLS layer holds, so frames
+             * packed into one record would wait forever (PROTOCOL.md 1.3).
+             * Text written before the frames (the HTTP tunnel's answer)
+             * is a unit of its own. */
+            size_t off = 0;
+            while (ok && off < c->out.len) {
+                size_t unit = c->out.len - off;
+                if (off < c->out_text) {
+                    unit = c->out_text - off;
+                } else if (unit >= TP_HEADER_SIZE) {
+                    uint64_t flen = (uint64_t)TP_HEADER_SIZE +
+                        tp_get_u32(c->out.data + off + 12);
+                    if (flen < unit)
+                        unit = (size_t)flen;
+                }
+                for (size_t done = 0; ok && done < unit;) {
+                    size_t n = unit - done;
+                    if (n > TLS_WRITE_CHUNK)
+                        n = TLS_WRITE_CHUNK;
+                    ok = tp_tls_write(c->tls, c->out.data + off + done, n) ==
+                         0 && tp_tls_drain(c->tls, &cipher);
+                    done += n;
+                }
+                off += unit;
             }
         }
         c->out.len = 0;
+        c->out_text = 0;
         if (c->out.cap > OUT_KEEP)
             tp_buf_free(&c->out);
     }
@@ -394,7 +421,7 @@ void tp_conn_flush(tp_conn_t *c)
 static void send_text_and_close(tp_conn_t *c, const char *text,
                                 const char *reason)
 {
-    tp_buf_append(&c->out, text, strlen(text));
+    conn_append_text(c, text, strlen(text));
     tp_log_info("net", "conn=%llu peer=%s %s", (unsigned long long)c->id,
                 c->peer, reason);
     tp_conn_close(c, reason);
@@ -522,13 +549,13 @@ static bool http_sniff(tp_conn_t *c)
         char page[1024];
         int len = snprintf(page, sizeof page, HTTP_PAGE,
                            sizeof HTTP_PAGE_BODY - 1, HTTP_PAGE_BODY);
-        tp_buf_append(&c->out, page, (size_t)len);
+        conn_append_text(c, page, (size_t)len);
         tp_log_info("net", "conn=%llu peer=%s HTTP GET answered with the "
                     "information page", (unsigned long long)c->id, c->peer);
         tp_conn_close(c, "HTTP GET answered");
         return false;
     }
-    tp_buf_append(&c->out, HTTP_TUNNEL_OK, sizeof HTTP_TUNNEL_OK - 1);
+    conn_append_text(c, HTTP_TUNNEL_OK, sizeof HTTP_TUNNEL_OK - 1);
     tp_buf_consume(&c->in, hlen);
     c->sniff = false;
     c->tunnelled = true;

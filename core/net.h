@@ -142,6 +142,8 @@ struct tp_conn {
     int handles_open;          /* handles still to be closed before free */
     tp_buf_t in;               /* unprocessed input */
     tp_buf_t out;              /* encoded output not yet handed to libuv */
+    size_t out_text;           /* leading bytes of out that are not TP
+                                  frames (HTTP answers) */
     size_t write_pending;      /* bytes handed to libuv, not yet written */
     int lua_ref;               /* registry ref of the Lua object, or -2 */
     char peer[64];             /* "ip:port" of the peer */

@@ -12,6 +12,8 @@
  *       caching), write_buffer_size (4 MiB), block_size (4096),
  *       max_open_files (1000), compression ("snappy" | "none")
  *   store.destroy(path), store.repair(path) -> true | nil, err
+ *   store.fail_writes(n): tests only (TPSERVER_TEST_FAULTS=1): the next n
+ *       writes fail as on a full disk
  *   store.batch() -> batch
  *   db:get(k [, snap]) -> v | nil | nil, err
  *   db:put(k, v [, sync]), db:delete(k [, sync]), db:write(batch [, sync])
@@ -55,7 +57,9 @@
 #include "store.h"
 
 #include <lauxlib.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MT_DB    "tp.store.db"
@@ -579,6 +583,34 @@ static int l_store_get(lua_State *L)
     return db_get(L, d, 2, s);
 }
 
+/* Fault injection for the tests: with TPSERVER_TEST_FAULTS=1 in the
+ * environment, store.fail_writes(n) makes the next n writes (put, delete,
+ * write) of any database fail as a full disk would, without writing. */
+static long failing_writes;
+
+static bool injected_failure(void)
+{
+    if (failing_writes <= 0)
+        return false;
+    failing_writes--;
+    return true;
+}
+
+#define INJECTED_ERROR "IO error: injected write failure (TPSERVER_TEST_FAULTS)"
+
+/* store.fail_writes(n) -> n */
+static int l_store_fail_writes(lua_State *L)
+{
+    const char *on = getenv("TPSERVER_TEST_FAULTS");
+    if (!on || strcmp(on, "1") != 0)
+        return luaL_error(L, "fault injection is off (set "
+                          "TPSERVER_TEST_FAULTS=1 to test with it)");
+    lua_Integer n = luaL_checkinteger(L, 1);
+    failing_writes = n < 0 ? 0 : (long)n;
+    lua_pushinteger(L, failing_writes);
+    return 1;
+}
+
 /* db:put(key, value [, sync]) -> true | nil, err */
 static int l_store_put(lua_State *L)
 {
@@ -589,6 +621,11 @@ static int l_store_put(lua_State *L)
     const leveldb_writeoptions_t *wo = check_wopts(L, d, 4);
     char *err = NULL;
 
+    if (injected_failure()) {
+        lua_pushnil(L);
+        lua_pushstring(L, INJECTED_ERROR);
+        return 2;
+    }
     leveldb_put(d->handle, wo, key, klen, val, vlen, &err);
     if (err)
         return push_error(L, err);
@@ -605,6 +642,11 @@ static int l_store_delete(lua_State *L)
     const leveldb_writeoptions_t *wo = check_wopts(L, d, 3);
     char *err = NULL;
 
+    if (injected_failure()) {
+        lua_pushnil(L);
+        lua_pushstring(L, INJECTED_ERROR);
+        return 2;
+    }
     leveldb_delete(d->handle, wo, key, klen, &err);
     if (err)
         return push_error(L, err);
@@ -622,6 +664,11 @@ static int l_store_write(lua_State *L)
 
     if (!b->wb)
         return luaL_error(L, "batch is released");
+    if (injected_failure()) {
+        lua_pushnil(L);
+        lua_pushstring(L, INJECTED_ERROR);
+        return 2;
+    }
     leveldb_write(d->handle, wo, b->wb, &err);
     if (err)
         return push_error(L, err);
@@ -1100,6 +1147,7 @@ static const luaL_Reg module_funcs[] = {
     {"open", l_store_open},
     {"destroy", l_store_destroy},
     {"repair", l_store_repair},
+    {"fail_writes", l_store_fail_writes},
     {"batch", l_store_batch},
     {NULL, NULL}
 };

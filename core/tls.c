@@ -129,7 +129,11 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
         snprintf(err, errlen, "cannot create a TLS context: %s", why);
         return NULL;
     }
-    uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+    /* No session tickets, TLS 1.2 or 1.3: the tickets sent after a 1.3
+     * handshake crash libtpproto-cpp's reader (PROTOCOL.md 1.3), and a
+     * TP session is long enough that resumption saves nothing. */
+    uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                    SSL_OP_NO_TICKET;
 #ifdef SSL_OP_NO_RENEGOTIATION
     opts |= SSL_OP_NO_RENEGOTIATION;
 #endif
@@ -144,6 +148,12 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
         snprintf(err, errlen, "cannot configure TLS: %s", why);
         goto fail;
     }
+    if (SSL_CTX_set_num_tickets(ctx, 0) != 1) {
+        last_error(why, sizeof why, "?");
+        snprintf(err, errlen, "cannot configure TLS: %s", why);
+        goto fail;
+    }
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     /* Idle sessions give their 16 KiB record buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);

@@ -127,8 +127,13 @@ function M.create(name, password, extra, done)
             if M.on_join then
                 M.on_join(player, batch)
             end
+            batch:put(account_key(name), account)
+                 :put(db_mod.key("player", id), player)
+                 :commit()
         end, debug.traceback)
         if not ok then
+            -- The join failed, or the disk refused the batch: nothing of
+            -- the account is stored, and nothing of it stays in memory.
             players[id] = nil
             table.remove(player_list)
             next_player_id = id
@@ -141,9 +146,7 @@ function M.create(name, password, extra, done)
             return done(nil, "error", "the game could not take a new "
                         .. "player (see the server log)")
         end
-        batch:put(account_key(name), account)
-             :put(db_mod.key("player", id), player)
-             :commit()
+        require("tp.model").committed()
         done(player)
     end)
 end

@@ -1,7 +1,8 @@
 -- boot.lua: run once by the core at start. Reads the configuration,
 -- registers the frame layouts, opens the database and the game, starts the
 -- listeners, and returns the hooks the core calls:
---   dispatch(conn, req), on_open(conn), on_close(conn, reason), on_stop().
+--   dispatch(conn, req), request_failed(conn, err, timed_out, why),
+--   on_open(conn), on_close(conn, reason), on_hup(), on_stop().
 -- Any error here stops the server before it serves anyone, with a message
 -- on stderr and a non-zero exit.
 
@@ -135,6 +136,7 @@ setmetatable(_G, {
 
 return admin.hooks {
     dispatch = dispatch.dispatch,
+    request_failed = dispatch.request_failed,
     on_open = dispatch.hooks.on_open,
     on_close = function(conn, reason)
         game.sessions[conn] = nil

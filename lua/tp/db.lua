@@ -21,8 +21,9 @@ local ffi = require "ffi"
 
 local M = {}
 
--- Format of the database; a newer one is refused at start.
-M.FORMAT = 1
+-- Format of the database; a newer one is refused at start, an older one
+-- converted (tp.migrate). 2: turns numbered from 0.
+M.FORMAT = 2
 
 local encode, decode = cjson.encode, cjson.decode
 cjson.encode_sparse_array(true)

@@ -42,6 +42,7 @@ local function refuse(conn, req)
 end
 
 local model = require "tp.model"
+local types = require "tp.types"
 
 -- xpcall handler: tp.fail records pass, anything else gets its traceback.
 local function keep_error(e)
@@ -54,7 +55,8 @@ local function keep_error(e)
 end
 
 -- Runs the handler; what it changed is committed before the reply goes
--- out, and thrown away if it raised (the error then becomes the Fail).
+-- out. If it raises, the core calls request_failed (below) once the
+-- request's time limit is over, which throws the changes away.
 function M.dispatch(conn, req)
     local h = M.handlers[req._name]
     if not h or not h.states[conn.state] then
@@ -62,15 +64,48 @@ function M.dispatch(conn, req)
     end
     local ok, reply = xpcall(h.fn, keep_error, conn, req)
     if not ok then
-        if model.is_dirty() then
-            model.undo()
-        end
         error(reply, 0)
     end
     if model.is_dirty() then
-        model.commit()
+        -- A refused write leaves the changes marked; request_failed then
+        -- reads them back from the database: the client hears Fail and
+        -- memory equals the disk.
+        local stored, err = pcall(model.commit)
+        if not stored then
+            log.error("db", "conn=%s seq=%d %s: the change could not be "
+                      .. "stored: %s", tostring(conn.id), req._seq,
+                      req._name, tostring(err))
+            fail.raise("UnavailableTemporarily", "the server could not "
+                       .. "store the change; nothing was changed")
+        end
     end
     return reply
+end
+
+-- The core's one error path of a request (core/bridge.c), called after
+-- the request's time limit was popped, so that it runs unlimited: throws
+-- away what the request changed and returns what to answer instead of
+-- err (nil: err as it is). timed_out: the request was stopped by
+-- request_time_limit (why says so), whatever its code did after.
+function M.request_failed(conn, err, timed_out, why)
+    -- A ruleset hook that was running (tp.types.guard) gets the blame,
+    -- and its partial changes are unmarked: reload everything.
+    local hook = types.take_running_hook()
+    if hook or timed_out then
+        model.rollback()
+    elseif model.is_dirty() then
+        model.undo()
+    end
+    if not timed_out then
+        return nil
+    end
+    if hook then
+        log.error("ruleset", "order type %d (%s): the ruleset failed %s "
+                  .. "an order: %s", hook.ot.id, hook.ot.name, hook.what, why)
+        return types.hook_fail(hook)
+    end
+    return { tp_fail = true, code = proto.FAIL.UnavailableTemporarily,
+             message = why }
 end
 
 -- Answers req later: holds the connection's next frames, runs
@@ -128,6 +163,7 @@ end
 
 M.hooks = {
     dispatch = M.dispatch,
+    request_failed = M.request_failed,
     on_open = function(conn)
         conn.state = "PRE"
     end,

@@ -163,11 +163,13 @@ function M.start(config, database, rs)
                 .. "game; start with --ruleset %s, or use another --data",
                 cfg.data, tostring(meta.ruleset), tostring(meta.ruleset))
         end
-        turn = db:get("meta/turn") or { turn = 1, finished = {} }
+        turn = db:get("meta/turn") or { turn = 0, finished = {} }
     else
         meta = { format = db_mod.FORMAT, ruleset = rs.folder,
                  ruleset_version = rs.version, created = os.time() }
-        turn = { turn = 1, started = os.time(), finished = {} }
+        -- Turns are numbered from 0, as tpserver-cpp does and clients
+        -- expect (PROTOCOL.md 13).
+        turn = { turn = 0, started = os.time(), finished = {} }
         created = true
     end
     turn.finished = turn.finished or {}
@@ -192,6 +194,15 @@ function M.start(config, database, rs)
     ok, err = db:accept()
     if not ok then
         return nil, err
+    end
+    -- A game of an older format is converted now that it was found good;
+    -- the working set is read again from the converted database.
+    if not created and require("tp.migrate").run(db, meta, turn,
+                                                 db_mod.FORMAT, log) then
+        model.turn = turn.turn
+        ctx.turn = turn.turn
+        model.load(db)
+        accounts.init(db, cfg)
     end
     if not created then
         local changed = settings_changed(settings, meta.settings or {})
@@ -236,6 +247,7 @@ function M.start(config, database, rs)
         M.arm_timer()
         stored_ends_at = turn.ends_at
         batch:put("meta/game", meta):put("meta/turn", turn):commit(true)
+        model.committed()
         created = false
         log.info("game", "new %s game created in %s (%d objects)", rs.name,
                  cfg.data, #model.object_ids())
@@ -413,6 +425,27 @@ local function check_threshold(waiting)
     return true
 end
 
+-- A turn that failed (the ruleset raised or was stopped, or the disk
+-- refused its batch): the working set is read back from the database, and
+-- the turn starts over with a new deadline and players finishing again
+-- (else, with no deadline, nothing would ever end it).
+local function turn_failed()
+    types.take_running_hook()
+    model.rollback()
+    accounts.init(db, cfg)
+    turn.ends_at = nil
+    turn.finished = {}
+    waiting_cache = nil
+    M.arm_timer()
+    local ok, err = pcall(db.put, db, "meta/turn", turn)
+    if not ok then
+        log.error("turn", "cannot store the restarted turn: %s",
+                  tostring(err))
+    end
+    M.broadcast_time(proto.REASON.TimerStarted)
+    return false
+end
+
 -- Ends the turn now. why: "timer", "all" (everyone finished), "admin".
 -- The ruleset's turn runs over the working set; its whole result is one
 -- batch, written with sync. If it raises, nothing of it is kept (the
@@ -426,8 +459,7 @@ function M.end_turn(why)
     local next_turn = turn.turn + 1
     -- Under the turn's own time limit (a request's limit, when a
     -- FinishedTurn ends the turn, waits meanwhile).
-    local ok, err = core.time_limit(cfg.turn_time_limit, "turn", xpcall,
-                                    function()
+    local ok, err = core.time_limit(cfg.turn_time_limit, "turn", function()
         local c = M.ctx()
         c.turn = next_turn
         -- Players changed without ctx:player_changed are found too.
@@ -449,31 +481,33 @@ function M.end_turn(why)
             end
         end
         model.state_changed()
-    end, debug.traceback)
+    end)
     if not ok then
         log.error("turn", "the ruleset's turn failed; turn %d is not "
                   .. "advanced and nothing of it is kept: %s", turn.turn,
                   tostring(err))
-        model.rollback()
-        accounts.init(db, cfg)
-        -- The turn starts over: a new deadline, and players finish again
-        -- (else, with no deadline, nothing would ever end it).
-        turn.ends_at = nil
-        turn.finished = {}
-        waiting_cache = nil
-        M.arm_timer()
-        db:put("meta/turn", turn)
-        M.broadcast_time(proto.REASON.TimerStarted)
-        return false
+        return turn_failed()
     end
-    turn = { turn = next_turn, started = os.time(), finished = {} }
+    local new_turn = { turn = next_turn, started = os.time(), finished = {} }
     if initial_length() > 0 then
-        turn.ends_at = core.now() + initial_length()
+        new_turn.ends_at = core.now() + initial_length()
     end
     local commit_started = core.hrtime()
     local batch = db:batch()
-    local n = model.commit(batch, nil, turn.turn)
-    batch:put("meta/turn", turn):commit(true)
+    local n
+    ok, err = pcall(function()
+        n = model.commit(batch, nil, new_turn.turn)
+        batch:put("meta/turn", new_turn):commit(true)
+    end)
+    if not ok then
+        -- The disk refused the turn: nothing of it is in memory either.
+        log.error("turn", "the turn could not be stored; turn %d is not "
+                  .. "advanced and nothing of it is kept: %s", turn.turn,
+                  tostring(err))
+        return turn_failed()
+    end
+    model.committed()
+    turn = new_turn
     M.last_commit_ms = core.hrtime() - commit_started
     M.last_turn_ms = core.hrtime() - started
     turn_seconds:observe(M.last_turn_ms / 1000)
@@ -492,7 +526,16 @@ function M.finished_turn(id)
     end
     turn.finished[key] = true
     waiting_cache = nil
-    db:put("meta/turn", turn)
+    local ok, err = pcall(db.put, db, "meta/turn", turn)
+    if not ok then
+        -- Not stored, so not finished: memory stays what the disk says.
+        turn.finished[key] = nil
+        waiting_cache = nil
+        log.error("turn", "player %d's FinishedTurn could not be stored: "
+                  .. "%s", id, tostring(err))
+        require("tp.fail").raise("UnavailableTemporarily", "the server "
+            .. "could not store that you finished; try again")
+    end
     local waiting = M.waiting()
     if paused then
         M.broadcast_time(proto.REASON.TimerWarning)
@@ -628,7 +671,7 @@ function M.game_frame()
         server = core.version, sertype = "tpserver",
         rule = ruleset.name, rulever = ruleset.version,
         connections = conns, parameters = params,
-        mediabase = cfg.media_base,
+        mediabase = cfg.media_base, ctime = meta.created,
     })
 end
 

@@ -63,11 +63,13 @@ local saved_raw = {}  -- object id -> the stored value, as loaded: turned
 local saved_mod = {}  -- object id -> modtime last written
 local fresh = {}      -- object id -> its JSON as detect_changes found it
 M.history_turns = 10  -- turns of object history kept (0: none)
-M.turn = 1            -- the current turn (set by tp.game, and by commits
+M.turn = 0            -- the current turn (set by tp.game, and by commits
                       -- that start a turn): history records go under it
 local recorded = {}   -- object id -> true: hist/<M.turn>/<id> is written
 
+local pending          -- commit()'s bookkeeping, applied after its write
 local function reset_dirty()
+    pending = nil
     dirty = { obj = {}, gone = {}, queue = {}, board = {}, msg = {},
               design = {}, player = {}, meta = false }
     fresh = {}
@@ -268,41 +270,44 @@ function M.commit(batch, sync, turn)
     local own = batch == nil
     batch = batch or db:batch()
     local n = 0
-    if turn then
-        M.turn = turn
-        recorded = {}
+    -- Nothing of the working set's bookkeeping changes until the batch is
+    -- written: what is noted here is applied by settle() after the write,
+    -- so that a failed write leaves every change marked dirty (the caller
+    -- then undoes or rolls back, and memory equals the disk again).
+    local cur_turn = turn or M.turn
+    local rec = turn and {} or recorded
+    local newly = {}            -- ids that get their history record now
+    local saved = {}            -- id -> { json, modtime } | false (gone)
+    -- (Records made during turn 0, the first, would only serve
+    -- objects_at(-1).)
+    local history = M.history_turns > 0 and cur_turn > 0
+    local function record(id)
+        if history and not rec[id] and not newly[id] then
+            batch.raw:put(hist_key(cur_turn, id), undo_record(id))
+            newly[id] = true
+        end
     end
-    -- (Records made during turn 1 would only serve objects_at(0).)
-    local history = M.history_turns > 0 and M.turn > 1
     for id in pairs(dirty.obj) do
         local o = M.objects[id]
         if o then
-            if history and not recorded[id] then
-                batch.raw:put(hist_key(M.turn, id), undo_record(id))
-                recorded[id] = true
-            end
+            record(id)
             -- Encoded once: the stored value is the JSON without
             -- modtime with modtime added.
             local json = fresh[id] or object_json(o)
             batch.raw:put(key("obj", id), json:sub(1, -2) ..
                           string.format(',"modtime":%.0f}', o.modtime or 0))
             batch.n = batch.n + 1
-            saved_json[id], saved_raw[id] = json, nil
-            saved_mod[id] = o.modtime
+            saved[id] = { json, o.modtime }
             n = n + 1
         end
     end
     for id, modtime in pairs(dirty.gone) do
-        if history and not recorded[id] then
-            batch.raw:put(hist_key(M.turn, id), undo_record(id))
-            recorded[id] = true
-        end
+        record(id)
         batch:delete(key("obj", id))
         batch:delete(key("queue", id))
         batch:put(key("gone", id), { id = id, modtime = modtime,
                                      seen_by = M.gone_seen[id] })
-        saved_json[id], saved_raw[id] = nil, nil
-        saved_mod[id] = nil
+        saved[id] = false
         n = n + 1
     end
     if turn then
@@ -366,11 +371,42 @@ function M.commit(batch, sync, turn)
         batch:put("meta/rsstate", M.rsstate)
         n = n + 1
     end
-    reset_dirty()
+    pending = function()
+        if turn then
+            M.turn = turn
+            recorded = rec
+        end
+        for id in pairs(newly) do
+            recorded[id] = true
+        end
+        for id, v in pairs(saved) do
+            if v then
+                saved_json[id], saved_raw[id], saved_mod[id] = v[1], nil,
+                                                               v[2]
+            else
+                saved_json[id], saved_raw[id], saved_mod[id] = nil, nil,
+                                                               nil
+            end
+        end
+        reset_dirty()
+    end
     if own then
+        -- Raises when the write fails; the changes stay marked.
         batch:commit(sync)
+        M.committed()
     end
     return n
+end
+
+-- The batch given to commit() was written: the working set now equals the
+-- database. A caller that wrote it must call this; one whose write failed
+-- calls rollback() (or undo()) instead.
+function M.committed()
+    local settle = pending
+    pending = nil
+    if settle then
+        settle()
+    end
 end
 
 -- Finds objects changed without being marked (a ruleset that set a field
@@ -395,7 +431,7 @@ end
 -- rebuilt from the current state and the undo records of later turns.
 -- Returns nil, message when n is older than the history kept.
 function M.objects_at(n, current_turn)
-    if n > current_turn or n < 1 then
+    if n > current_turn or n < 0 then
         return nil, "no turn " .. n
     end
     if n < current_turn - M.history_turns then

@@ -80,7 +80,9 @@ M.player = {
     { 37, "GetResourceIDs", GET_ID_SEQ4, GET_ID_SEQ3 },
     { 38, "ResourceIDs", ID_SEQ4, ID_SEQ3 },
     { 39, "GetPlayer", GET_WITH_ID },
-    { 40, "Player", "I:id S:name S:race" },
+    -- TP04's modtime is not in protocol.xml but libtpproto-py's TP04
+    -- branch reads it; TP03 clients break on it (PROTOCOL.md 7.8).
+    { 40, "Player", "I:id S:name S:race Q:modtime", "I:id S:name S:race" },
     { 41, "GetCategory", GET_WITH_ID },
     { 42, "Category", CATEGORY },
     { 43, "AddCategory", CATEGORY },
@@ -111,10 +113,12 @@ M.player = {
     { 63, "FinishedTurn", "" },
     { 64, "SetFilters", "[I]:filters", false },
     { 65, "GetGames", "", false },
+    -- ctime (the game's creation) is not in protocol.xml; real TP04
+    -- clients need it (PROTOCOL.md 7.2).
     { 66, "Game",
       "S:name S:key [S]:tp S:server S:sertype S:rule S:rulever " ..
       "[S:type S:dns S:ip I:port]:connections " ..
-      "[I:id S:strval I:intval]:parameters S:mediabase", false },
+      "[I:id S:strval I:intval]:parameters S:mediabase Q:ctime", false },
     { 67, "GetObjectDesc", GET_WITH_ID, false },
     { 68, "ObjectDesc",
       "I:id S:name S:description Q:modtime " ..

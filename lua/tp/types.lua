@@ -23,6 +23,15 @@ local guarded = setmetatable({}, { __mode = "k" })  -- our wrappers
 -- and hook failed, the traceback goes to the log, and whatever the
 -- request changed is rolled back. A tp.fail raised inside passes through.
 -- Wrapping twice (types.build again) is a no-op.
+local running_hook         -- { ot, what } of the hook being run, or nil
+
+local function hook_fail(h)
+    require("tp.fail").raise("UnavailableTemporarily", string.format(
+        "the ruleset failed %s this %s order (a bug in the ruleset; "
+        .. "the server log has the details)", h.what, h.ot.name),
+        { { type = 2, id = h.ot.id } })
+end
+
 local function guard(ot, what, fn)
     if guarded[fn] then
         return fn
@@ -33,8 +42,14 @@ local function guard(ot, what, fn)
         end
         return debug.traceback(tostring(e), 2)
     end
+    local me = { ot = ot, what = what }
     local wrapper = function(...)
+        -- Left set if a time limit stops the hook: then no code here runs
+        -- until the limit is over, and tp.dispatch.request_failed takes it.
+        local outer = running_hook
+        running_hook = me
         local r = { xpcall(fn, handler, ...) }
+        running_hook = outer
         if r[1] then
             return unpack(r, 2, table.maxn(r))
         end
@@ -48,13 +63,23 @@ local function guard(ot, what, fn)
         end
         require("tp.log").error("ruleset", "order type %d (%s): the "
             .. "ruleset failed %s an order: %s", ot.id, ot.name, what, r[2])
-        require("tp.fail").raise("UnavailableTemporarily", string.format(
-            "the ruleset failed %s this %s order (a bug in the ruleset; "
-            .. "the server log has the details)", what, ot.name),
-            { { type = 2, id = ot.id } })
+        hook_fail(me)
     end
     guarded[wrapper] = true
     return wrapper
+end
+
+-- The ruleset hook a time limit stopped, if any (and forgets it).
+function M.take_running_hook()
+    local h = running_hook
+    running_hook = nil
+    return h
+end
+
+-- The Fail record (as fail.raise makes it) that blames hook h.
+function M.hook_fail(h)
+    local ok, err = pcall(hook_fail, h)
+    return not ok and err or nil
 end
 
 M.objects = {}          -- id -> object type

@@ -409,7 +409,8 @@ end
 
 function M.player_frame(p)
     return proto.frame("Player", { id = p.id, name = p.name,
-                                   race = p.race or "" })
+                                   race = p.race or "",
+                                   modtime = p.modtime or p.created or 0 })
 end
 
 function M.resource_frame(r)

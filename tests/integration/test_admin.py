@@ -203,7 +203,30 @@ def test_session():
              f2["remaining"] == 0, "a sequence in two parts", repr((f1, f2)))
         f = a.call("GetCommandDescIDs", {"key": f1["key"], "start": 0,
                                          "amount": 1, "from": -1})
-        T.ok(f.is_("Fail"), "going back in a sequence: Fail", repr(f))
+        T.ok(f.is_("CommandDescIDs") and
+             [m["id"] for m in f["modtimes"]] == ids[:1],
+             "going back in a sequence is served (PROTOCOL.md 8.3)", repr(f))
+        # tpadmin-cpp asks for 8737 ids at once: the amount is clamped.
+        f = a.call("GetCommandDescIDs", {"key": -1, "start": 0,
+                                         "amount": 8737, "from": -1})
+        T.ok(f.is_("CommandDescIDs") and
+             [m["id"] for m in f["modtimes"]] == ids and
+             f["remaining"] == 0, "8737 ids asked: every command, "
+             "remaining 0", repr(f))
+        f = a.call("GetCommandDescIDs", {"key": f["key"], "start": 3,
+                                         "amount": 8737, "from": -1})
+        T.ok(f.is_("CommandDescIDs") and
+             [m["id"] for m in f["modtimes"]] == ids[3:] and
+             f["remaining"] == 0, "8737 ids from 3: the rest", repr(f))
+        f = a.call("GetCommandDescIDs", {"key": f["key"],
+                                         "start": len(ids) + 1,
+                                         "amount": 1, "from": -1})
+        T.ok(f.is_("Fail") and f["code"] == 4, "start past the end: Fail "
+             "NoSuchThing", repr(f))
+        f = a.call("GetCommandDescIDs", {"key": 999999, "start": 0,
+                                         "amount": 1, "from": -1})
+        T.ok(f.is_("Fail") and f["code"] == 3, "an unknown key: Fail "
+             "UnavailableTemporarily", repr(f))
         modtime = f1["modtimes"][0]["modtime"]
         f = a.call("GetCommandDescIDs", {"key": -1, "start": 0,
                                          "amount": -1, "from": modtime})
@@ -236,8 +259,8 @@ def test_session():
              "the sequence", repr(frames))
 
         cid = {n: i for i, n in enumerate(names)}
-        T.is_(result(a.command(cid["turn-number"])), (0, "1"),
-              "turn-number -> status 0, '1'")
+        T.is_(result(a.command(cid["turn-number"])), (0, "0"),
+              "turn-number -> status 0, '0'")
         T.is_(result(a.command(cid["get-setting"], S("turn_mode"))),
               (0, "players_finished"), "get-setting turn_mode")
         T.is_(result(a.command(cid["get-setting"], S("nonsense")))[0], 1,
@@ -260,13 +283,13 @@ def test_session():
         p, f = tc.login(srv, "dan", "pw-dan")
         T.ok(f.is_("Okay"), "dan logs in as a player", repr(f))
         T.is_(result(a.command(cid["turn-end"])),
-              (0, "Turn ended; turn 2 started"), "turn-end")
+              (0, "Turn ended; turn 1 started"), "turn-end")
         got = [(f["time"], f["reason"], f["turn"]) for f in tc.pushes(p, 2)
                if f.is_("TimeRemaining") and f.fields]
-        T.is_(got[:2], [(0, 5, 1), (120, 1, 2)], "the player gets the end "
+        T.is_(got[:2], [(0, 5, 0), (120, 1, 1)], "the player gets the end "
               "of turn and the new turn")
         st, out = result(a.command(cid["status"]))
-        T.ok(st == 0 and "Turn: 2" in out and "Ruleset: Tiny 1.0" in out,
+        T.ok(st == 0 and "Turn: 1" in out and "Ruleset: Tiny 1.0" in out,
              "status", out)
         T.is_(result(a.command(cid["message-send"], S("dan") + S("From "
                                "the admin") + S("Hello dan")))[0], 0,

@@ -293,7 +293,7 @@ def test_terminal():
             time.sleep(0.2)
             term.send(b"()\r")
             seen = term.prompt()
-            T.ok(seen is not None and "\n1\n" in seen, "and it runs",
+            T.ok(seen is not None and "\n0\n" in seen, "and it runs",
                  term.screen())
 
             # Ctrl-C on an endless loop: the server stops it and goes on.
@@ -373,7 +373,7 @@ def test_socket():
               "-e '1 + 1' prints 2")
         rc, out, err = console(srv, None, args=["--socket", path, "-e",
                                                 "turn.number()"])
-        T.ok(rc == 0 and out.strip() == "1", "--socket PATH finds it too",
+        T.ok(rc == 0 and out.strip() == "0", "--socket PATH finds it too",
              out + err)
         gone = os.path.join(srv.tmp, "nowhere")
         rc, out, err = console(srv, None, args=["--socket", gone, "-e", "1"])
@@ -395,7 +395,7 @@ def test_stale_and_live_socket():
         again = tiny_server(data_dir=first.data_dir).start()
         try:
             T.is_(ok_run(again, "turn.number()", "the stale socket of a "
-                         "dead server is replaced"), "1",
+                         "dead server is replaced"), "0",
                   "the new server answers on it")
             other = tiny_server("--set", "console_socket=" + path)
             try:
@@ -436,7 +436,7 @@ def test_scripts_and_slice():
         T.ok(rc == 1 and "expected" in err, "a syntax error: exit 1 and "
              "the parser's message", out + err)
         rc, out, err = console(srv, "=turn.number()")
-        T.ok(rc == 0 and out.strip() == "1", "=expr shows the value, as in "
+        T.ok(rc == 0 and out.strip() == "0", "=expr shows the value, as in "
              "the LuaJIT REPL", out + err)
 
         # The time slice stops what holds the server too long.
@@ -554,23 +554,23 @@ def test_turns():
     with tiny_server() as srv:
         ok_run(srv, "add_player('tim', 'pw')", "a player")
         c, _ = login(srv, "tim", "pw")
-        T.is_(ok_run(srv, "turn.now()", "turn.now()"), "2",
+        T.is_(ok_run(srv, "turn.now()", "turn.now()"), "1",
               "turn.now() returns the new turn's number")
         frames = pushes(c, 2)
         got = [(f.seq, f["time"], f["reason"], f["turn"]) for f in frames
                if f.is_("TimeRemaining") and f.fields]
-        T.is_(got[:2], [(0, 0, 5, 1), (0, 600, 1, 2)], "the player gets the "
+        T.is_(got[:2], [(0, 0, 5, 0), (0, 600, 1, 1)], "the player gets the "
               "end of turn (time 0, reason 5) and the new turn (reason 1, "
-              "turn 2)")
-        T.is_(ok_run(srv, "turn.number()", "turn.number()"), "2",
-              "turn.number() is 2")
+              "turn 1)")
+        T.is_(ok_run(srv, "turn.number()", "turn.number()"), "1",
+              "turn.number() is 1")
         T.is_(ok_run(srv, "turn.waiting()", "turn.waiting()"),
               '{ "tim" }', "turn.waiting() names the player who has not "
               "finished")
         c.call("FinishedTurn")
         pushes(c, 3, 2)
         T.is_(ok_run(srv, "turn.number()", "turn.number() once tim "
-                     "finished"), "3", "(everyone finished: turn 3)")
+                     "finished"), "2", "(everyone finished: turn 2)")
 
         ok_run(srv, "turn.pause()", "turn.pause()", "paused")
         pushes(c, 1, 2)
@@ -605,7 +605,7 @@ def test_turns():
         T.ok(95 <= f["time"] <= 100, "turn.reset() starts the clock anew",
              repr(f))
         out = ok_run(srv, "status()", "status()")
-        T.ok("turn = 3" in out and 'turn_mode = "fixed"' in out, "status() "
+        T.ok("turn = 2" in out and 'turn_mode = "fixed"' in out, "status() "
              "shows the turn and the mode", out)
 
 

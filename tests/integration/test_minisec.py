@@ -165,7 +165,7 @@ class Model:
         self.cur = MT(seed)       # the debug generator: placement
         self.objs = {}
         self.next_id = 0
-        self.turn = 1
+        self.turn = 0
         self.players = {}         # id -> {name, alive, score}
         self.designs = {}         # id -> {name, owner, inuse, exists}
         self.msgs = {}
@@ -926,7 +926,7 @@ def play():
         # The orders of each turn: (player, object, order) or a callable
         # that returns such a list when the turn comes.
         plan = {
-            1: [(A, ahome, Order(BUILD, ships=[(AB, 1)], name="Hammer")),
+            0: [(A, ahome, Order(BUILD, ships=[(AB, 1)], name="Hammer")),
                 (A, af[0], Order(MOVE, pos=m.objs[centanis1].pos)),
                 (A, af[0], Order(COLONISE)),
                 (A, af[1], Order(MOVE, pos=mid)),
@@ -936,22 +936,22 @@ def play():
                 (B, bf[0], Order(MOVE, pos=mid)),
                 (B, bf[1], Order(MERGE)),
                 (B, bf[2], Order(COLONISE))],
-            2: [(B, bf[1], Order(MOVE, pos=m.objs[ahome].pos)),
+            1: [(B, bf[1], Order(MOVE, pos=m.objs[ahome].pos)),
                 (B, bf[2], Order(MOVE, pos=m.objs[kiuper1].pos)),
                 (B, bf[2], Order(COLONISE))],
-            5: lambda: [
+            4: lambda: [
                 (A, by_name("Hammer"), Order(INTERCEPT, target=bf[1]))],
-            6: lambda: [
+            5: lambda: [
                 (B, by_name("A Fleet"), Order(SPLIT, ships=[(BF, 1)]))],
-            7: lambda: [
+            6: lambda: [
                 (B, by_name("A fleet"), Order(MERGE)),
                 (A, af[2], Order(SPLIT, ships=[(AF, 5), (AS, 1)])),
                 (A, ahome, Order(BUILD, ships=[(AF, 1), (AS, 2)],
                                  name="Second wave"))],
-            9: lambda: [
+            8: lambda: [
                 (B, by_name("Eye"), Order(MOVE, pos=m.objs[ahome].pos)),
                 (B, by_name("A Fleet"), Order(MOVE, pos=m.objs[ahome].pos))],
-            12: lambda: [
+            11: lambda: [
                 (A, by_name("Second wave"), Order(SPLIT, ships=[(AS, 1)])),
                 (A, by_name("Second wave"), Order(MOVE, pos=m.objs[
                     ids["Centanis 2"]].pos)),
@@ -959,7 +959,7 @@ def play():
         }
         counts = {}
         tp03_done = False
-        for turn in range(1, TURNS + 1):
+        for turn in range(TURNS):
             todo = plan.get(turn, [])
             if callable(todo):
                 todo = todo()
@@ -978,7 +978,7 @@ def play():
                          ORDER_NAMES[order.type], oid,
                          "accepted" if ok else "refused", estimate),
                      repr(frames))
-            if turn == 2 and not tp03_done:
+            if turn == 1 and not tp03_done:
                 tp03_done = True
                 tp03_session(srv, m, af[2])
             diffs = []

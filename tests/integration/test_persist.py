@@ -213,7 +213,7 @@ def db_problems(keys):
     parents and children agree."""
     bad = []
     turn = keys["meta/turn"]["turn"]
-    done = turn - 1
+    done = turn     # turns are numbered from 0: turn T follows T ended
     objs = {v["id"]: v for k, v in keys.items() if k.startswith("obj/")}
     if not objs:
         bad.append("no objects")
@@ -314,8 +314,8 @@ def test_restart(t):
         for p in (a, b):
             p.call("FinishedTurn")
         a.fly(42)
-        b.call("FinishedTurn")      # b waits for a in turn 3
-        t.is_(a.call("GetTimeRemaining")["turn"], 3, "(setup) turn 3")
+        b.call("FinishedTurn")      # b waits for a in turn 2
+        t.is_(a.call("GetTimeRemaining")["turn"], 2, "(setup) turn 2")
         before = {p.name: dump(p) for p in (a, b)}
         left = time_left(a)
         for p in (a, b):
@@ -348,7 +348,7 @@ def test_restart(t):
               "FinishedTurn is remembered: only a is waited for")
         x0 = position_x(a2.get("GetObjectsByID", [a2.ship])[0])
         a2.call("FinishedTurn")
-        t.is_(a2.call("GetTimeRemaining")["turn"], 4,
+        t.is_(a2.call("GetTimeRemaining")["turn"], 3,
               "the turn ends when a finishes after the restart")
         ship = a2.get("GetObjectsByID", [a2.ship])[0]
         t.is_(counter(ship), 3, "objects counted 3 finished turns")

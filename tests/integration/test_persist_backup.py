@@ -138,7 +138,7 @@ def main():
         admin.call("FinishedTurn")
         for p in (a, b):
             p.call("FinishedTurn")
-        t.is_(a.call("GetTimeRemaining")["turn"], 3, "(setup) turn 3")
+        t.is_(a.call("GetTimeRemaining")["turn"], 2, "(setup) turn 2")
 
         # A backup under load.
         writers = [Writer(a, "a"), Writer(b, "b")]
@@ -170,7 +170,7 @@ def main():
         probs = db_problems(keys)
         t.ok(not probs, "the copy is a consistent game (%d keys)" %
              len(keys), "\n".join(probs[:10]))
-        t.is_(keys["meta/turn"]["turn"], 3, "the copy is at turn 3")
+        t.is_(keys["meta/turn"]["turn"], 2, "the copy is at turn 2")
 
         copy1 = copy_server(b1).start()
         a1 = Player(copy1, name=a.name, create=False)

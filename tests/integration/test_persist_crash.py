@@ -172,7 +172,7 @@ def main():
     names = [tplib.unique_name("crashA"), tplib.unique_name("crashB")]
     state = {}           # player name -> {"orders", "messages", "ship"}
     accounts = []        # accounts made in account rounds (stored)
-    turn_seen = 1
+    turn_seen = 0
     started = time.monotonic()
     counts = {}
     failures = 0

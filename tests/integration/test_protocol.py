@@ -773,8 +773,8 @@ def test_boards(srv, a):
     if check_seq(frames, 3, "GetMessage [] (every message)"):
         got = [(f["id"], f["slot"], f["msgtypes"], f["subject"], f["turn"])
                for f in frames[1:]]
-        T.is_(got, [(board, 0, [], "first", 1), (board, 1, [], "Welcome", 1),
-                    (board, 2, [], "last", 1)],
+        T.is_(got, [(board, 0, [], "first", 0), (board, 1, [], "Welcome", 0),
+                    (board, 2, [], "last", 0)],
               "GetMessage []: board id, slots in order, no msgtypes, the "
               "turn is the server's")
         T.is_((frames[3]["body"], [(r["type"], r["id"]) for r in
@@ -782,7 +782,7 @@ def test_boards(srv, a):
               ("body of last", [(1, 0), (7, a.id)]),
               "Message: body and references as posted")
         T.is_(frames[3].body, u32(board) + u32(2) + u32(0) +
-              string("last") + string("body of last") + u32(1) +
+              string("last") + string("body of last") + u32(0) +
               listof([(1, 0), (7, a.id)], lambda r: i32(r[0]) + u32(r[1])),
               "Message: bytes")
     frames = a.req("GetMessage", {"id": board, "slots": [2, 5]})
@@ -827,11 +827,14 @@ def test_static(srv, a):
 
     f = a.ids("GetPlayerIDs")
     check_idseq(f, "GetPlayerIDs", "PlayerIDs", [a.id])
+    listed = [m["modtime"] for m in f["modtimes"] if m["id"] == a.id]
     frames = a.req("GetPlayer", {"ids": [0, a.id, 999, -1]})
     if check_seq(frames, 4, "GetPlayer [0, me, 999, -1]"):
         for g in frames[1:3]:
-            T.is_(g.body, u32(a.id) + string(a.name) + string("Human"),
-                  "Player: exactly id, name, race (no trailing u64)")
+            T.is_(g.body, u32(a.id) + string(a.name) + string("Human") +
+                  (u64(listed[0]) if listed else b"(not listed)"),
+                  "Player: exactly id, name, race and the trailing u64 "
+                  "modtime (the one PlayerIDs lists)")
         check_item_fail(frames[3], 4, "GetPlayer 999", "no such player 999",
                         [(7, 999)])
         check_item_fail(frames[4], 4, "GetPlayer -1", "no such player -1",
@@ -1004,8 +1007,8 @@ def test_turn(srv, a, fleet):
     f = a.call("GetTimeRemaining")
     if check_is(f, "TimeRemaining", "GetTimeRemaining"):
         T.is_((f["time"], f["reason"], f["turn"], f["waiting"]),
-              (-1, 0, 1, [a.id]), "TimeRemaining: no timer (-1), reason 0, "
-              "turn 1, the player is waiting")
+              (-1, 0, 0, [a.id]), "TimeRemaining: no timer (-1), reason 0, "
+              "turn 0, the player is waiting")
     frames = a.req("GetGames")
     if check_seq(frames, 1, "GetGames"):
         g = frames[1]
@@ -1013,7 +1016,7 @@ def test_turn(srv, a, fleet):
                                                     ["0.3", "0.4"]),
               "Game: ruleset name and version, protocol versions")
     # The only player finishes: the turn ends (reason 3, time 0) and the
-    # next starts (reason 1, turn 2), pushed with sequence 0.
+    # next starts (reason 1, turn 1), pushed with sequence 0.
     a.c.async_frames = []
     check_okay(a.req("FinishedTurn"), "FinishedTurn")
     deadline = time.monotonic() + 10
@@ -1021,9 +1024,9 @@ def test_turn(srv, a, fleet):
         a.c.async_frames.append(a.c.recv_frame(timeout=10))
     got = [(f.seq, f["time"], f["reason"], f["turn"])
            for f in a.c.async_frames if decoded(f)]
-    T.is_(got, [(0, 0, 3, 1), (0, -1, 1, 2)],
-          "pushes: TimeRemaining(0, AllFinished, turn 1) then "
-          "TimeRemaining(-1, TimerStarted, turn 2)")
+    T.is_(got, [(0, 0, 3, 0), (0, -1, 1, 1)],
+          "pushes: TimeRemaining(0, AllFinished, turn 0) then "
+          "TimeRemaining(-1, TimerStarted, turn 1)")
     # The turn ran the first order of the fleet (Move).
     frames = a.req("GetOrder", {"id": fleet, "slots": []})
     if check_seq(frames, 1, "GetOrder after the turn"):

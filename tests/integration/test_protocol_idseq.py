@@ -202,7 +202,7 @@ def test_from():
         t1 = max(m for _, m in pairs(a.ids("GetObjectIDs")))
         check_okay(a.req("FinishedTurn"), "A FinishedTurn")
         check_okay(b.req("FinishedTurn"), "B FinishedTurn (the turn ends)")
-        T.is_(a.call("GetTimeRemaining")["turn"], 2, "turn 2")
+        T.is_(a.call("GetTimeRemaining")["turn"], 1, "turn 1")
         T.is_(listed(a, "GetObjectIDs", t1), [0, planet, fleet],
               "from before the turn: universe (year), planet (contents) "
               "and the removed fleet")

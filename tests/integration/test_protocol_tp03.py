@@ -85,8 +85,8 @@ def test_objects(srv, p, planet, fleet):
     def obj03(*args):
         return object03(mods, *args)
     T.is_(uni.body, obj03(0, 0, "The Universe", 1000000, (0, 0, 0),
-                          (0, 0, 0), [planet], [], 0, u32(1)),
-          "TP03 Object 0: universe (type 0), age = turn 1; bytes")
+                          (0, 0, 0), [planet], [], 0, u32(0)),
+          "TP03 Object 0: universe (type 0), age = turn 0; bytes")
     T.is_(pl.body, obj03(planet, 3, "%s's home" % p.name, 10, (x, 0, 0),
                          (0, 0, 0), [fleet], [], 0,
                          i32(p.id) + listof([(1, 100, 50, 5)], lambda r:
@@ -228,7 +228,7 @@ def test_rest(srv, p):
         m = frames[2]
         T.is_((m["id"], m["slot"], m["subject"], m["body"], m["turn"],
                m["references"]),
-              (board, 1, "note", "to self", 1, [{"type": 1, "id": 0}]),
+              (board, 1, "note", "to self", 0, [{"type": 1, "id": 0}]),
               "TP03 Message: as posted")
     frames = p.req("RemoveMessage", {"id": board, "slots": [1]})
     if check_seq(frames, 1, "TP03 RemoveMessage [1]"):
@@ -313,7 +313,7 @@ def test_turn(srv, p):
           "TP03 pushes at the end of the turn: TimeRemaining 0 then -1 "
           "(no timer), the time alone, sequence 0")
     uni = p.get("GetObjectsByID", [0])[0]
-    T.is_(uni.body[-4:], u32(2), "TP03 universe: age 2 after the turn")
+    T.is_(uni.body[-4:], u32(1), "TP03 universe: age 1 after the turn")
 
 
 def test_walk_tp03():

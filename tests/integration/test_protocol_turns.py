@@ -63,11 +63,11 @@ def test_finished():
         everyone = sorted([a.id, b.id, c.id])
 
         check_okay(a.req("FinishedTurn"), "A FinishedTurn")
-        want = [(0, -1, 2, 1, sorted([b.id, c.id]))]
+        want = [(0, -1, 2, 0, sorted([b.id, c.id]))]
         for who, cl in (("A", a.c), ("A's second connection", a2),
                         ("B", b.c)):
             T.is_(summary(pushes(cl, 1)), want, "A finished: %s gets "
-                  "TimeRemaining(-1, reason 2, turn 1, waiting B and C), "
+                  "TimeRemaining(-1, reason 2, turn 0, waiting B and C), "
                   "sequence 0" % who)
         T.is_(summary(pushes(c.c, 1)), [(0, "TimeRemaining", b"TP03",
                                          u32(0xFFFFFFFF))],
@@ -79,18 +79,18 @@ def test_finished():
 
         check_okay(b.req("FinishedTurn"), "B FinishedTurn")
         for who, cl in (("A", a.c), ("B", b.c)):
-            T.is_(summary(pushes(cl, 1)), [(0, -1, 2, 1, [c.id])],
+            T.is_(summary(pushes(cl, 1)), [(0, -1, 2, 0, [c.id])],
                   "B finished: %s gets reason 2 with only C waiting" % who)
         pushes(c.c, 1)
         pushes(a2, 1)
 
         check_okay(c.req("FinishedTurn"), "C (TP03) FinishedTurn")
-        want = [(0, 0, 3, 1, []), (0, -1, 1, 2, everyone)]
+        want = [(0, 0, 3, 0, []), (0, -1, 1, 1, everyone)]
         for who, cl in (("A", a.c), ("A's second connection", a2),
                         ("B", b.c)):
             T.is_(summary(pushes(cl, 2)), want,
                   "everyone finished: %s gets TimeRemaining(0, reason 3, "
-                  "turn 1), then (-1, reason 1, turn 2, everyone waiting)"
+                  "turn 0), then (-1, reason 1, turn 1, everyone waiting)"
                   % who)
         T.is_(summary(pushes(c.c, 2)),
               [(0, "TimeRemaining", b"TP03", u32(0)),
@@ -99,8 +99,8 @@ def test_finished():
         quiet(d, "not logged in, at the end of turn")
         f = b.call("GetTimeRemaining")
         T.is_((f.seq != 0, f["reason"], f["turn"], sorted(f["waiting"])),
-              (True, 0, 2, everyone), "GetTimeRemaining afterwards: reason "
-              "0, the request's sequence number, turn 2, everyone waiting")
+              (True, 0, 1, everyone), "GetTimeRemaining afterwards: reason "
+              "0, the request's sequence number, turn 1, everyone waiting")
         T.is_(srv.error_lines(), [], "no errors in the server log")
 
 
@@ -113,15 +113,15 @@ def test_timer():
              "fixed 2 s turns: 0 < time <= 2", repr(f))
         check_okay(a.req("FinishedTurn"), "FinishedTurn in fixed mode")
         got = summary(pushes(a.c, 1, 1.0))
-        T.ok(len(got) == 1 and got[0][0] == 0 and got[0][2:] == (2, 1, []),
+        T.ok(len(got) == 1 and got[0][0] == 0 and got[0][2:] == (2, 0, []),
              "fixed mode: the player's finishing is pushed (reason 2, "
              "nobody waiting) but the turn does not end", repr(got))
         got = summary(pushes(a.c, 2, 8.0))
-        T.ok(len(got) == 2 and got[0] == (0, 0, 5, 1, []) and
+        T.ok(len(got) == 2 and got[0] == (0, 0, 5, 0, []) and
              got[1][0] == 0 and 1 <= got[1][1] <= 2 and
-             got[1][2:] == (1, 2, [a.id]),
-             "the timer ran out: TimeRemaining(0, reason 5, turn 1), then "
-             "(about 2, reason 1, turn 2, the player waiting)", repr(got))
+             got[1][2:] == (1, 1, [a.id]),
+             "the timer ran out: TimeRemaining(0, reason 5, turn 0), then "
+             "(about 2, reason 1, turn 1, the player waiting)", repr(got))
         T.is_(srv.error_lines(), [], "no errors in the server log")
 
 
@@ -132,7 +132,7 @@ def test_manual():
         a = Player(srv)
         check_okay(a.req("FinishedTurn"), "manual mode: FinishedTurn")
         got = summary(pushes(a.c, 2, 1.0))
-        T.is_(got, [(0, -1, 2, 1, [])], "manual mode: everyone finished "
+        T.is_(got, [(0, -1, 2, 0, [])], "manual mode: everyone finished "
               "is pushed (reason 2) but the turn does not end")
         T.is_(srv.error_lines(), [], "no errors in the server log")
 

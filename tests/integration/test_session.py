@@ -65,7 +65,7 @@ def check_time_remaining(f, version, name, pid=None):
               "bytes (time only)" % name)
         return
     T.is_(f["reason"], 0, "%s: reason 0 (Requested)" % name)
-    T.is_(f["turn"], 1, "%s: turn 1" % name)
+    T.is_(f["turn"], 0, "%s: turn 0" % name)
     T.ok(isinstance(f["turnname"], str), "%s: turn name is a string" % name)
     waiting = f["waiting"]
     T.is_(sorted(waiting), list(range(1, len(PLAYERS) + 1)),
@@ -185,8 +185,8 @@ def check_games(c, name):
     T.ok(1 in params and params[1][0]["intval"] == len(PLAYERS),
          "Game parameter 1 (players) = %d" % len(PLAYERS),
          repr(g["parameters"]))
-    T.ok(9 in params and params[9][0]["intval"] == 1,
-         "Game parameter 9 (turn) = 1", repr(g["parameters"]))
+    T.ok(9 in params and params[9][0]["intval"] == 0,
+         "Game parameter 9 (turn) = 0", repr(g["parameters"]))
     T.is_(g["mediabase"], "", "Game mediabase (default empty)")
 
 

@@ -58,19 +58,19 @@ def test_threshold():
         t0 = time.monotonic()
         got = summary(pushes(c.c, 2, timeout=6))
         took = time.monotonic() - t0
-        T.ok([g[2] for g in got] == [EOT, STARTED] and got[1][3] == 2,
+        T.ok([g[2] for g in got] == [EOT, STARTED] and got[1][3] == 1,
              "the short timer ends the turn: reason 5, then reason 1 for "
-             "turn 2", repr(got))
+             "turn 1", repr(got))
         T.ok(took < 4, "the short timer, not the long one (%.1f s)" % took)
-        T.ok(590 <= got[1][1] <= 600, "turn 2 starts with the long timer "
+        T.ok(590 <= got[1][1] <= 600, "turn 1 starts with the long timer "
              "again", repr(got))
         drain(a, b)
         for p in (a, b, c):
-            check_okay(p.req("FinishedTurn"), "turn 2: FinishedTurn")
+            check_okay(p.req("FinishedTurn"), "turn 1: FinishedTurn")
         got = reasons(pushes(a.c, 5, timeout=3))
         T.ok(ALL in got and got[-1] == STARTED,
              "everyone finished ends the turn at once (reason 3)", repr(got))
-        T.is_(a.c.call("GetTimeRemaining")["turn"], 3, "now turn 3")
+        T.is_(a.c.call("GetTimeRemaining")["turn"], 2, "now turn 2")
 
 
 def test_threshold_zero_length():

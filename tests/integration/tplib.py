@@ -370,7 +370,7 @@ PLAYER_FRAMES = [
     (37, "GetResourceIDs", _GET_ID_SEQ4, _GET_ID_SEQ3),
     (38, "ResourceIDs", _ID_SEQ4, _ID_SEQ3),
     (39, "GetPlayer", _GET_WITH_ID, None),
-    (40, "Player", "I:id S:name S:race", None),
+    (40, "Player", "I:id S:name S:race Q:modtime", "I:id S:name S:race"),
     (41, "GetCategory", _GET_WITH_ID, None),
     (42, "Category", _CATEGORY, None),
     (43, "AddCategory", _CATEGORY, None),
@@ -403,7 +403,7 @@ PLAYER_FRAMES = [
     (66, "Game",
      "S:name S:key [S]:tp S:server S:sertype S:rule S:rulever "
      "[S:type S:dns S:ip I:port]:connections "
-     "[I:id S:strval I:intval]:parameters S:mediabase", False),
+     "[I:id S:strval I:intval]:parameters S:mediabase Q:ctime", False),
     (67, "GetObjectDesc", _GET_WITH_ID, False),
     (68, "ObjectDesc",
      "I:id S:name S:description Q:modtime "

@@ -30,7 +30,7 @@ local u = g:object(0)
 g:end_turn()
 g:end_turn()
 t.is(u.data.year, 2, "the universe's year counts the turns")
-t.is(g:turn_number(), 3, "turn 3")
+t.is(g:turn_number(), 2, "turn 2")
 
 local ahome = g:find("alice Planet")
 local astar = g:find("alice Star System")

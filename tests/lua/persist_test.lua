@@ -107,18 +107,18 @@ end
 
 local db = start { "ruleset_settings.speed=5" }
 t.ok(db.created, "a new database")
-t.is(game.turn_number(), 1, "turn 1")
+t.is(game.turn_number(), 0, "turn 0")
 local ctx = game.ctx()
 model.objects[1].name = "Rock one renamed"
 model.changed(model.objects[1])
 model.commit()
 local at = {}
-at[1] = snapshot()
+at[0] = snapshot()
 game.end_turn("admin")
-t.is(game.turn_number(), 2, "turn 2")
+t.is(game.turn_number(), 1, "turn 1")
 t.is(model.objects[2].data.n, 1, "the turn counted on every object")
 
--- Changes by requests during turn 2: a rename, a new object, a removal.
+-- Changes by requests during turn 1: a rename, a new object, a removal.
 model.objects[2].name = "Rock two renamed"
 model.changed(model.objects[2])
 model.commit()
@@ -128,23 +128,23 @@ local x = ctx:new_object { type = "Rock", parent = 0, name = "New rock",
 model.commit()
 ctx:remove_object(model.objects[3])
 model.commit()
-at[2] = snapshot()
+at[1] = snapshot()
 game.end_turn("admin")
-at[3] = snapshot()
+at[2] = snapshot()
 t.ok(model.objects[x.id] and not model.objects[3], "(the objects changed)")
-same_objects(game.objects_at(3), at[3], "objects_at(3): the current turn")
-same_objects(game.objects_at(2), at[2], "objects_at(2): as at the end of "
-             .. "turn 2, changes made by requests during it included")
+same_objects(game.objects_at(2), at[2], "objects_at(2): the current turn")
 same_objects(game.objects_at(1), at[1], "objects_at(1): as at the end of "
-             .. "turn 1 (before the requests of turn 2)")
-t.ok(not game.objects_at(0) and not game.objects_at(4),
-     "objects_at of turns that are not (0, 4) is nil")
+             .. "turn 1, changes made by requests during it included")
+same_objects(game.objects_at(0), at[0], "objects_at(0): as at the end of "
+             .. "turn 0 (before the requests of turn 1)")
+t.ok(not game.objects_at(-1) and not game.objects_at(3),
+     "objects_at of turns that are not (-1, 3) is nil")
 
--- A request change during turn 3 after which the game restarts.
+-- A request change during turn 2 after which the game restarts.
 model.objects[1].name = "Rock one, third name"
 model.changed(model.objects[1])
 model.commit()
-at[3] = snapshot()
+at[2] = snapshot()
 game.stop()
 db:close()
 
@@ -156,28 +156,28 @@ t.is(game.ctx().settings.speed, 5, "the setting given at creation is kept "
 t.is(db:get("meta/game").settings.speed, 5, "meta/game holds the settings")
 t.is(model.detect_changes(), 0, "after a restart no object looks changed to "
      .. "the change detection")
+same_objects(game.objects_at(0), at[0], "after a restart: objects_at(0)")
 same_objects(game.objects_at(1), at[1], "after a restart: objects_at(1)")
-same_objects(game.objects_at(2), at[2], "after a restart: objects_at(2)")
--- A second change of the same object in turn 3 after the restart: the
--- turn-3 record still says how it was at the end of turn 2.
+-- A second change of the same object in turn 2 after the restart: the
+-- turn-2 record still says how it was at the end of turn 1.
 model.objects[1].name = "Rock one, fourth name"
 model.changed(model.objects[1])
 model.commit()
-same_objects(game.objects_at(2), at[2], "a second change in the same turn "
+same_objects(game.objects_at(1), at[1], "a second change in the same turn "
              .. "keeps the first history record")
 for _ = 1, 3 do
     game.end_turn("admin")
 end
-t.is(game.turn_number(), 6, "turn 6")
+t.is(game.turn_number(), 5, "turn 5")
 local old_turns = {}
 for k in db.raw:iter { prefix = "hist/", keys_only = true } do
     old_turns[tonumber(k:match("^hist/(%d+)/"))] = true
 end
-t.ok(not old_turns[1] and not old_turns[2] and not old_turns[3] and
-     old_turns[6], "history older than history_turns (3) is dropped",
+t.ok(not old_turns[0] and not old_turns[1] and not old_turns[2] and
+     old_turns[5], "history older than history_turns (3) is dropped",
      canon(old_turns))
-t.ok(game.objects_at(3) and not game.objects_at(2),
-     "objects_at: turn 3 kept, turn 2 too old")
+t.ok(game.objects_at(2) and not game.objects_at(1),
+     "objects_at: turn 2 kept, turn 1 too old")
 
 -- ------------------------------------------------------------ rollback
 

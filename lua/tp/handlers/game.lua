@@ -8,6 +8,7 @@ local codec = require "tp.codec"
 local designs = require "tp.designs"
 local fail = require "tp.fail"
 local game = require "tp.game"
+local idseq = require "tp.idseq"
 local model = require "tp.model"
 local params = require "tp.params"
 local proto = require "tp.proto"
@@ -155,52 +156,8 @@ local REPLY_OF = {
 
 -- One snapshot per list kind per connection (PROTOCOL.md 8.3).
 local function id_sequence(conn, req)
-    local kind = req._name
-    local from = req.from or -1
-    conn.id_lists = conn.id_lists or {}
-    local snap
-    if req.key == -1 then
-        local old = conn.id_lists[kind]
-        conn.id_key = (conn.id_key or 0) + 1
-        local list = LISTS[kind](conn, from)
-        if from >= 0 then
-            local changed = {}
-            for _, e in ipairs(list) do
-                if e.modtime > from then
-                    changed[#changed + 1] = e
-                end
-            end
-            list = changed
-        end
-        snap = { key = conn.id_key, list = list }
-        if old and old.key == snap.key then
-            snap.key = snap.key + 1
-        end
-        conn.id_lists[kind] = snap
-    else
-        snap = conn.id_lists[kind]
-        if not snap or snap.key ~= req.key then
-            raise("UnavailableTemporarily",
-                  "invalid sequence key, start again with -1")
-        end
-    end
-    local size = #snap.list
-    if req.start > size then
-        raise("NoSuchThing", string.format("start %d is past the end "
-              .. "of the list (%d entries)", req.start, size))
-    end
-    local amount = req.amount
-    if amount < 0 or amount > size - req.start then
-        amount = size - req.start
-    end
-    local batch = {}
-    for i = req.start + 1, req.start + amount do
-        batch[#batch + 1] = snap.list[i]
-    end
-    return proto.frame(REPLY_OF[kind], {
-        key = snap.key, remaining = size - req.start - amount,
-        modtimes = batch, from = from,
-    })
+    return idseq.answer(conn, req._name, req, REPLY_OF[req._name],
+                        LISTS[req._name])
 end
 
 for name in pairs(LISTS) do
