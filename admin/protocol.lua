@@ -29,6 +29,7 @@ local fail = require "tp.fail"
 local game = require "tp.game"
 local idseq = require "tp.idseq"
 local log = require "tp.log"
+local per_id = require("tp.handlers.common").per_id
 local proto = require "tp.proto"
 local commands = require "admin.commands"
 local pretty = require "admin.pretty"
@@ -444,19 +445,7 @@ H.GetCommandDescIDs = { states = READY, fn = function(conn, req)
 end }
 
 H.GetCommandDesc = { states = READY, fn = function(conn, req)
-    local out = { proto.sequence(#req.ids) }
-    for _, id in ipairs(req.ids) do
-        local ok, frame = pcall(desc_frame, id)
-        if not ok then
-            if type(frame) == "table" and frame.tp_fail then
-                frame = proto.fail(frame.code, frame.message)
-            else
-                error(frame, 0)
-            end
-        end
-        out[#out + 1] = frame
-    end
-    return out
+    return per_id(req.ids, desc_frame)
 end }
 
 H.Command = { states = READY, fn = function(conn, req)

@@ -6,6 +6,12 @@
  * request at hand and a log line, never a stopped server. A request's
  * replies are encoded into the connection's output after a savepoint, so a
  * failing handler leaves no half answer behind.
+ *
+ * bridge.c owns the state and the request path; its bindings are
+ * lua_conn.c (tp.conn) and lua_core.c (tp.core, timers), over the helpers
+ * of lua_util.h, which this header includes for every binding in core/.
+ * The network side never includes this header: it reaches the bridge only
+ * through the handlers tp_lua_init registers (listener.h).
  */
 #ifndef TP_BRIDGE_H
 #define TP_BRIDGE_H
@@ -17,20 +23,8 @@
 
 #include "codec.h"
 #include "frame.h"
+#include "lua_util.h"
 #include "net.h"
-
-/* Fail codes (PROTOCOL.md 5.4). */
-enum {
-    TP_FAIL_PROTOCOL = 0,
-    TP_FAIL_FRAME = 1,
-    TP_FAIL_UNAVAILABLE_PERM = 2,
-    TP_FAIL_UNAVAILABLE_TEMP = 3,
-    TP_FAIL_NO_SUCH_THING = 4,
-    TP_FAIL_PERMISSION = 5,
-    TP_FAIL_GONE = 6,
-    TP_FAIL_FRAME_VERSION = 7,
-    TP_FAIL_TOO_BIG = 8
-};
 
 struct tp_lua {
     lua_State *L;              /* the state */
@@ -42,29 +36,18 @@ struct tp_lua {
 
 /* Creates the state with the standard libraries and the tp.* modules
  * preloaded (tp.core, tp.codec, tp.store, tp.crypto, tp.tls, tp.console,
- * cjson). */
+ * cjson), and registers the connection handlers on srv (open, frame,
+ * close: each request frame is decoded and dispatched to Lua). */
 int tp_lua_init(tp_lua_t *lx, tp_server_t *srv);
 void tp_lua_close(tp_lua_t *lx);
 
 /* Runs the boot script at path with args (a table on top of the stack,
  * popped). The script returns the hooks table: dispatch(conn, req),
- * request_failed(conn, err, timed_out, why) (after a request raised or was
- * stopped by its time limit: undoes its changes, returns what to answer),
- * on_open(conn), on_close(conn, reason), on_hup(), on_stop(). Returns 0, or -1 after
- * printing the error to stderr. */
+ * request_failed(conn, err, timed_out, why) (after a request raised or
+ * was stopped by its time limit: undoes its changes, returns what to
+ * answer), on_open(conn), on_close(conn, reason), on_hup(), on_stop().
+ * Returns 0, or -1 after printing the error to stderr. */
 int tp_lua_boot(tp_lua_t *lx, const char *path);
-
-/* Decodes one whole request frame and dispatches it (see file comment). */
-void tp_lua_request(tp_lua_t *lx, tp_conn_t *c, const tp_header_t *h,
-                    const uint8_t *body);
-
-/* Appends a Fail frame in version (3 or 4) with seq to c's output. */
-void tp_lua_send_fail(tp_lua_t *lx, tp_conn_t *c, int version, uint32_t seq,
-                      uint32_t code, const char *msg);
-
-/* Connection lifecycle hooks. */
-void tp_lua_conn_open(tp_lua_t *lx, tp_conn_t *c);
-void tp_lua_conn_closed(tp_lua_t *lx, tp_conn_t *c, const char *reason);
 
 /* Stops the server: listeners, connections (after flushing) and timers,
  * so that uv_run returns. */
@@ -76,36 +59,41 @@ void tp_lua_hup(tp_lua_t *lx);
 /* Calls the on_stop hook (flush and close the store). */
 void tp_lua_stop(tp_lua_t *lx);
 
-/* The loop the state belongs to (for modules that start libuv work). */
-uv_loop_t *tp_lua_loop(lua_State *L);
-
-/* The main Lua state. A callback that runs later must use it, not the
- * state that asked for it: that may be a coroutine, suspended or gone by
- * then. */
-lua_State *tp_lua_main(lua_State *L);
-
-/* Calls a function pushed with its nargs arguments after it, under the
- * traceback handler; a failure is logged under what. Pops them all. */
-int tp_lua_pcall_logged(lua_State *L, int nargs, const char *what);
-
-/* Objects for Lua with methods and an attribute table (conn, console
- * session): a full userdata whose environment table holds what Lua code
- * sets on it. tp_lua_object_class registers metatable name with methods
- * (an upvalue of index, which looks them up first: lua_upvalueindex(1)),
- * index (computed fields; it ends with tp_lua_object_attr), a __newindex
- * that stores into the attribute table, and the optional gc and tostring.
- * Leaves the stack as it was. */
-void tp_lua_object_class(lua_State *L, const char *name,
-                         const luaL_Reg *methods, lua_CFunction index,
-                         lua_CFunction gc, lua_CFunction tostring);
-
-/* Pushes the attribute of the object at 1 named by the key at 2; for the
- * end of an index function: return tp_lua_object_attr(L). */
-int tp_lua_object_attr(lua_State *L);
-
 /* Module openers defined elsewhere. */
 int luaopen_tp_core(lua_State *L);
 int luaopen_tp_crypto(lua_State *L);
 int luaopen_tp_tls(lua_State *L);
+
+/* ---- Between bridge.c and its bindings (lua_conn.c, lua_core.c). */
+
+/* lua_conn.c: registers the tp.conn class (tp_lua_init calls it). */
+void tp_lua_open_conn(lua_State *L);
+
+/* lua_conn.c: makes c's Lua object and calls the on_open hook. */
+void tp_lua_conn_open(tp_lua_t *lx, tp_conn_t *c);
+
+/* lua_conn.c: calls the on_close hook and detaches c's Lua object (it
+ * stays valid, as a closed connection). Once per connection. */
+void tp_lua_conn_closed(tp_lua_t *lx, tp_conn_t *c, const char *reason);
+
+/* lua_conn.c: pushes c's Lua object. */
+void tp_lua_push_conn(lua_State *L, tp_conn_t *c);
+
+/* lua_conn.c: appends the frame table at idx to c's output, with seq, in
+ * c's protocol version. Raises when it does not encode (not a table, no
+ * _type, a type or field the version lacks, over the frame limit); what
+ * it appended before raising is the caller's to roll back. */
+void tp_lua_encode_frame(lua_State *L, int idx, tp_conn_t *c, uint32_t seq);
+
+/* lua_conn.c: the same for a handler's result at idx: nil (nothing), one
+ * frame (a table with _type), or an array of frames. */
+void tp_lua_encode_replies(lua_State *L, int idx, tp_conn_t *c,
+                           uint32_t seq);
+
+/* lua_core.c: registers the tp.timer class (tp_lua_init calls it). */
+void tp_lua_open_timers(lua_State *L);
+
+/* lua_core.c: closes every timer core.timer() started. */
+void tp_lua_close_timers(void);
 
 #endif

@@ -1,9 +1,11 @@
 /*
- * frame.c: classifying and writing TP frame headers (see frame.h).
+ * frame.c: classifying and writing TP frame headers, and frame-level Fails
+ * (see frame.h). Nothing here depends on the loop or on Lua (the fuzzer
+ * links it alone).
  */
 #include "frame.h"
 
-#include "buf.h"
+#include <string.h>
 
 tp_hdr_class_t tp_frame_classify(const uint8_t *p, size_t n)
 {
@@ -56,4 +58,38 @@ void tp_frame_write_header(uint8_t *out, int version, uint32_t seq,
     tp_put_u32(out + 4, seq);
     tp_put_u32(out + 8, type);
     tp_put_u32(out + 12, len);
+}
+
+uint32_t tp_frame_fail_code(int version, uint32_t code)
+{
+    if (version != 3)
+        return code;
+    if (code == TP_FAIL_GONE)
+        return TP_FAIL_NO_SUCH_THING;
+    return code > TP_FAIL_PERMISSION ? TP_FAIL_FRAME : code;
+}
+
+bool tp_frame_write_fail(tp_buf_t *out, int version, uint32_t seq,
+                         uint32_t code, const char *msg, bool pad)
+{
+    size_t mlen = strlen(msg);
+    if (mlen > 65536)
+        mlen = 65536;   /* frame-level messages are short; stay bounded */
+    /* The padding filter rounds strings up to 4 bytes (PROTOCOL.md 2.7). */
+    size_t padn = version == 4 && pad ? (4 - mlen % 4) % 4 : 0;
+    size_t body = 4 + 4 + mlen + padn + (version == 4 ? 4 : 0);
+    size_t start = out->len;
+    if (!tp_buf_reserve(out, TP_HEADER_SIZE + body))
+        return false;
+    uint8_t *p = out->data + start;
+    tp_frame_write_header(p, version, seq, 1, (uint32_t)body);
+    p += TP_HEADER_SIZE;
+    tp_put_u32(p, tp_frame_fail_code(version, code));
+    tp_put_u32(p + 4, (uint32_t)mlen);
+    memcpy(p + 8, msg, mlen);
+    memset(p + 8 + mlen, 0, padn);
+    if (version == 4)
+        tp_put_u32(p + 8 + mlen + padn, 0);   /* no references */
+    out->len = start + TP_HEADER_SIZE + body;
+    return true;
 }

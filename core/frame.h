@@ -5,13 +5,18 @@
  * TP03: 'T' 'P' '0' '3' u32 seq, u32 type, u32 len.
  * Sequence, type and length sit at the same offsets in every version, so a
  * reader can skip any frame it cannot serve. This module only classifies and
- * writes headers; what to do about each class is the connection's business.
+ * writes headers and frame-level Fails (the ones the core sends before or
+ * without Lua: bad versions, oversized frames, a full server); what to do
+ * about each class is the connection's business (framing.c).
  */
 #ifndef TP_FRAME_H
 #define TP_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "buf.h"
 
 #define TP_HEADER_SIZE 16
 /* The largest frame, header included, in either direction. */
@@ -46,5 +51,28 @@ void tp_frame_parse(const uint8_t *p, tp_header_t *h);
 /* Writes a header for version 3 or 4 (frame version 0) into out[16]. */
 void tp_frame_write_header(uint8_t *out, int version, uint32_t seq,
                            uint32_t type, uint32_t len);
+
+/* Fail codes (PROTOCOL.md 5.4). */
+enum {
+    TP_FAIL_PROTOCOL = 0,
+    TP_FAIL_FRAME = 1,
+    TP_FAIL_UNAVAILABLE_PERM = 2,
+    TP_FAIL_UNAVAILABLE_TEMP = 3,
+    TP_FAIL_NO_SUCH_THING = 4,
+    TP_FAIL_PERMISSION = 5,
+    TP_FAIL_GONE = 6,
+    TP_FAIL_FRAME_VERSION = 7,
+    TP_FAIL_TOO_BIG = 8
+};
+
+/* The Fail code as version knows it: TP03 has codes 0-5 only (Gone
+ * becomes NoSuchThing, the others Frame; PROTOCOL.md 15.4). */
+uint32_t tp_frame_fail_code(int version, uint32_t code);
+
+/* Appends a Fail frame (version 3 or 4, without references) with seq,
+ * code (mapped for TP03) and msg to out; pad: the string padding filter
+ * (TP04). Returns false, out unchanged, when out's cap refuses it. */
+bool tp_frame_write_fail(tp_buf_t *out, int version, uint32_t seq,
+                         uint32_t code, const char *msg, bool pad);
 
 #endif

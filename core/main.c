@@ -482,7 +482,6 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     tp_server_t srv;
     tp_server_init(&srv, loop);
-    srv.lx = &lx;
     if (tp_lua_init(&lx, &srv) != 0) {
         fprintf(stderr, "tpserver: cannot create the Lua state\n");
         tp_daemon_failed();

@@ -29,9 +29,11 @@ service.prepare(cfg, args, path)
 if cfg.jit then
     require("jit").on()     -- off until here (core/bridge.c)
 end
-if cfg.max_output < 2 * cfg.max_frame_size then
-    error("configuration key 'max_output' must be at least twice "
-          .. "max_frame_size", 0)
+-- The bounds between keys (tp.config.rules): --check-config and the
+-- service commands above do not apply them.
+local rules_ok, rules_err = config.check_rules(cfg)
+if not rules_ok then
+    error(rules_err, 0)
 end
 core.set_limits { max_frame = cfg.max_frame_size,
                   output_max = cfg.max_output,
@@ -89,7 +91,9 @@ if not ok then
 end
 
 dispatch.add(require("tp.handlers.session").init(cfg).handlers)
-dispatch.add(require("tp.handlers.game").handlers)
+for _, family in ipairs(require("tp.handlers.game").families) do
+    dispatch.add(require(family).handlers)
+end
 
 -- The admin console socket and the TP admin listener (admin/), before
 -- the players' listeners: once a client can connect, so can the admin.

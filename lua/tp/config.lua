@@ -191,6 +191,14 @@ M.schema = {
                      .. "default" },
 }
 
+-- Bounds between keys (a key's own bounds are its min and max above):
+-- { key, message, holds(cfg) }. M.check_rules checks them on the
+-- configuration that is to run, at start and at a reload.
+M.rules = {
+    { "max_output", "must be at least twice max_frame_size",
+      function(cfg) return cfg.max_output >= 2 * cfg.max_frame_size end },
+}
+
 -- A deep copy of a configuration value (tables copied all the way down).
 local function copy(v)
     if type(v) ~= "table" then
@@ -322,6 +330,19 @@ function M.check(raw)
         end
     end
     return cfg
+end
+
+-- Checks M.rules on cfg (checked key by key already; any table with the
+-- keys' values, such as the running configuration with reloaded keys
+-- over it). Returns true or nil, message.
+function M.check_rules(cfg)
+    for _, rule in ipairs(M.rules) do
+        if not rule[3](cfg) then
+            return nil, string.format("configuration key '%s' %s", rule[1],
+                                      rule[2])
+        end
+    end
+    return true
 end
 
 -- Finds the configuration file: -c FILE, else tpserver.lua in the server's

@@ -5,6 +5,7 @@
 -- (one atomic batch); a hook that raises leaves nothing of its changes.
 -- rulesets/README.md documents every function.
 
+local accounts = require "tp.accounts"
 local log = require "tp.log"
 local model = require "tp.model"
 local random = require "tp.random"
@@ -13,245 +14,247 @@ local designs = require "tp.designs"
 
 local M = {}
 
+-- The methods of every ctx (rulesets call ctx:new_object{...}).
+local Ctx = {}
+
+-- ctx.state: the ruleset's persistent table. It is looked up in the
+-- model on every use, because a rollback (a failed request or turn)
+-- reloads the model and replaces the table.
+local meta = { __index = function(_, k)
+    if k == "state" then
+        return model.rsstate
+    end
+    return Ctx[k]
+end }
+
 function M.new(opts)
-    local accounts = require "tp.accounts"
-    local ctx = {
+    local ctx = setmetatable({
         settings = opts.settings,    -- the ruleset's settings, checked
-        turn = opts.turn or 1,       -- current turn number
+        turn = opts.turn or 0,       -- current turn number (from 0)
         random = random,             -- tp.random (MT19937)
         types = {},                  -- object type name -> id
         orders = {},                 -- order type name -> id
-    }
-    -- ctx.state: the ruleset's persistent table. It is looked up in the
-    -- model on every use, because a rollback (a failed request or turn)
-    -- reloads the model and replaces the table.
-    setmetatable(ctx, { __index = function(_, k)
-        if k == "state" then
-            return model.rsstate
-        end
-    end })
-    local module = (opts.name or "ruleset"):lower()
-
+    }, meta)
     for id, t in pairs(types.objects) do
         ctx.types[t.name] = id
     end
     for id, t in pairs(types.orders) do
         ctx.orders[t.name] = id
     end
-
-    -- Logging: ctx.log("info", "fleet %d arrived", id)
+    -- Logging: ctx.log("info", "fleet %d arrived", id), a plain function
+    -- (called with a dot), so it keeps the ruleset's module name itself.
+    local module = (opts.name or "ruleset"):lower()
     function ctx.log(level, fmt, ...)
         local f = log[level] or log.info
         f(module, fmt, ...)
     end
-
-    -- The persistent state table may be replaced as a whole.
-    function ctx:set_state(t)
-        model.rsstate = t
-        rawset(self, "state", nil)   -- (a copy someone stored in ctx)
-        model.state_changed()
-    end
-
-    function ctx:state_changed()
-        model.state_changed()
-    end
-
-    -- Objects.
-    function ctx:object(id)
-        return model.objects[id]
-    end
-
-    -- Iterates objects in ascending id order (a snapshot of the ids, so
-    -- objects may be added or removed while iterating).
-    function ctx:each_object(type_name)
-        local ids = model.object_ids()
-        local want = type_name and self.types[type_name]
-        local i = 0
-        return function()
-            while true do
-                i = i + 1
-                local id = ids[i]
-                if id == nil then
-                    return nil
-                end
-                local o = model.objects[id]
-                if o and (not want or o.type == want) then
-                    return o
-                end
-            end
-        end
-    end
-
-    -- t: type (name or id), name, desc, parent, owner, pos, vel, size,
-    -- data.
-    function ctx:new_object(t)
-        if type(t.type) == "string" then
-            t.type = assert(self.types[t.type], "no object type " .. t.type)
-        end
-        return model.new_object(t)
-    end
-
-    function ctx:remove_object(obj)
-        model.remove_object(obj)
-    end
-
-    function ctx:set_parent(obj, parent)
-        model.set_parent(obj, type(parent) == "table" and parent.id or parent)
-    end
-
-    function ctx:changed(obj)
-        model.changed(obj)
-    end
-
-    function ctx:type_of(obj)
-        return types.objects[obj.type].name
-    end
-
-    -- Order queues: allowed is a list of order type names.
-    local function order_ids(names)
-        local ids = {}
-        for _, n in ipairs(names or {}) do
-            ids[#ids + 1] = assert(ctx.orders[n], "no order type " .. n)
-        end
-        return ids
-    end
-
-    function ctx:new_queue(obj, owner, allowed)
-        return model.new_queue(obj, owner, order_ids(allowed))
-    end
-
-    function ctx:queue(obj)
-        return model.queues[type(obj) == "table" and obj.id or obj]
-    end
-
-    function ctx:set_queue_owner(obj, owner)
-        local q = model.queues[obj.id]
-        if q then
-            q.owner = owner or 0
-            model.queue_changed(q)
-        end
-    end
-
-    function ctx:set_allowed(obj, allowed)
-        local q = model.queues[obj.id]
-        if q then
-            q.allowed = order_ids(allowed)
-            model.queue_changed(q)
-        end
-    end
-
-    function ctx:first_order(obj)
-        local q = model.queues[obj.id]
-        return q and q.orders[1]
-    end
-
-    function ctx:order_name(order)
-        return types.orders[order.type].name
-    end
-
-    -- Runs the first order of obj's queue (its type's execute hook); an
-    -- order that reports done is removed. Returns done.
-    function ctx:execute_first_order(obj)
-        local q = model.queues[obj.id]
-        local order = q and q.orders[1]
-        if not order then
-            return false
-        end
-        local ot = types.orders[order.type]
-        local done = true
-        if ot.execute then
-            -- A failure names the order and the object it ran on (the turn
-            -- engine logs it with the traceback and keeps nothing).
-            local ok, res = xpcall(ot.execute, debug.traceback, self, obj,
-                                   order)
-            if not ok then
-                error(string.format("%s order on object %d (%s) failed: %s",
-                                    ot.name, obj.id, tostring(obj.name),
-                                    tostring(res)), 0)
-            end
-            done = res and true or false
-        end
-        if not model.objects[obj.id] then
-            return done          -- the order removed its own object
-        end
-        if done and q.orders[1] == order then
-            table.remove(q.orders, 1)
-        end
-        model.queue_changed(q)
-        return done
-    end
-
-    function ctx:clear_orders(obj)
-        local q = model.queues[obj.id]
-        if q and #q.orders > 0 then
-            q.orders = {}
-            model.queue_changed(q)
-        end
-    end
-
-    -- Players.
-    function ctx:player(id)
-        return accounts.player(id)
-    end
-
-    function ctx:players()
-        return accounts.players()
-    end
-
-    function ctx:player_changed(p)
-        model.player_changed(p)
-    end
-
-    -- Messages: to a player's personal board.
-    function ctx:message(player_id, subject, body, references)
-        local p = accounts.player(player_id)
-        local b = p and model.boards[p.board]
-        if not b then
-            return false
-        end
-        model.post(b, { subject = subject, body = body or "",
-                        turn = self.turn, references = references or {} })
-        return true
-    end
-
-    -- Designs: t = { name, description, owner, categories, components =
-    -- { { id = component, count = n } } }. Properties are computed.
-    function ctx:new_design(t)
-        t.owner = t.owner or 0
-        t.categories = t.categories or {}
-        t.components = t.components or {}
-        local d = model.new_design(t)
-        designs.evaluate(self, d)
-        return d
-    end
-
-    function ctx:design(id)
-        return model.designs[id]
-    end
-
-    function ctx:designs()
-        local list = {}
-        for _, id in ipairs(types.ids(model.designs)) do
-            list[#list + 1] = model.designs[id]
-        end
-        return list
-    end
-
-    function ctx:design_changed(d)
-        model.design_changed(d)
-    end
-
-    -- The value of a property in a design (0 when absent).
-    function ctx:property(d, name)
-        for _, pv in ipairs(d.properties or {}) do
-            if pv.name == name then
-                return pv.number
-            end
-        end
-        return 0
-    end
-
     return ctx
+end
+
+-- The persistent state table may be replaced as a whole.
+function Ctx:set_state(t)
+    model.rsstate = t
+    rawset(self, "state", nil)   -- (a copy someone stored in ctx)
+    model.state_changed()
+end
+
+function Ctx:state_changed()
+    model.state_changed()
+end
+
+-- Objects.
+function Ctx:object(id)
+    return model.objects[id]
+end
+
+-- Iterates objects in ascending id order (a snapshot of the ids, so
+-- objects may be added or removed while iterating).
+function Ctx:each_object(type_name)
+    local ids = model.object_ids()
+    local want = type_name and self.types[type_name]
+    local i = 0
+    return function()
+        while true do
+            i = i + 1
+            local id = ids[i]
+            if id == nil then
+                return nil
+            end
+            local o = model.objects[id]
+            if o and (not want or o.type == want) then
+                return o
+            end
+        end
+    end
+end
+
+-- t: type (name or id), name, desc, parent, owner, pos, vel, size,
+-- data.
+function Ctx:new_object(t)
+    if type(t.type) == "string" then
+        t.type = assert(self.types[t.type], "no object type " .. t.type)
+    end
+    return model.new_object(t)
+end
+
+function Ctx:remove_object(obj)
+    model.remove_object(obj)
+end
+
+function Ctx:set_parent(obj, parent)
+    model.set_parent(obj, type(parent) == "table" and parent.id or parent)
+end
+
+function Ctx:changed(obj)
+    model.changed(obj)
+end
+
+function Ctx:type_of(obj)
+    return types.objects[obj.type].name
+end
+
+-- Order queues: allowed is a list of order type names.
+local function order_ids(ctx, names)
+    local ids = {}
+    for _, n in ipairs(names or {}) do
+        ids[#ids + 1] = assert(ctx.orders[n], "no order type " .. n)
+    end
+    return ids
+end
+
+function Ctx:new_queue(obj, owner, allowed)
+    return model.new_queue(obj, owner, order_ids(self, allowed))
+end
+
+function Ctx:queue(obj)
+    return model.queues[type(obj) == "table" and obj.id or obj]
+end
+
+function Ctx:set_queue_owner(obj, owner)
+    local q = model.queues[obj.id]
+    if q then
+        q.owner = owner or 0
+        model.queue_changed(q)
+    end
+end
+
+function Ctx:set_allowed(obj, allowed)
+    local q = model.queues[obj.id]
+    if q then
+        q.allowed = order_ids(self, allowed)
+        model.queue_changed(q)
+    end
+end
+
+function Ctx:first_order(obj)
+    local q = model.queues[obj.id]
+    return q and q.orders[1]
+end
+
+function Ctx:order_name(order)
+    return types.orders[order.type].name
+end
+
+-- Runs the first order of obj's queue (its type's execute hook); an
+-- order that reports done is removed. Returns done.
+function Ctx:execute_first_order(obj)
+    local q = model.queues[obj.id]
+    local order = q and q.orders[1]
+    if not order then
+        return false
+    end
+    local ot = types.orders[order.type]
+    local done = true
+    if ot.execute then
+        -- A failure names the order and the object it ran on (the turn
+        -- engine logs it with the traceback and keeps nothing).
+        local ok, res = xpcall(ot.execute, debug.traceback, self, obj,
+                               order)
+        if not ok then
+            error(string.format("%s order on object %d (%s) failed: %s",
+                                ot.name, obj.id, tostring(obj.name),
+                                tostring(res)), 0)
+        end
+        done = res and true or false
+    end
+    if not model.objects[obj.id] then
+        return done          -- the order removed its own object
+    end
+    if done and q.orders[1] == order then
+        table.remove(q.orders, 1)
+    end
+    model.queue_changed(q)
+    return done
+end
+
+function Ctx:clear_orders(obj)
+    local q = model.queues[obj.id]
+    if q and #q.orders > 0 then
+        q.orders = {}
+        model.queue_changed(q)
+    end
+end
+
+-- Players.
+function Ctx:player(id)
+    return accounts.player(id)
+end
+
+function Ctx:players()
+    return accounts.players()
+end
+
+function Ctx:player_changed(p)
+    model.player_changed(p)
+end
+
+-- Messages: to a player's personal board.
+function Ctx:message(player_id, subject, body, references)
+    local p = accounts.player(player_id)
+    local b = p and model.boards[p.board]
+    if not b then
+        return false
+    end
+    model.post(b, { subject = subject, body = body or "",
+                    turn = self.turn, references = references or {} })
+    return true
+end
+
+-- Designs: t = { name, description, owner, categories, components =
+-- { { id = component, count = n } } }. Properties are computed.
+function Ctx:new_design(t)
+    t.owner = t.owner or 0
+    t.categories = t.categories or {}
+    t.components = t.components or {}
+    local d = model.new_design(t)
+    designs.evaluate(self, d)
+    return d
+end
+
+function Ctx:design(id)
+    return model.designs[id]
+end
+
+function Ctx:designs()
+    local list = {}
+    for _, id in ipairs(types.ids(model.designs)) do
+        list[#list + 1] = model.designs[id]
+    end
+    return list
+end
+
+function Ctx:design_changed(d)
+    model.design_changed(d)
+end
+
+-- The value of a property in a design (0 when absent).
+function Ctx:property(d, name)
+    for _, pv in ipairs(d.properties or {}) do
+        if pv.name == name then
+            return pv.number
+        end
+    end
+    return 0
 end
 
 return M

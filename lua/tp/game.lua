@@ -1,36 +1,29 @@
--- tp.game: the hosted game: its identity, the turn clock, and the players
--- connected to it.
+-- tp.game: the hosted game: its identity (creating or opening the stored
+-- game, its ruleset and settings, the Game frame), the ruleset's context
+-- and the players connected to it. The turn engine is tp.turn; its public
+-- functions are offered here too (game.end_turn, game.turn_number, ...).
 --
 -- State kept in the database:
---   meta/game -> { format, ruleset, ruleset_version, created }
---   meta/turn -> { turn, started, ends_at, finished = { player ids } }
--- The turn clock follows turn_mode: "fixed" (a turn lasts turn_length),
--- "players_finished" (ends when every player has sent FinishedTurn, or at
--- turn_length, whichever is first), "threshold" (turn_length_under_
--- threshold until turn_player_threshold percent of the players have
--- finished, then at most turn_length_over_threshold more; everyone
--- finished ends it), "manual" (only an admin ends it). A warning goes out
--- turn_warning seconds before the end.
--- TimeRemaining frames are pushed (sequence 0) to every logged-in player.
+--   meta/game -> { format, ruleset, ruleset_version, created, settings }
+--   meta/turn, meta/pause: tp.turn's
 
 local core = require "tp.core"
 local db_mod = require "tp.db"
 local log = require "tp.log"
 local proto = require "tp.proto"
 local accounts = require "tp.accounts"
-local stats = require "tp.stats"
+local turn = require "tp.turn"
 
 local M = {}
 
-local cfg, db, ruleset
 local meta          -- meta/game
-local turn          -- meta/turn
-local timer         -- core timer for the end of turn
-local paused        -- meta/pause while an admin holds the turns, or nil
-local turn_seconds = stats.histogram("tpserver_turn_duration_seconds",
-    "Time the turn processing took (ruleset and database write).",
-    { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300 })
 M.sessions = {}     -- logged-in player connection -> player id
+
+-- What the turn engine (tp.turn) shares with the game: cfg, db and
+-- ruleset are set by M.start (ruleset also by M.swap_ruleset), ctx below.
+local shared = { cfg = nil, db = nil, ruleset = nil,
+                 sessions = M.sessions }
+turn.attach(shared)
 
 -- The ruleset's settings: its declared defaults, overlaid with the
 -- settings stored with the game (stored), overlaid with the
@@ -105,10 +98,11 @@ local views = require "tp.views"
 local ctx
 
 function M.ctx()
-    ctx.turn = turn.turn
+    ctx.turn = turn.turn_number()
     ctx.state = model.rsstate   -- a rollback reloads it as a new table
     return ctx
 end
+shared.ctx = M.ctx
 
 -- A new player: a personal board with a welcome message, the ruleset's
 -- join hook, and a message to everyone else. Runs inside the batch that
@@ -120,10 +114,10 @@ local function player_joined(player, batch)
     player.board = b.id
     model.player_changed(player)     -- stamps its modtime (PlayerIDs from)
     model.post(b, { subject = "Welcome", body = "Welcome to " ..
-                    cfg.game_longname .. ", " .. player.name .. ".",
-                    turn = turn.turn, references = {} })
-    if ruleset.player_joined then
-        ruleset.player_joined(M.ctx(), player)
+                    shared.cfg.game_longname .. ", " .. player.name .. ".",
+                    turn = turn.turn_number(), references = {} })
+    if shared.ruleset.player_joined then
+        shared.ruleset.player_joined(M.ctx(), player)
     end
     for _, other in ipairs(accounts.players()) do
         if other.id ~= player.id then
@@ -139,7 +133,8 @@ end
 -- true or nil, message (a database from another ruleset or a newer
 -- format is refused, never overwritten).
 function M.start(config, database, rs)
-    cfg, db, ruleset = config, database, rs
+    local cfg, db = config, database
+    shared.cfg, shared.db, shared.ruleset = cfg, db, rs
     meta = db:get("meta/game")
     local created = false
     if not meta and db.raw:iter { limit = 1, keys_only = true }() then
@@ -152,6 +147,7 @@ function M.start(config, database, rs)
             .. "game record (meta/game) is %s; nothing was changed in it",
             cfg.data, cjson_encode(meta))
     end
+    local record
     if meta then
         if (meta.format or 0) > db_mod.FORMAT then
             return nil, string.format("the data directory %s was written "
@@ -163,20 +159,19 @@ function M.start(config, database, rs)
                 .. "game; start with --ruleset %s, or use another --data",
                 cfg.data, tostring(meta.ruleset), tostring(meta.ruleset))
         end
-        turn = db:get("meta/turn") or { turn = 0, finished = {} }
+        record = db:get("meta/turn") or { turn = 0, finished = {} }
     else
         meta = { format = db_mod.FORMAT, ruleset = rs.folder,
                  ruleset_version = rs.version, created = os.time() }
         -- Turns are numbered from 0, as tpserver-cpp does and clients
         -- expect (PROTOCOL.md 13).
-        turn = { turn = 0, started = os.time(), finished = {} }
+        record = { turn = 0, started = os.time(), finished = {} }
         created = true
     end
-    turn.finished = turn.finished or {}
-    local stored_ends_at = turn.ends_at
-    paused = db:get("meta/pause")
+    record = turn.open(record)
+    local stored_ends_at = record.ends_at
     model.history_turns = cfg.history_turns
-    model.turn = turn.turn
+    model.turn = record.turn
     local settings
     local ok, err = pcall(function()
         types.build(rs, meta.created)
@@ -184,7 +179,7 @@ function M.start(config, database, rs)
         accounts.init(db, cfg)
         settings = ruleset_settings(rs, cfg.ruleset_settings, meta.settings)
         ctx = ctx_mod.new { name = rs.name, settings = settings,
-                            turn = turn.turn }
+                            turn = record.turn }
         views.init(rs, ctx)
     end)
     if not ok then
@@ -197,10 +192,10 @@ function M.start(config, database, rs)
     end
     -- A game of an older format is converted now that it was found good;
     -- the working set is read again from the converted database.
-    if not created and require("tp.migrate").run(db, meta, turn,
+    if not created and require("tp.migrate").run(db, meta, record,
                                                  db_mod.FORMAT, log) then
-        model.turn = turn.turn
-        ctx.turn = turn.turn
+        model.turn = record.turn
+        ctx.turn = record.turn
         model.load(db)
         accounts.init(db, cfg)
     end
@@ -244,371 +239,29 @@ function M.start(config, database, rs)
             end
         end
         model.commit(batch)
-        M.arm_timer()
-        stored_ends_at = turn.ends_at
-        batch:put("meta/game", meta):put("meta/turn", turn):commit(true)
+        turn.arm_timer()
+        stored_ends_at = record.ends_at
+        batch:put("meta/game", meta):put("meta/turn", record):commit(true)
         model.committed()
         created = false
         log.info("game", "new %s game created in %s (%d objects)", rs.name,
                  cfg.data, #model.object_ids())
     end
-    M.arm_timer()
-    if turn.ends_at ~= stored_ends_at then
-        db:put("meta/turn", turn)     -- the time left survives a restart
-    end
-    -- Killed while processing a turn every player had finished: the turn
-    -- was not stored, so it is made again.
-    if (cfg.turn_mode == "players_finished" or cfg.turn_mode == "threshold")
-       and accounts.count() > 0 and
-       #M.waiting() == 0 and not paused then
-        log.info("game", "every player had finished turn %d: ending it",
-                 turn.turn)
-        core.timer(0, 0, function()
-            if #M.waiting() == 0 then
-                M.end_turn("all")
-            end
-        end)
-    end
+    turn.start_clock(stored_ends_at)
     return true
 end
 
 function M.ruleset()
-    return ruleset
+    return shared.ruleset
 end
 
 function M.db()
-    return db
+    return shared.db
 end
 
 -- The universe as it was at the end of turn n (see model.objects_at).
 function M.objects_at(n)
-    return model.objects_at(n, turn.turn)
-end
-
-function M.turn_number()
-    return turn.turn
-end
-
--- Seconds until the end of turn, or -1 when no timer runs.
-function M.time_remaining()
-    if not turn.ends_at then
-        return -1
-    end
-    return math.max(0, math.ceil(turn.ends_at - core.now()))
-end
-
--- Ids of players who have not finished this turn. Cached until a player
--- joins or finishes, or the turn changes (asked on every GetTimeRemaining).
-local waiting_cache, waiting_turn, waiting_version
-function M.waiting()
-    if waiting_cache and waiting_turn == turn and
-       waiting_version == accounts.version then
-        return waiting_cache
-    end
-    local list = {}
-    for _, p in ipairs(accounts.players()) do
-        -- Players out of the game (eliminated, spectators) are not
-        -- waited for.
-        if p.alive ~= false and not turn.finished[tostring(p.id)] then
-            list[#list + 1] = p.id
-        end
-    end
-    waiting_cache, waiting_turn, waiting_version = list, turn,
-                                                   accounts.version
-    return list
-end
-
-function M.time_frame(reason)
-    return proto.frame("TimeRemaining", {
-        time = M.time_remaining(), reason = reason, turn = turn.turn,
-        turnname = turn.name or "", waiting = M.waiting(),
-    })
-end
-
--- Pushes a TimeRemaining frame to every logged-in player.
-function M.broadcast_time(reason, time)
-    local frame = M.time_frame(reason)
-    if time then
-        frame.time = time
-    end
-    for conn in pairs(M.sessions) do
-        if not conn.closed then
-            conn:send(frame)
-        end
-    end
-end
-
--- How long a new turn lasts (seconds; 0 = no deadline). In threshold
--- mode a turn starts with the long timer (turn_length_under_threshold),
--- or with the short one when the threshold is 0 ("always over").
-local function initial_length()
-    if cfg.turn_mode == "manual" then
-        return 0
-    elseif cfg.turn_mode == "threshold" then
-        if cfg.turn_player_threshold == 0 then
-            return cfg.turn_length_over_threshold
-        end
-        return cfg.turn_length_under_threshold
-    end
-    return cfg.turn_length
-end
-
-local warn_timer    -- pushes the advance warning (reason TimerWarning)
-
-function M.arm_timer()
-    if timer then
-        timer:stop()
-        timer = nil
-    end
-    if warn_timer then
-        warn_timer:stop()
-        warn_timer = nil
-    end
-    if paused or (not turn.ends_at and initial_length() == 0) then
-        turn.ends_at = nil
-        return
-    end
-    turn.ends_at = turn.ends_at or (core.now() + initial_length())
-    local left = turn.ends_at - core.now()
-    timer = core.timer(math.max(0, left * 1000), 0, function()
-        timer = nil
-        M.end_turn("timer")
-    end)
-    -- The advance warning, turn_warning seconds before the end.
-    local warn = cfg.turn_warning
-    if warn > 0 and left > warn then
-        warn_timer = core.timer((left - warn) * 1000, 0, function()
-            warn_timer = nil
-            M.broadcast_time(proto.REASON.TimerWarning, warn)
-        end)
-    end
-end
-
--- Threshold mode: once turn_player_threshold percent of the players still
--- in the game have finished, the turn is cut to
--- turn_length_over_threshold from now (never lengthened); everyone
--- finished ends it at once. Returns true when it acted.
-local function check_threshold(waiting)
-    local alive = 0
-    for _, p in ipairs(accounts.players()) do
-        if p.alive ~= false then
-            alive = alive + 1
-        end
-    end
-    if alive == 0 then
-        return false
-    end
-    if #waiting == 0 then
-        M.end_turn("all")
-        return true
-    end
-    local done = alive - #waiting
-    if turn.over or done * 100 < cfg.turn_player_threshold * alive then
-        return false
-    end
-    turn.over = true
-    local short = cfg.turn_length_over_threshold
-    if short == 0 then
-        M.end_turn("threshold")
-        return true
-    end
-    local ends = core.now() + short
-    if not turn.ends_at or ends < turn.ends_at then
-        turn.ends_at = ends
-        M.arm_timer()
-    end
-    db:put("meta/turn", turn)
-    log.info("turn", "threshold of finished players reached",
-             { turn = turn.turn, finished = done, players = alive,
-               remaining = M.time_remaining() })
-    M.broadcast_time(proto.REASON.ThresholdFinishedTimerStarted)
-    return true
-end
-
--- A turn that failed (the ruleset raised or was stopped, or the disk
--- refused its batch): the working set is read back from the database, and
--- the turn starts over with a new deadline and players finishing again
--- (else, with no deadline, nothing would ever end it).
-local function turn_failed()
-    types.take_running_hook()
-    model.rollback()
-    accounts.init(db, cfg)
-    turn.ends_at = nil
-    turn.finished = {}
-    waiting_cache = nil
-    M.arm_timer()
-    local ok, err = pcall(db.put, db, "meta/turn", turn)
-    if not ok then
-        log.error("turn", "cannot store the restarted turn: %s",
-                  tostring(err))
-    end
-    M.broadcast_time(proto.REASON.TimerStarted)
-    return false
-end
-
--- Ends the turn now. why: "timer", "all" (everyone finished), "admin".
--- The ruleset's turn runs over the working set; its whole result is one
--- batch, written with sync. If it raises, nothing of it is kept (the
--- working set is reloaded from the database) and the turn is not advanced.
-function M.end_turn(why)
-    local reason = why == "all" and proto.REASON.AllFinished
-                   or proto.REASON.EndOfTurnStarted
-    log.info("turn", "turn ending", { turn = turn.turn, reason = why })
-    M.broadcast_time(reason, 0)
-    local started = core.hrtime()
-    local next_turn = turn.turn + 1
-    -- Under the turn's own time limit (a request's limit, when a
-    -- FinishedTurn ends the turn, waits meanwhile).
-    local ok, err = core.time_limit(cfg.turn_time_limit, "turn", function()
-        local c = M.ctx()
-        c.turn = next_turn
-        -- Players changed without ctx:player_changed are found too.
-        local before = {}
-        for _, p in ipairs(accounts.players()) do
-            before[p] = cjson_encode(p)
-        end
-        if ruleset.turn then
-            ruleset.turn(c)
-        end
-        -- A ruleset that marks every object it changes (marks_changes)
-        -- spares the comparison of every object with its stored form.
-        if not ruleset.marks_changes then
-            model.detect_changes()
-        end
-        for p, json in pairs(before) do
-            if cjson_encode(p) ~= json then
-                model.player_changed(p)
-            end
-        end
-        model.state_changed()
-    end)
-    if not ok then
-        log.error("turn", "the ruleset's turn failed; turn %d is not "
-                  .. "advanced and nothing of it is kept: %s", turn.turn,
-                  tostring(err))
-        return turn_failed()
-    end
-    local new_turn = { turn = next_turn, started = os.time(), finished = {} }
-    if initial_length() > 0 then
-        new_turn.ends_at = core.now() + initial_length()
-    end
-    local commit_started = core.hrtime()
-    local batch = db:batch()
-    local n
-    ok, err = pcall(function()
-        n = model.commit(batch, nil, new_turn.turn)
-        batch:put("meta/turn", new_turn):commit(true)
-    end)
-    if not ok then
-        -- The disk refused the turn: nothing of it is in memory either.
-        log.error("turn", "the turn could not be stored; turn %d is not "
-                  .. "advanced and nothing of it is kept: %s", turn.turn,
-                  tostring(err))
-        return turn_failed()
-    end
-    model.committed()
-    turn = new_turn
-    M.last_commit_ms = core.hrtime() - commit_started
-    M.last_turn_ms = core.hrtime() - started
-    turn_seconds:observe(M.last_turn_ms / 1000)
-    log.info("turn", "turn started", { turn = turn.turn, records = n,
-             processing_ms = M.last_turn_ms })
-    M.arm_timer()
-    M.broadcast_time(proto.REASON.TimerStarted)
-    return true
-end
-
--- Records that player id has finished the turn (idempotent).
-function M.finished_turn(id)
-    local key = tostring(id)
-    if turn.finished[key] then
-        return
-    end
-    turn.finished[key] = true
-    waiting_cache = nil
-    local ok, err = pcall(db.put, db, "meta/turn", turn)
-    if not ok then
-        -- Not stored, so not finished: memory stays what the disk says.
-        turn.finished[key] = nil
-        waiting_cache = nil
-        log.error("turn", "player %d's FinishedTurn could not be stored: "
-                  .. "%s", id, tostring(err))
-        require("tp.fail").raise("UnavailableTemporarily", "the server "
-            .. "could not store that you finished; try again")
-    end
-    local waiting = M.waiting()
-    if paused then
-        M.broadcast_time(proto.REASON.TimerWarning)
-    elseif cfg.turn_mode == "players_finished" and #waiting == 0 then
-        M.end_turn("all")
-    elseif cfg.turn_mode == "threshold" and check_threshold(waiting) then
-        return
-    else
-        M.broadcast_time(proto.REASON.TimerWarning)
-    end
-end
-
--- ------------------------------------------------------------ admin
--- (admin/commands.lua: turn.pause(), turn.reset(), reload_ruleset() ...)
-
--- Pausing: no turn ends while paused, neither by the timer nor because
--- every player finished (an admin's turn.now() still does). The time left
--- is kept and given back on resume. Stored (meta/pause): a restart stays
--- paused.
-function M.paused()
-    return paused
-end
-
-function M.pause()
-    if paused then
-        return false
-    end
-    local left = M.time_remaining()
-    paused = { at = os.time(), remaining = left >= 0 and left or nil }
-    M.arm_timer()
-    db:batch():put("meta/pause", paused):put("meta/turn", turn):commit(true)
-    log.info("turn", "turns paused", { turn = turn.turn,
-             remaining = paused.remaining })
-    M.broadcast_time(proto.REASON.TimerWarning)
-    return true
-end
-
-function M.resume()
-    if not paused then
-        return false
-    end
-    local left = paused.remaining
-    paused = nil
-    turn.ends_at = left and (core.now() + left) or nil
-    M.arm_timer()
-    db:batch():delete("meta/pause"):put("meta/turn", turn):commit(true)
-    log.info("turn", "turns resumed", { turn = turn.turn,
-             remaining = M.time_remaining() })
-    M.broadcast_time(proto.REASON.TimerStarted)
-    if (cfg.turn_mode == "players_finished" or cfg.turn_mode == "threshold")
-       and accounts.count() > 0 and
-       #M.waiting() == 0 then
-        core.timer(0, 0, function()
-            if not paused and #M.waiting() == 0 then
-                M.end_turn("all")
-            end
-        end)
-    end
-    return true
-end
-
--- Starts the turn's clock again from now (turn_length seconds), after a
--- change of turn_length or turn_mode too.
-function M.reset_timer()
-    turn.ends_at = nil
-    M.arm_timer()
-    db:put("meta/turn", turn)
-    M.broadcast_time(proto.REASON.TimerStarted)
-end
-
--- The running turn's record (read only): turn, started, ends_at, finished.
-function M.turn_record()
-    return turn
+    return model.objects_at(n, turn.turn_number())
 end
 
 -- Puts a reloaded ruleset in place of the running one. The caller has
@@ -616,6 +269,7 @@ end
 -- hooks (turn, order execute/check, visibility ...) are the new ones from
 -- now on.
 function M.swap_ruleset(rs)
+    local ruleset = shared.ruleset
     rs.folder = ruleset.folder
     local ok, err = pcall(types.build, rs, meta.created)
     if not ok then
@@ -623,18 +277,12 @@ function M.swap_ruleset(rs)
         error(err, 0)
     end
     views.init(rs, ctx)
-    ruleset = rs
-end
-
-function M.stop()
-    if timer then
-        timer:stop()
-        timer = nil
-    end
+    shared.ruleset = rs
 end
 
 -- The Game frame describing this server (PROTOCOL.md 7.2).
 function M.game_frame()
+    local cfg, record = shared.cfg, turn.turn_record()
     local conns = {}
     local game_type = require("tp.listeners").GAME_TYPE
     for _, l in ipairs(cfg.listeners) do
@@ -646,7 +294,7 @@ function M.game_frame()
         { id = 7, strval = cfg.game_longname, intval = 0 },
         { id = 1, strval = "", intval = accounts.count() },
         { id = 2, strval = "", intval = 0 },
-        { id = 9, strval = "", intval = turn.turn },
+        { id = 9, strval = "", intval = record.turn },
     }
     local n = 0
     for _ in pairs(M.sessions) do
@@ -660,12 +308,13 @@ function M.game_frame()
         params[#params + 1] = { id = 5, strval = cfg.game_comment,
                                 intval = 0 }
     end
-    if turn.ends_at then
+    if record.ends_at then
         params[#params + 1] = { id = 6, strval = "",
-                                intval = math.floor(turn.ends_at) }
+                                intval = math.floor(record.ends_at) }
         params[#params + 1] = { id = 10, strval = "",
                                 intval = cfg.turn_length }
     end
+    local ruleset = shared.ruleset
     return proto.frame("Game", {
         name = cfg.game_name, key = "", tp = { "0.3", "0.4" },
         server = core.version, sertype = "tpserver",
@@ -674,5 +323,22 @@ function M.game_frame()
         mediabase = cfg.media_base, ctime = meta.created,
     })
 end
+
+-- The turn engine's public functions (tp.turn), where callers have always
+-- found them.
+for _, name in ipairs { "turn_number", "time_remaining", "waiting",
+                        "time_frame", "broadcast_time", "arm_timer",
+                        "end_turn", "finished_turn", "paused", "pause",
+                        "resume", "reset_timer", "turn_record", "stop" } do
+    M[name] = turn[name]
+end
+
+-- The last turn's timings (last_turn_ms, last_commit_ms) are set by the
+-- engine as each turn ends, so they are read from it.
+setmetatable(M, { __index = function(_, k)
+    if k == "last_turn_ms" or k == "last_commit_ms" then
+        return turn[k]
+    end
+end })
 
 return M

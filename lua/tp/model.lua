@@ -260,6 +260,23 @@ local function undo_record(id)
            ',"o":' .. json .. '}'
 end
 
+-- Writes the records of one kind: record_of(entry, mark) gives, for each
+-- entry of the kind's dirty set, the key and the value now (nil or false:
+-- gone, so deleted). Returns how many.
+local function write_records(batch, marks, record_of)
+    local n = 0
+    for entry, mark in pairs(marks) do
+        local k, v = record_of(entry, mark)
+        if v then
+            batch:put(k, v)
+        else
+            batch:delete(k)
+        end
+        n = n + 1
+    end
+    return n
+end
+
 -- Writes every change into batch (a tp.db batch; a new one when nil) and
 -- commits it when it was created here. turn: the number of the turn this
 -- commit starts (a turn's commit), nil for a request's. The first change
@@ -322,15 +339,9 @@ function M.commit(batch, sync, turn)
             end
         end
     end
-    for id in pairs(dirty.queue) do
-        local q = M.queues[id]
-        if q then
-            batch:put(key("queue", id), q)
-        else
-            batch:delete(key("queue", id))
-        end
-        n = n + 1
-    end
+    n = n + write_records(batch, dirty.queue, function(id)
+        return key("queue", id), M.queues[id]
+    end)
     for id in pairs(dirty.board) do
         -- The slot order is stored only when it is not the order of the
         -- serials (a message posted before others): appending to a board
@@ -344,27 +355,15 @@ function M.commit(batch, sync, turn)
         b.msgs = msgs
         n = n + 1
     end
-    for k, m in pairs(dirty.msg) do
-        if m then
-            batch:put(k, m)
-        else
-            batch:delete(k)
-        end
-        n = n + 1
-    end
-    for id in pairs(dirty.design) do
-        local d = M.designs[id]
-        if d then
-            batch:put(key("design", id), d)
-        else
-            batch:delete(key("design", id))
-        end
-        n = n + 1
-    end
-    for id, p in pairs(dirty.player) do
-        batch:put(key("player", id), p)
-        n = n + 1
-    end
+    -- A message's entry is its key, marked with the message (false:
+    -- removed); a player's is marked with the record.
+    n = n + write_records(batch, dirty.msg, function(k, m) return k, m end)
+    n = n + write_records(batch, dirty.design, function(id)
+        return key("design", id), M.designs[id]
+    end)
+    n = n + write_records(batch, dirty.player, function(id, p)
+        return key("player", id), p
+    end)
     if dirty.meta then
         batch:put("meta/clock", { clock = clock })
         batch:put("meta/ids", M.ids)

@@ -338,12 +338,6 @@ function M.reload()
     if not new then
         error("configuration not reloaded: " .. tostring(err), 0)
     end
-    -- max_frame_size only changes at a restart: check against the
-    -- running one.
-    if new.max_output < 2 * state.cfg.max_frame_size then
-        error("configuration not reloaded: 'max_output' must be at least "
-              .. "twice max_frame_size", 0)
-    end
     M.resolve(new, state.args)
     local changed, restart = {}, {}
     local keys = {}
@@ -371,6 +365,12 @@ function M.reload()
         if cand[k] ~= nil then return cand[k] end
         return cfg[k]
     end })
+    -- The bounds between keys hold for what will run: keys that only a
+    -- restart changes (max_frame_size) keep their running values.
+    local rok, rerr = config.check_rules(merged)
+    if not rok then
+        error("configuration not reloaded: " .. rerr, 0)
+    end
     -- Sinks first: a log file that cannot be opened keeps everything.
     local ok, serr = sys.log_configure(sinks(merged))
     if not ok then

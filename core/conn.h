@@ -1,0 +1,167 @@
+/*
+ * conn.h: one client connection on the libuv loop, over a transport.
+ *
+ * A connection reads bytes into a bounded input buffer and hands them to
+ * its protocol (framing.c cuts TP frames; http_sniff.c judges the first
+ * bytes of an HTTP listener), strictly in arrival order. Replies are
+ * appended to the output buffer and written once per read batch.
+ *
+ * The transport (tp_transport_t) is how bytes get between the socket and
+ * those buffers: plain TCP (here) or TLS (conn_tls.c), which decrypts what
+ * is read into the same input buffer and encrypts the output as it is
+ * written, so everything above the transport is the same for all kinds. A
+ * new transport is one file implementing tp_transport_t and a line where
+ * the listener picks it (listener.c).
+ *
+ * Bounds: the input buffer never holds more than one largest frame plus
+ * one read; a header announcing a body past the frame cap is refused before
+ * its payload is buffered. Output is bounded: past a high mark the
+ * connection stops being read (pipelined requests wait); when it stays
+ * there for the stall time, or passes the hard cap (frames pushed to a
+ * client that never reads), it is disconnected and logged. Deadlines: a
+ * TLS handshake, then logging in. An optional request rate (a token
+ * bucket: a client over it is read more slowly, nothing is dropped).
+ */
+#ifndef TP_CONN_H
+#define TP_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "buf.h"
+#include "frame.h"
+
+typedef struct tp_server tp_server_t;
+typedef struct tp_listener tp_listener_t;
+typedef struct tp_conn tp_conn_t;
+typedef struct tp_tls tp_tls_t;
+
+/* How bytes get between the socket and a connection's buffers. */
+typedef struct tp_transport {
+    const char *name;          /* "tcp", "tls": for logs */
+    bool encrypted;            /* for connection lists and logs */
+    /* Where libuv reads the next bytes into (len 0: no room now). */
+    void (*alloc)(tp_conn_t *c, uv_buf_t *buf);
+    /* n bytes arrived where alloc said; false when c is closing. */
+    bool (*received)(tp_conn_t *c, const char *p, size_t n);
+    /* Moves what the transport holds for the reader into c->in (TLS
+     * plaintext); false when it failed (c is then closing). */
+    bool (*pull)(tp_conn_t *c);
+    /* Bytes it holds that the reader has not taken yet. */
+    size_t (*backlog)(const tp_conn_t *c);
+    /* Writes c->out (one TLS record per unit: see out_text) and whatever
+     * the transport sends by itself (handshake, alerts). */
+    void (*flush)(tp_conn_t *c);
+    /* Its own end of stream (TLS close_notify), after the last flush and
+     * before the socket's shutdown. */
+    void (*shutdown)(tp_conn_t *c);
+    /* Whether it is ready to carry the protocol (TLS: handshake done). */
+    bool (*ready)(const tp_conn_t *c);
+    /* Frees what it holds for c. */
+    void (*free)(tp_conn_t *c);
+} tp_transport_t;
+
+extern const tp_transport_t tp_transport_tcp;   /* conn.c */
+/* An output block larger than this is not kept for reuse. */
+#define TP_CONN_OUT_KEEP 65536
+extern const tp_transport_t tp_transport_tls;   /* conn_tls.c */
+
+struct tp_conn {
+    uv_tcp_t tcp;              /* the socket */
+    uv_timer_t timer;          /* resume soon; linger timer while closing */
+    uv_timer_t stall;          /* runs while output is over the high mark */
+    uv_timer_t deadline;       /* TLS handshake, then login deadline */
+    tp_server_t *srv;          /* owner */
+    tp_listener_t *lst;        /* where it came from */
+    const tp_transport_t *tr;  /* its transport */
+    uint64_t id;               /* server-unique id, for logs */
+    int set;                   /* protocol set of the listener */
+    int version;               /* 0 until the first frame, then 3 or 4 */
+    bool pad;                  /* string padding filter on */
+    bool closing;              /* close requested; ignore further input */
+    bool reading;              /* uv_read_start is in effect */
+    bool in_batch;             /* processing input; flush at the end */
+    bool paused;               /* Lua asked to hold frame processing */
+    bool linked;               /* on the server's list */
+    bool eof;                  /* the peer has shut its side down */
+    bool sniff;                /* http kinds: first bytes not judged yet */
+    bool tunnelled;            /* came in through an HTTP POST preamble */
+    bool logged_in;            /* Lua reported a login: no deadline */
+    bool refusing;             /* over max_conns: answer Fail, close */
+    bool throttled;            /* over the request rate: reading held */
+    tp_tls_t *tls;             /* TLS session (tls transport), else NULL */
+    uint64_t accepted_ms;      /* loop time of the accept */
+    double tokens;             /* request-rate bucket */
+    uint64_t tokens_ms;        /* loop time the bucket was last filled */
+    uint64_t rate_log_ms;      /* loop time of the last throttling line */
+    int handles_open;          /* handles still to be closed before free */
+    tp_buf_t in;               /* unprocessed input */
+    tp_buf_t out;              /* encoded output not yet handed to libuv */
+    size_t out_text;           /* leading bytes of out that are not TP
+                                  frames (HTTP answers) */
+    size_t write_pending;      /* bytes handed to libuv, not yet written */
+    int lua_ref;               /* registry ref of the Lua object, or -2 */
+    char peer[64];             /* "ip:port" of the peer */
+    tp_conn_t *prev, *next;    /* server's list */
+};
+
+/* Sets up c (zeroed) for a socket to be accepted from lst over transport
+ * tr: buffers, timers. Returns 0 or a libuv error. */
+int tp_conn_init(tp_conn_t *c, tp_listener_t *lst,
+                 const tp_transport_t *tr);
+
+/* After the accept: starts the first deadline and reading. */
+void tp_conn_start(tp_conn_t *c);
+
+/* Closes the handles of a connection whose accept failed. */
+void tp_conn_abort(tp_conn_t *c);
+
+/* Writes out what is buffered (when not inside a read batch). */
+void tp_conn_flush(tp_conn_t *c);
+
+/* Closes the connection: flushes what is buffered, then shuts the socket
+ * down. reason is logged. Safe to call more than once. */
+void tp_conn_close(tp_conn_t *c, const char *reason);
+
+/* Appends text that is not a TP frame (an HTTP answer), before any frame;
+ * sends it and closes when reason is given. */
+void tp_conn_send_text(tp_conn_t *c, const char *p, size_t n,
+                       const char *reason);
+
+/* Resumes frame processing after a pause, on the next loop iteration. */
+void tp_conn_resume_soon(tp_conn_t *c);
+
+/* Stops reading (input held); reading starts again when processing goes
+ * on. */
+void tp_conn_stop_reading(tp_conn_t *c);
+
+/* Room left in the output before the hard cap. */
+size_t tp_conn_output_room(const tp_conn_t *c);
+
+/* Bytes in the output and in libuv's hands. */
+static inline size_t tp_conn_output(const tp_conn_t *c)
+{
+    return c->out.len + c->write_pending;
+}
+
+/* The login succeeded: the login deadline no longer applies. */
+void tp_conn_set_logged_in(tp_conn_t *c);
+
+/* The transport is ready (TLS handshake done): the login deadline, counted
+ * from the accept, starts. */
+void tp_conn_transport_ready(tp_conn_t *c);
+
+/* Processes what is in the input (the transport calls it after reading). */
+void tp_conn_process(tp_conn_t *c);
+
+/* Hands len bytes at data (a heap block; ownership passes) to libuv. */
+void tp_conn_write_block(tp_conn_t *c, uint8_t *data, size_t len);
+
+/* Takes one request from the token bucket; false (and the connection held
+ * until a token is due) when it is empty. */
+bool tp_conn_take_token(tp_conn_t *c);
+
+#endif

@@ -1,0 +1,102 @@
+-- Board frames: boards and their ID list, and the messages on them
+-- (GetMessage, PostMessage, RemoveMessage). Board 0 is the asking
+-- player's personal board; tp.views decides who may read and post.
+
+local accounts = require "tp.accounts"
+local common = require "tp.handlers.common"
+local game = require "tp.game"
+local model = require "tp.model"
+local proto = require "tp.proto"
+local views = require "tp.views"
+
+local handler, per_id = common.handler, common.per_id
+local raise, no_such = common.raise, common.no_such
+
+local M = {}
+
+M.GetBoardIDs = common.id_list("BoardIDs", function(conn)
+    return common.visible_list(model.boards, views.board_readable,
+                               conn.player)
+end)
+
+local function own_board_id(conn)
+    local p = accounts.player(conn.player)
+    return p and p.board or 0
+end
+
+local function readable_board(conn, id)
+    if id == 0 then
+        id = own_board_id(conn)
+    end
+    local b = model.boards[id]
+    if not views.board_readable(conn.player, b) then
+        no_such("board", id, 4)
+    end
+    return b
+end
+
+M.GetBoards = handler(function(conn, req)
+    return per_id(req.ids, function(id)
+        return views.board_frame(readable_board(conn, id))
+    end)
+end)
+
+M.GetMessage = handler(function(conn, req)
+    local b = readable_board(conn, req.id)
+    local slots = req.slots
+    if #slots == 0 then
+        slots = {}
+        for i = 1, #b.msgs do
+            slots[i] = i - 1
+        end
+    end
+    return per_id(slots, function(slot)
+        local m = slot >= 0 and model.message(b, slot)
+        if not m then
+            raise("NoSuchThing", string.format("no message in slot %d "
+                  .. "of board %d", slot, b.id),
+                  { { type = 4, id = b.id }, { type = 5, id = slot } })
+        end
+        return views.message_frame(b, slot, m)
+    end)
+end)
+
+M.PostMessage = handler(function(conn, req)
+    local id = req.id == 0 and own_board_id(conn) or req.id
+    local b = model.boards[id]
+    if not views.board_postable(conn.player, b) then
+        no_such("board", id, 4)
+    end
+    if req.slot < -1 or req.slot > #b.msgs then
+        raise("NoSuchThing", string.format("slot %d is not on board %d",
+              req.slot, b.id), { { type = 4, id = b.id } })
+    end
+    local refs = {}
+    for _, r in ipairs(req.references) do
+        refs[#refs + 1] = { type = r.type, id = r.id }
+    end
+    model.post(b, { subject = req.subject, body = req.body,
+                    turn = game.turn_number(), references = refs,
+                    from = conn.player }, req.slot)
+    return proto.okay("Message posted")
+end)
+
+M.RemoveMessage = handler(function(conn, req)
+    local b = readable_board(conn, req.id)
+    local out = { proto.sequence(#req.slots) }
+    for _, slot in ipairs(req.slots) do
+        if slot >= 0 and model.remove_message(b, slot) then
+            out[#out + 1] = proto.okay("Message removed")
+        else
+            out[#out + 1] = common.item_fail("NoSuchThing",
+                string.format("no message in slot %d of board %d", slot,
+                              b.id),
+                { { type = 4, id = b.id }, { type = 5, id = slot } })
+        end
+    end
+    return out
+end)
+
+M.handlers = common.collect(M)
+
+return M

@@ -1,0 +1,421 @@
+-- tp.turn: the turn engine: the turn clock and its timers, the end of a
+-- turn (the ruleset's turn, written as one batch) or its failure, the
+-- players who have not finished, pausing, and the TimeRemaining frames.
+-- tp.game opens the game and re-exports the public functions here, which
+-- is how the rest of the server reaches them (game.end_turn, ...).
+--
+-- State kept in the database:
+--   meta/turn  -> { turn, started, ends_at, finished = { player ids } }
+--   meta/pause -> { at, remaining } while an admin holds the turns
+-- The turn clock follows turn_mode: "fixed" (a turn lasts turn_length),
+-- "players_finished" (ends when every player has sent FinishedTurn, or at
+-- turn_length, whichever is first), "threshold" (turn_length_under_
+-- threshold until turn_player_threshold percent of the players have
+-- finished, then at most turn_length_over_threshold more; everyone
+-- finished ends it), "manual" (only an admin ends it). A warning goes out
+-- turn_warning seconds before the end.
+-- TimeRemaining frames are pushed (sequence 0) to every logged-in player.
+
+local core = require "tp.core"
+local log = require "tp.log"
+local proto = require "tp.proto"
+local accounts = require "tp.accounts"
+local stats = require "tp.stats"
+
+local M = {}
+
+-- What tp.game shares (M.attach): cfg, db, ruleset (replaced by a
+-- reload), ctx() (the ruleset's context) and sessions (logged-in player
+-- connection -> player id).
+local game
+local turn          -- meta/turn
+local timer         -- core timer for the end of turn
+local warn_timer    -- pushes the advance warning (reason TimerWarning)
+local paused        -- meta/pause while an admin holds the turns, or nil
+local turn_seconds = stats.histogram("tpserver_turn_duration_seconds",
+    "Time the turn processing took (ruleset and database write).",
+    { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300 })
+
+local cjson_encode = require("cjson").encode
+local model = require "tp.model"
+local types = require "tp.types"
+
+function M.attach(shared)
+    game = shared
+end
+
+-- Takes the turn record of the game being opened (stored, or a new game's)
+-- and the stored pause. Returns the record.
+function M.open(record)
+    turn = record
+    turn.finished = turn.finished or {}
+    paused = game.db:get("meta/pause")
+    return turn
+end
+
+function M.turn_number()
+    return turn.turn
+end
+
+-- Seconds until the end of turn, or -1 when no timer runs.
+function M.time_remaining()
+    if not turn.ends_at then
+        return -1
+    end
+    return math.max(0, math.ceil(turn.ends_at - core.now()))
+end
+
+-- Ids of players who have not finished this turn. Cached until a player
+-- joins or finishes, or the turn changes (asked on every GetTimeRemaining).
+local waiting_cache, waiting_turn, waiting_version
+function M.waiting()
+    if waiting_cache and waiting_turn == turn and
+       waiting_version == accounts.version then
+        return waiting_cache
+    end
+    local list = {}
+    for _, p in ipairs(accounts.players()) do
+        -- Players out of the game (eliminated, spectators) are not
+        -- waited for.
+        if p.alive ~= false and not turn.finished[tostring(p.id)] then
+            list[#list + 1] = p.id
+        end
+    end
+    waiting_cache, waiting_turn, waiting_version = list, turn,
+                                                   accounts.version
+    return list
+end
+
+function M.time_frame(reason)
+    return proto.frame("TimeRemaining", {
+        time = M.time_remaining(), reason = reason, turn = turn.turn,
+        turnname = turn.name or "", waiting = M.waiting(),
+    })
+end
+
+-- Pushes a TimeRemaining frame to every logged-in player.
+function M.broadcast_time(reason, time)
+    local frame = M.time_frame(reason)
+    if time then
+        frame.time = time
+    end
+    for conn in pairs(game.sessions) do
+        if not conn.closed then
+            conn:send(frame)
+        end
+    end
+end
+
+-- How long a new turn lasts (seconds; 0 = no deadline). In threshold
+-- mode a turn starts with the long timer (turn_length_under_threshold),
+-- or with the short one when the threshold is 0 ("always over").
+local function initial_length()
+    local cfg = game.cfg
+    if cfg.turn_mode == "manual" then
+        return 0
+    elseif cfg.turn_mode == "threshold" then
+        if cfg.turn_player_threshold == 0 then
+            return cfg.turn_length_over_threshold
+        end
+        return cfg.turn_length_under_threshold
+    end
+    return cfg.turn_length
+end
+
+function M.arm_timer()
+    if timer then
+        timer:stop()
+        timer = nil
+    end
+    if warn_timer then
+        warn_timer:stop()
+        warn_timer = nil
+    end
+    if paused or (not turn.ends_at and initial_length() == 0) then
+        turn.ends_at = nil
+        return
+    end
+    turn.ends_at = turn.ends_at or (core.now() + initial_length())
+    local left = turn.ends_at - core.now()
+    timer = core.timer(math.max(0, left * 1000), 0, function()
+        timer = nil
+        M.end_turn("timer")
+    end)
+    -- The advance warning, turn_warning seconds before the end.
+    local warn = game.cfg.turn_warning
+    if warn > 0 and left > warn then
+        warn_timer = core.timer((left - warn) * 1000, 0, function()
+            warn_timer = nil
+            M.broadcast_time(proto.REASON.TimerWarning, warn)
+        end)
+    end
+end
+
+-- Whether every player has finished in a mode where that ends the turn.
+local function all_finished_ends_turn()
+    local mode = game.cfg.turn_mode
+    return (mode == "players_finished" or mode == "threshold") and
+           accounts.count() > 0 and #M.waiting() == 0
+end
+
+-- Starts the clock of the turn just opened (M.open); stored_ends_at is the
+-- deadline as stored, so that the time left survives a restart.
+function M.start_clock(stored_ends_at)
+    M.arm_timer()
+    if turn.ends_at ~= stored_ends_at then
+        game.db:put("meta/turn", turn)
+    end
+    -- Killed while processing a turn every player had finished: the turn
+    -- was not stored, so it is made again.
+    if all_finished_ends_turn() and not paused then
+        log.info("game", "every player had finished turn %d: ending it",
+                 turn.turn)
+        core.timer(0, 0, function()
+            if #M.waiting() == 0 then
+                M.end_turn("all")
+            end
+        end)
+    end
+end
+
+-- Threshold mode: once turn_player_threshold percent of the players still
+-- in the game have finished, the turn is cut to
+-- turn_length_over_threshold from now (never lengthened); everyone
+-- finished ends it at once. Returns true when it acted.
+local function check_threshold(waiting)
+    local cfg = game.cfg
+    local alive = 0
+    for _, p in ipairs(accounts.players()) do
+        if p.alive ~= false then
+            alive = alive + 1
+        end
+    end
+    if alive == 0 then
+        return false
+    end
+    if #waiting == 0 then
+        M.end_turn("all")
+        return true
+    end
+    local done = alive - #waiting
+    if turn.over or done * 100 < cfg.turn_player_threshold * alive then
+        return false
+    end
+    turn.over = true
+    local short = cfg.turn_length_over_threshold
+    if short == 0 then
+        M.end_turn("threshold")
+        return true
+    end
+    local ends = core.now() + short
+    if not turn.ends_at or ends < turn.ends_at then
+        turn.ends_at = ends
+        M.arm_timer()
+    end
+    game.db:put("meta/turn", turn)
+    log.info("turn", "threshold of finished players reached",
+             { turn = turn.turn, finished = done, players = alive,
+               remaining = M.time_remaining() })
+    M.broadcast_time(proto.REASON.ThresholdFinishedTimerStarted)
+    return true
+end
+
+-- A turn that failed (the ruleset raised or was stopped, or the disk
+-- refused its batch): the working set is read back from the database, and
+-- the turn starts over with a new deadline and players finishing again
+-- (else, with no deadline, nothing would ever end it).
+local function turn_failed()
+    local db = game.db
+    types.take_running_hook()
+    model.rollback()
+    accounts.init(db, game.cfg)
+    turn.ends_at = nil
+    turn.finished = {}
+    waiting_cache = nil
+    M.arm_timer()
+    local ok, err = pcall(db.put, db, "meta/turn", turn)
+    if not ok then
+        log.error("turn", "cannot store the restarted turn: %s",
+                  tostring(err))
+    end
+    M.broadcast_time(proto.REASON.TimerStarted)
+    return false
+end
+
+-- Ends the turn now. why: "timer", "all" (everyone finished), "admin".
+-- The ruleset's turn runs over the working set; its whole result is one
+-- batch, written with sync. If it raises, nothing of it is kept (the
+-- working set is reloaded from the database) and the turn is not advanced.
+function M.end_turn(why)
+    local reason = why == "all" and proto.REASON.AllFinished
+                   or proto.REASON.EndOfTurnStarted
+    log.info("turn", "turn ending", { turn = turn.turn, reason = why })
+    M.broadcast_time(reason, 0)
+    local started = core.hrtime()
+    local next_turn = turn.turn + 1
+    -- Under the turn's own time limit (a request's limit, when a
+    -- FinishedTurn ends the turn, waits meanwhile).
+    local limit = game.cfg.turn_time_limit
+    local ok, err = core.time_limit(limit, "turn", function()
+        local c = game.ctx()
+        c.turn = next_turn
+        -- Players changed without ctx:player_changed are found too.
+        local before = {}
+        for _, p in ipairs(accounts.players()) do
+            before[p] = cjson_encode(p)
+        end
+        local ruleset = game.ruleset
+        if ruleset.turn then
+            ruleset.turn(c)
+        end
+        -- A ruleset that marks every object it changes (marks_changes)
+        -- spares the comparison of every object with its stored form.
+        if not ruleset.marks_changes then
+            model.detect_changes()
+        end
+        for p, json in pairs(before) do
+            if cjson_encode(p) ~= json then
+                model.player_changed(p)
+            end
+        end
+        model.state_changed()
+    end)
+    if not ok then
+        log.error("turn", "the ruleset's turn failed; turn %d is not "
+                  .. "advanced and nothing of it is kept: %s", turn.turn,
+                  tostring(err))
+        return turn_failed()
+    end
+    local new_turn = { turn = next_turn, started = os.time(), finished = {} }
+    if initial_length() > 0 then
+        new_turn.ends_at = core.now() + initial_length()
+    end
+    local commit_started = core.hrtime()
+    local batch = game.db:batch()
+    local n
+    ok, err = pcall(function()
+        n = model.commit(batch, nil, new_turn.turn)
+        batch:put("meta/turn", new_turn):commit(true)
+    end)
+    if not ok then
+        -- The disk refused the turn: nothing of it is in memory either.
+        log.error("turn", "the turn could not be stored; turn %d is not "
+                  .. "advanced and nothing of it is kept: %s", turn.turn,
+                  tostring(err))
+        return turn_failed()
+    end
+    model.committed()
+    turn = new_turn
+    M.last_commit_ms = core.hrtime() - commit_started
+    M.last_turn_ms = core.hrtime() - started
+    turn_seconds:observe(M.last_turn_ms / 1000)
+    log.info("turn", "turn started", { turn = turn.turn, records = n,
+             processing_ms = M.last_turn_ms })
+    M.arm_timer()
+    M.broadcast_time(proto.REASON.TimerStarted)
+    return true
+end
+
+-- Records that player id has finished the turn (idempotent).
+function M.finished_turn(id)
+    local db = game.db
+    local key = tostring(id)
+    if turn.finished[key] then
+        return
+    end
+    turn.finished[key] = true
+    waiting_cache = nil
+    local ok, err = pcall(db.put, db, "meta/turn", turn)
+    if not ok then
+        -- Not stored, so not finished: memory stays what the disk says.
+        turn.finished[key] = nil
+        waiting_cache = nil
+        log.error("turn", "player %d's FinishedTurn could not be stored: "
+                  .. "%s", id, tostring(err))
+        require("tp.fail").raise("UnavailableTemporarily", "the server "
+            .. "could not store that you finished; try again")
+    end
+    local waiting = M.waiting()
+    local mode = game.cfg.turn_mode
+    if paused then
+        M.broadcast_time(proto.REASON.TimerWarning)
+    elseif mode == "players_finished" and #waiting == 0 then
+        M.end_turn("all")
+    elseif mode == "threshold" and check_threshold(waiting) then
+        return
+    else
+        M.broadcast_time(proto.REASON.TimerWarning)
+    end
+end
+
+-- ------------------------------------------------------------ admin
+-- (admin/commands.lua: turn.pause(), turn.reset(), reload_ruleset() ...)
+
+-- Pausing: no turn ends while paused, neither by the timer nor because
+-- every player finished (an admin's turn.now() still does). The time left
+-- is kept and given back on resume. Stored (meta/pause): a restart stays
+-- paused.
+function M.paused()
+    return paused
+end
+
+function M.pause()
+    if paused then
+        return false
+    end
+    local left = M.time_remaining()
+    paused = { at = os.time(), remaining = left >= 0 and left or nil }
+    M.arm_timer()
+    local db = game.db
+    db:batch():put("meta/pause", paused):put("meta/turn", turn):commit(true)
+    log.info("turn", "turns paused", { turn = turn.turn,
+             remaining = paused.remaining })
+    M.broadcast_time(proto.REASON.TimerWarning)
+    return true
+end
+
+function M.resume()
+    if not paused then
+        return false
+    end
+    local left = paused.remaining
+    paused = nil
+    turn.ends_at = left and (core.now() + left) or nil
+    M.arm_timer()
+    local db = game.db
+    db:batch():delete("meta/pause"):put("meta/turn", turn):commit(true)
+    log.info("turn", "turns resumed", { turn = turn.turn,
+             remaining = M.time_remaining() })
+    M.broadcast_time(proto.REASON.TimerStarted)
+    if all_finished_ends_turn() then
+        core.timer(0, 0, function()
+            if not paused and #M.waiting() == 0 then
+                M.end_turn("all")
+            end
+        end)
+    end
+    return true
+end
+
+-- Starts the turn's clock again from now (turn_length seconds), after a
+-- change of turn_length or turn_mode too.
+function M.reset_timer()
+    turn.ends_at = nil
+    M.arm_timer()
+    game.db:put("meta/turn", turn)
+    M.broadcast_time(proto.REASON.TimerStarted)
+end
+
+-- The running turn's record (read only): turn, started, ends_at, finished.
+function M.turn_record()
+    return turn
+end
+
+function M.stop()
+    if timer then
+        timer:stop()
+        timer = nil
+    end
+end
+
+return M
