@@ -365,17 +365,32 @@ end
 -- Writes the batch atomically; raises if LevelDB refuses (the caller's
 -- request then fails and nothing was acknowledged).
 function Batch:commit(sync)
-    if self.n == 0 then
-        return true
+    if self.n > 0 then
+        accept_or_raise(self.db)
+        local ok, err = self.db.raw:write(self.raw, sync or self.db.sync)
+        if not ok then
+            self.after = nil
+            error("database write failed: " .. tostring(err))
+        end
+        self.raw:clear()
+        self.n = 0
     end
-    accept_or_raise(self.db)
-    local ok, err = self.db.raw:write(self.raw, sync or self.db.sync)
-    if not ok then
-        error("database write failed: " .. tostring(err))
+    -- What waited for the write (tp.model settling its working set).
+    local after = self.after
+    self.after = nil
+    if after then
+        for _, fn in ipairs(after) do
+            fn()
+        end
     end
-    self.raw:clear()
-    self.n = 0
     return true
+end
+
+-- Runs fn after the batch was written (not if the write fails).
+function Batch:after_write(fn)
+    self.after = self.after or {}
+    self.after[#self.after + 1] = fn
+    return self
 end
 
 function DB:put(key, value)

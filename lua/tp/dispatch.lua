@@ -44,28 +44,18 @@ end
 local model = require "tp.model"
 local types = require "tp.types"
 
--- xpcall handler: tp.fail records pass, anything else gets its traceback.
-local function keep_error(e)
-    if type(e) == "table" and e.tp_fail then
-        return e
-    end
-    local msg = type(e) == "string" and e or
-                ("(error object is a " .. type(e) .. " value)")
-    return debug.traceback(msg, 2)
-end
-
 -- Runs the handler; what it changed is committed before the reply goes
--- out. If it raises, the core calls request_failed (below) once the
--- request's time limit is over, which throws the changes away.
+-- out. If it raises, the error goes on to the core's one error handler
+-- (core/lua_util.c: a fail.raise record is a Fail, anything else a bug
+-- with its traceback, taken where it was raised), and the core then calls
+-- request_failed (below), once the request's time limit is over, which
+-- throws the changes away.
 function M.dispatch(conn, req)
     local h = M.handlers[req._name]
     if not h or not h.states[conn.state] then
         return refuse(conn, req)
     end
-    local ok, reply = xpcall(h.fn, keep_error, conn, req)
-    if not ok then
-        error(reply, 0)
-    end
+    local reply = h.fn(conn, req)
     if model.is_dirty() then
         -- A refused write leaves the changes marked; request_failed then
         -- reads them back from the database: the client hears Fail and

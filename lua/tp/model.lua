@@ -370,7 +370,13 @@ function M.commit(batch, sync, turn)
         batch:put("meta/rsstate", M.rsstate)
         n = n + 1
     end
-    pending = function()
+    local settle
+    settle = function()
+        -- Only the settle step of the last commit, and only if nothing
+        -- was reloaded meanwhile (a rollback made it stale).
+        if pending ~= settle then
+            return
+        end
         if turn then
             M.turn = turn
             recorded = rec
@@ -389,20 +395,21 @@ function M.commit(batch, sync, turn)
         end
         reset_dirty()
     end
+    pending = settle
+    -- The batch settles the working set itself once it is written
+    -- (tp.db's after-write step), whoever commits it; a failed write
+    -- leaves the changes marked, for undo() or rollback().
+    batch:after_write(settle)
     if own then
-        -- Raises when the write fails; the changes stay marked.
-        batch:commit(sync)
-        M.committed()
+        batch:commit(sync)   -- raises when the write fails
     end
     return n
 end
 
--- The batch given to commit() was written: the working set now equals the
--- database. A caller that wrote it must call this; one whose write failed
--- calls rollback() (or undo()) instead.
+-- The batch given to commit() was written. (Batch:commit settles the
+-- working set by itself; this is for callers that want to say so.)
 function M.committed()
     local settle = pending
-    pending = nil
     if settle then
         settle()
     end
