@@ -1,7 +1,8 @@
 /*
  * conn.c: a connection's buffers, reading and writing, closing, output
- * stalls, deadlines and request rate, and the plain TCP transport (see
- * conn.h for the invariants).
+ * stalls, deadlines and request rate, and the plain transport (see conn.h
+ * for the invariants). Whatever is particular to a protocol or an owner
+ * (the TP server, the console) goes through c->proto and c->lim.
  */
 #include "conn.h"
 
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framing.h"
 #include "listener.h"
 #include "log.h"
 #include "stats.h"
@@ -21,21 +21,24 @@ static void start_reading(tp_conn_t *c);
 
 /* ------------------------------------------------------------ set-up */
 
-int tp_conn_init(tp_conn_t *c, tp_listener_t *lst, const tp_transport_t *tr)
+int tp_conn_init(tp_conn_t *c, uv_loop_t *loop, tp_conn_kind_t kind,
+                 const tp_transport_t *tr, const tp_conn_proto_t *proto,
+                 const tp_limits_t *lim)
 {
-    tp_server_t *srv = lst->srv;
-    c->srv = srv;
-    c->lst = lst;
     c->tr = tr;
-    c->set = lst->set;
+    c->proto = proto;
+    c->lim = lim;
     c->lua_ref = -2;
-    tp_buf_init(&c->in, srv->limits.max_frame + READ_CHUNK);
+    tp_buf_init(&c->in, lim->max_frame + READ_CHUNK);
     tp_buf_init(&c->out, 0);
-    uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->timer);
-    uv_timer_init(srv->loop, &c->stall);
-    uv_timer_init(srv->loop, &c->deadline);
-    c->tcp.data = c;
+    int rc = kind == TP_CONN_PIPE ? uv_pipe_init(loop, &c->pipe, 0)
+                                  : uv_tcp_init(loop, &c->tcp);
+    if (rc != 0)
+        return rc;
+    uv_timer_init(loop, &c->timer);
+    uv_timer_init(loop, &c->stall);
+    uv_timer_init(loop, &c->deadline);
+    c->stream.data = c;
     c->timer.data = c;
     c->stall.data = c;
     c->deadline.data = c;
@@ -43,16 +46,42 @@ int tp_conn_init(tp_conn_t *c, tp_listener_t *lst, const tp_transport_t *tr)
     return 0;
 }
 
+void tp_conn_unref(tp_conn_t *c)
+{
+    uv_unref((uv_handle_t *)&c->stream);
+    uv_unref((uv_handle_t *)&c->timer);
+    uv_unref((uv_handle_t *)&c->stall);
+    uv_unref((uv_handle_t *)&c->deadline);
+}
+
 /* ------------------------------------------------------------ closing */
+
+static void free_now(tp_conn_t *c)
+{
+    c->tr->free(c);
+    tp_buf_free(&c->in);
+    tp_buf_free(&c->out);
+    free(c);
+}
 
 static void free_if_done(tp_conn_t *c)
 {
     if (c->handles_open > 0)
         return;
-    c->tr->free(c);
-    tp_buf_free(&c->in);
-    tp_buf_free(&c->out);
-    free(c);
+    if (c->proto->freed)
+        c->proto->freed(c);
+    free_now(c);
+}
+
+bool tp_conn_free_closed(tp_conn_t *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->stream) ||
+        !uv_is_closing((uv_handle_t *)&c->timer) ||
+        !uv_is_closing((uv_handle_t *)&c->stall) ||
+        !uv_is_closing((uv_handle_t *)&c->deadline))
+        return false;
+    free_now(c);
+    return true;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -72,8 +101,8 @@ static void close_handles(tp_conn_t *c)
         uv_close((uv_handle_t *)&c->deadline, on_handle_closed);
     /* Closing the stream cancels a pending shutdown: its callback then runs
      * first, sees the handle closing and only frees its request. */
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->stream))
+        uv_close((uv_handle_t *)&c->stream, on_handle_closed);
 }
 
 void tp_conn_abort(tp_conn_t *c)
@@ -81,11 +110,12 @@ void tp_conn_abort(tp_conn_t *c)
     close_handles(c);
 }
 
-/* Takes c off the server's list (once) and closes its handles; the memory
+/* Takes c off its owner's lists (once) and closes its handles; the memory
  * goes when the last close callback has run. */
 static void destroy(tp_conn_t *c)
 {
-    tp_server_unlink(c->srv, c);
+    if (c->proto->gone)
+        c->proto->gone(c);
     close_handles(c);
 }
 
@@ -93,7 +123,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     tp_conn_t *c = req->data;
     free(req);
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+    if (!uv_is_closing((uv_handle_t *)&c->stream))
         destroy(c);
 }
 
@@ -110,17 +140,9 @@ void tp_conn_close(tp_conn_t *c, const char *reason)
     if (c->closing)
         return;
     c->closing = true;
-    /* Refused connections were counted and logged (rate-limited) when
-     * they came in. */
-    tp_log(c->refusing ? TP_LOG_DEBUG : TP_LOG_INFO, "net",
-           "conn=%llu peer=%s closed reason=\"%s\"",
-           (unsigned long long)c->id, c->peer, reason ? reason : "");
-    if (c->tr->encrypted && !c->tr->ready(c) && !c->srv->stopping)
-        c->lst->stats.tls_failed++;
     tp_conn_stop_reading(c);
     uv_timer_stop(&c->deadline);
-    if (c->srv->handlers.closed)
-        c->srv->handlers.closed(c->srv->handlers.ud, c, reason);
+    c->proto->closed(c, reason);
     c->in.len = 0;
     /* What was answered so far still goes out, even mid-batch, then the
      * transport's own end (TLS close_notify). */
@@ -128,7 +150,7 @@ void tp_conn_close(tp_conn_t *c, const char *reason)
     c->in_batch = false;
     tp_conn_flush(c);
     c->in_batch = was_in_batch;
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+    if (!uv_is_closing((uv_handle_t *)&c->stream))
         c->tr->shutdown(c);
     uv_shutdown_t *req = malloc(sizeof *req);
     if (!req) {
@@ -136,7 +158,7 @@ void tp_conn_close(tp_conn_t *c, const char *reason)
         return;
     }
     req->data = c;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    if (uv_shutdown(req, &c->stream, on_shutdown) != 0) {
         free(req);
         destroy(c);
         return;
@@ -157,29 +179,30 @@ typedef struct write_req {
 size_t tp_conn_output_room(const tp_conn_t *c)
 {
     size_t used = tp_conn_output(c);
-    size_t max = c->srv->limits.output_max;
+    size_t max = c->lim->output_max;
     return used >= max ? 0 : max - used;
 }
 
 static void on_stall(uv_timer_t *t)
 {
     tp_conn_t *c = t->data;
-    if (c->closing || tp_conn_output(c) <= c->srv->limits.output_high)
+    if (c->closing || tp_conn_output(c) <= c->lim->output_high)
         return;
     tp_log_warn("net", "conn=%llu peer=%s has not read its replies for %llu "
                 "ms (%zu bytes waiting): disconnecting",
                 (unsigned long long)c->id, c->peer,
-                (unsigned long long)c->srv->limits.stall_ms,
+                (unsigned long long)c->lim->stall_ms,
                 tp_conn_output(c));
     tp_conn_close(c, "client not reading");
 }
 
-/* Starts the stall clock when the output passes the high mark. */
+/* Starts the stall clock when the output passes the high mark (no clock
+ * when the limits have no stall time). */
 static void watch_output(tp_conn_t *c)
 {
-    if (tp_conn_output(c) > c->srv->limits.output_high) {
+    if (tp_conn_output(c) > c->lim->output_high && c->lim->stall_ms > 0) {
         if (!uv_is_active((uv_handle_t *)&c->stall))
-            uv_timer_start(&c->stall, on_stall, c->srv->limits.stall_ms, 0);
+            uv_timer_start(&c->stall, on_stall, c->lim->stall_ms, 0);
     } else {
         uv_timer_stop(&c->stall);
     }
@@ -190,7 +213,7 @@ static void on_write(uv_write_t *req, int status)
     write_req_t *w = (write_req_t *)req;
     tp_conn_t *c = w->conn;
     c->write_pending -= w->len;
-    if (status >= 0)
+    if (status >= 0 && c->proto->stats)
         tp_stats.bytes_out += w->len;
     free(w->data);
     free(w);
@@ -202,7 +225,7 @@ static void on_write(uv_write_t *req, int status)
         watch_output(c);
     /* Below the high mark again: take up the requests that waited. */
     if (!c->closing && !c->reading &&
-        tp_conn_output(c) < c->srv->limits.output_high / 2) {
+        tp_conn_output(c) < c->lim->output_high / 2) {
         tp_conn_process(c);
         if (!c->closing)
             start_reading(c);
@@ -222,7 +245,7 @@ void tp_conn_write_block(tp_conn_t *c, uint8_t *data, size_t len)
     w->len = len;
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
     c->write_pending += w->len;
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    int rc = uv_write(&w->req, &c->stream, &b, 1, on_write);
     if (rc < 0) {
         c->write_pending -= w->len;
         free(w->data);
@@ -231,11 +254,11 @@ void tp_conn_write_block(tp_conn_t *c, uint8_t *data, size_t len)
         return;
     }
     watch_output(c);
-    if (c->write_pending > c->srv->limits.output_max && !c->closing) {
+    if (c->write_pending > c->lim->output_max && !c->closing) {
         tp_log_warn("net", "conn=%llu peer=%s output over %zu bytes: the "
                     "client is not reading, disconnecting",
                     (unsigned long long)c->id, c->peer,
-                    c->srv->limits.output_max);
+                    c->lim->output_max);
         tp_conn_close(c, "output limit");
     }
 }
@@ -255,7 +278,14 @@ void tp_conn_send_text(tp_conn_t *c, const char *p, size_t n,
 
 void tp_conn_flush(tp_conn_t *c)
 {
-    if (c->in_batch || uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->in_batch || uv_is_closing((uv_handle_t *)&c->stream))
+        return;
+    c->tr->flush(c);
+}
+
+void tp_conn_flush_now(tp_conn_t *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->stream))
         return;
     c->tr->flush(c);
 }
@@ -265,7 +295,7 @@ void tp_conn_flush(tp_conn_t *c)
 void tp_conn_stop_reading(tp_conn_t *c)
 {
     if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_read_stop(&c->stream);
         c->reading = false;
     }
 }
@@ -300,7 +330,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->closing)
         return;
-    tp_stats.bytes_in += (uint64_t)nread;
+    if (c->proto->stats)
+        tp_stats.bytes_in += (uint64_t)nread;
     if (c->tr->received(c, buf->base, (size_t)nread))
         tp_conn_process(c);
 }
@@ -314,7 +345,7 @@ static void start_reading(tp_conn_t *c)
         return;
     if (c->tr->backlog(c) >= BACKLOG_MAX)
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    if (uv_read_start(&c->stream, on_alloc, on_read) == 0)
         c->reading = true;
 }
 
@@ -325,7 +356,7 @@ void tp_conn_process(tp_conn_t *c)
     for (;;) {
         if (!c->tr->pull(c))
             break;
-        size_t used = tp_framing_input(c, &held);
+        size_t used = c->proto->input(c, &held);
         if (c->closing)
             break;
         tp_buf_consume(&c->in, used);
@@ -348,7 +379,7 @@ static void on_resume_timer(uv_timer_t *t)
         return;
     c->throttled = false;
     tp_conn_process(c);
-    if (!c->closing && tp_conn_output(c) <= c->srv->limits.output_high)
+    if (!c->closing && tp_conn_output(c) <= c->lim->output_high)
         start_reading(c);
 }
 
@@ -362,8 +393,8 @@ void tp_conn_resume_soon(tp_conn_t *c)
 
 bool tp_conn_take_token(tp_conn_t *c)
 {
-    const tp_limits_t *lim = &c->srv->limits;
-    uint64_t now = uv_now(c->srv->loop);
+    const tp_limits_t *lim = c->lim;
+    uint64_t now = uv_now(c->timer.loop);
     c->tokens += (double)(now - c->tokens_ms) * lim->rate / 1000.0;
     c->tokens_ms = now;
     if (c->tokens > lim->burst)
@@ -395,7 +426,7 @@ static void on_deadline(uv_timer_t *t)
     tp_conn_t *c = t->data;
     if (c->closing)
         return;
-    uint64_t waited = uv_now(c->srv->loop) - c->accepted_ms;
+    uint64_t waited = uv_now(c->timer.loop) - c->accepted_ms;
     if (!c->tr->ready(c)) {
         tp_log_info("net", "conn=%llu peer=%s TLS handshake not done after "
                     "%llu ms: closing", (unsigned long long)c->id, c->peer,
@@ -406,7 +437,7 @@ static void on_deadline(uv_timer_t *t)
     } else if (!c->logged_in) {
         tp_log_info("net", "conn=%llu peer=%s did not log in within %llu "
                     "s: closing", (unsigned long long)c->id, c->peer,
-                    (unsigned long long)(c->srv->limits.login_ms / 1000));
+                    (unsigned long long)(c->lim->login_ms / 1000));
         tp_conn_close(c, "login timeout");
     }
 }
@@ -416,12 +447,12 @@ void tp_conn_transport_ready(tp_conn_t *c)
     if (c->refusing)
         return;
     /* The login deadline is counted from the accept, handshake included. */
-    uint64_t limit = c->srv->limits.login_ms;
+    uint64_t limit = c->lim->login_ms;
     if (limit == 0 || c->logged_in) {
         uv_timer_stop(&c->deadline);
         return;
     }
-    uint64_t spent = uv_now(c->srv->loop) - c->accepted_ms;
+    uint64_t spent = uv_now(c->timer.loop) - c->accepted_ms;
     uv_timer_start(&c->deadline, on_deadline,
                    limit > spent ? limit - spent : 1, 0);
 }
@@ -435,7 +466,7 @@ void tp_conn_set_logged_in(tp_conn_t *c)
 
 void tp_conn_start(tp_conn_t *c)
 {
-    const tp_limits_t *lim = &c->srv->limits;
+    const tp_limits_t *lim = c->lim;
     /* A handshake (or a refusal) has its own, shorter deadline. */
     uint64_t limit = !c->tr->ready(c) || c->refusing ? lim->handshake_ms
                                                      : lim->login_ms;
@@ -444,7 +475,7 @@ void tp_conn_start(tp_conn_t *c)
     start_reading(c);
 }
 
-/* ------------------------------------------------------------ plain TCP */
+/* ------------------------------------------------------------ plain */
 
 static void tcp_alloc(tp_conn_t *c, uv_buf_t *buf)
 {

@@ -1,17 +1,28 @@
 /*
- * conn.h: one client connection on the libuv loop, over a transport.
+ * conn.h: one client connection on the libuv loop, over a transport, for a
+ * protocol.
  *
- * A connection reads bytes into a bounded input buffer and hands them to
- * its protocol (framing.c cuts TP frames; http_sniff.c judges the first
- * bytes of an HTTP listener), strictly in arrival order. Replies are
- * appended to the output buffer and written once per read batch.
+ * A connection is a stream socket (TCP for TP, a Unix-domain pipe for the
+ * admin console) that reads bytes into a bounded input buffer and hands
+ * them to its protocol (tp_conn_proto_t), strictly in arrival order. For
+ * TP that is framing.c, which cuts TP frames (http_sniff.c judges the
+ * first bytes of an HTTP listener); for the console it is console.c's
+ * message framing. Replies are appended to the output buffer and written
+ * once per read batch (tp_conn_flush_now writes at once, for output that
+ * streams while a request runs).
  *
  * The transport (tp_transport_t) is how bytes get between the socket and
- * those buffers: plain TCP (here) or TLS (conn_tls.c), which decrypts what
- * is read into the same input buffer and encrypts the output as it is
- * written, so everything above the transport is the same for all kinds. A
- * new transport is one file implementing tp_transport_t and a line where
- * the listener picks it (listener.c).
+ * those buffers: plain (here, TCP or a pipe) or TLS (conn_tls.c), which
+ * decrypts what is read into the same input buffer and encrypts the
+ * output as it is written, so everything above the transport is the same
+ * for all kinds. A new transport is one file implementing tp_transport_t
+ * and a line where the listener picks it (listener.c).
+ *
+ * The protocol is told when the connection starts closing (closed: it
+ * logs why and tells its owner), when it is gone (gone: off its owner's
+ * lists) and just before its memory goes (freed). conn.c knows nothing of
+ * the server: every limit comes from c->lim (TP connections point at the
+ * server's limits, the console has its own).
  *
  * Bounds: the input buffer never holds more than one largest frame plus
  * one read; a header announcing a body past the frame cap is refused before
@@ -38,6 +49,31 @@ typedef struct tp_server tp_server_t;
 typedef struct tp_listener tp_listener_t;
 typedef struct tp_conn tp_conn_t;
 typedef struct tp_tls tp_tls_t;
+typedef struct tp_limits tp_limits_t;   /* listener.h */
+
+/* What a connection carries: the protocol above the transport. */
+typedef struct tp_conn_proto {
+    const char *name;          /* "tp", "console": for logs */
+    bool stats;                /* its bytes count in tp_stats */
+    /* Handles what is in c->in; returns the bytes used at its head, which
+     * conn.c consumes (a protocol may consume them itself and return 0).
+     * *held: stopped with whole requests possibly left (a pause, output
+     * backpressure). */
+    size_t (*input)(tp_conn_t *c, bool *held);
+    /* The connection starts closing (once, before the last flush): log
+     * why, tell the owner. */
+    void (*closed)(tp_conn_t *c, const char *reason);
+    /* Its handles are being closed: off the owner's lists. May be NULL. */
+    void (*gone)(tp_conn_t *c);
+    /* Its memory goes right after this. May be NULL. */
+    void (*freed)(tp_conn_t *c);
+} tp_conn_proto_t;
+
+/* The socket kinds a connection can be. */
+typedef enum tp_conn_kind {
+    TP_CONN_TCP,               /* a TCP socket (TP) */
+    TP_CONN_PIPE               /* a Unix-domain socket (the console) */
+} tp_conn_kind_t;
 
 /* How bytes get between the socket and a connection's buffers. */
 typedef struct tp_transport {
@@ -64,20 +100,28 @@ typedef struct tp_transport {
     void (*free)(tp_conn_t *c);
 } tp_transport_t;
 
-extern const tp_transport_t tp_transport_tcp;   /* conn.c */
+/* Plain bytes over the stream, TCP or a pipe (conn.c). */
+extern const tp_transport_t tp_transport_tcp;
 /* An output block larger than this is not kept for reuse. */
 #define TP_CONN_OUT_KEEP 65536
 extern const tp_transport_t tp_transport_tls;   /* conn_tls.c */
 
 struct tp_conn {
-    uv_tcp_t tcp;              /* the socket */
+    union {                    /* the socket (kind: see tp_conn_init) */
+        uv_stream_t stream;    /* either, as a stream */
+        uv_tcp_t tcp;          /* TP_CONN_TCP */
+        uv_pipe_t pipe;        /* TP_CONN_PIPE */
+    };
     uv_timer_t timer;          /* resume soon; linger timer while closing */
     uv_timer_t stall;          /* runs while output is over the high mark */
     uv_timer_t deadline;       /* TLS handshake, then login deadline */
-    tp_server_t *srv;          /* owner */
-    tp_listener_t *lst;        /* where it came from */
+    tp_server_t *srv;          /* TP: the server; NULL for the console */
+    tp_listener_t *lst;        /* TP: where it came from; else NULL */
     const tp_transport_t *tr;  /* its transport */
-    uint64_t id;               /* server-unique id, for logs */
+    const tp_conn_proto_t *proto; /* its protocol */
+    const tp_limits_t *lim;    /* the limits it is held to */
+    void *ud;                  /* the protocol's own data */
+    uint64_t id;               /* owner-unique id, for logs */
     int set;                   /* protocol set of the listener */
     int version;               /* 0 until the first frame, then 3 or 4 */
     bool pad;                  /* string padding filter on */
@@ -105,13 +149,25 @@ struct tp_conn {
     size_t write_pending;      /* bytes handed to libuv, not yet written */
     int lua_ref;               /* registry ref of the Lua object, or -2 */
     char peer[64];             /* "ip:port" of the peer */
-    tp_conn_t *prev, *next;    /* server's list */
+    tp_conn_t *prev, *next;    /* server's list (TP) */
 };
 
-/* Sets up c (zeroed) for a socket to be accepted from lst over transport
- * tr: buffers, timers. Returns 0 or a libuv error. */
-int tp_conn_init(tp_conn_t *c, tp_listener_t *lst,
-                 const tp_transport_t *tr);
+/* Sets up c (zeroed) for a socket of that kind to be accepted on loop,
+ * over transport tr, carrying proto, held to lim (kept: it may change
+ * later): buffers, timers. The owner fills in srv, lst, ud and the rest.
+ * Returns 0, or a libuv error with no handle made (the owner frees c). */
+int tp_conn_init(tp_conn_t *c, uv_loop_t *loop, tp_conn_kind_t kind,
+                 const tp_transport_t *tr, const tp_conn_proto_t *proto,
+                 const tp_limits_t *lim);
+
+/* Its handles no longer keep the loop alive (the console's sessions). */
+void tp_conn_unref(tp_conn_t *c);
+
+/* Frees c whose handles were all closed by someone else (main.c's final
+ * walk closes every handle with no callback, so conn.c never frees it),
+ * once the loop has run those closes; proto->freed is not called. Returns
+ * false, and does nothing, while a handle is still open. */
+bool tp_conn_free_closed(tp_conn_t *c);
 
 /* After the accept: starts the first deadline and reading. */
 void tp_conn_start(tp_conn_t *c);
@@ -122,8 +178,12 @@ void tp_conn_abort(tp_conn_t *c);
 /* Writes out what is buffered (when not inside a read batch). */
 void tp_conn_flush(tp_conn_t *c);
 
-/* Closes the connection: flushes what is buffered, then shuts the socket
- * down. reason is logged. Safe to call more than once. */
+/* Writes out what is buffered now, even inside a read batch (output that
+ * streams while a request runs: the console). */
+void tp_conn_flush_now(tp_conn_t *c);
+
+/* Closes the connection: proto->closed (which logs reason), flushes what
+ * is buffered, then shuts the socket down. Safe to call more than once. */
 void tp_conn_close(tp_conn_t *c, const char *reason);
 
 /* Appends text that is not a TP frame (an HTTP answer), before any frame;

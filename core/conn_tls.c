@@ -56,7 +56,8 @@ static bool tls_received(tp_conn_t *c, const char *p, size_t n)
         }
         return false;
     }
-    c->lst->stats.tls_done++;
+    if (c->lst)
+        c->lst->stats.tls_done++;
     tp_log_debug("net", "conn=%llu TLS handshake done: %s %s",
                  (unsigned long long)c->id, tp_tls_protocol(c->tls),
                  tp_tls_cipher(c->tls));

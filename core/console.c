@@ -2,13 +2,22 @@
  * console.c: the admin console's socket, sessions and interruptible runs
  * (module tp.console; see console.h for the protocol and the Lua API).
  *
- * Ownership: a listener and each session live in a Lua userdata that
- * holds their libuv handles; a registry reference anchors the userdata
- * from the moment the handles are initialised until their last close
- * callback has run, so libuv never sees freed memory. If the handles are
- * closed by someone else (main.c's final walk closes every handle with no
- * callback) the memory simply goes with the Lua state, which main.c closes
- * after the loop has run those closes; __gc then frees the input buffer.
+ * Sessions are connections of the connection layer (conn.h): a pipe over
+ * the plain transport, with the console's message framing as their
+ * protocol (console_proto). conn.c reads, writes, bounds the buffers and
+ * closes (shutdown, then a linger timer); what is left here is the socket
+ * file, the peer check, the framing, the Lua handlers and the runs.
+ *
+ * Ownership: the listener lives in a Lua userdata that holds its pipe; a
+ * registry reference anchors it until the pipe's close callback has run.
+ * A session is a Lua userdata (SESSION_MT) and a tp_conn_t: the conn's ud
+ * points at the session, the session at its conn until conn.c frees it.
+ * A registry reference anchors the session's userdata from the accept
+ * until the conn's memory goes (console_freed), so a conn never points at
+ * a collected session. If the conn's handles are closed by someone else
+ * (main.c's final walk closes every handle with no callback), conn.c never
+ * frees it: the session's __gc does, when main.c closes the Lua state
+ * after the loop has run those closes.
  *
  * Invariants:
  *  - The socket file is created with mode 0600 before listen(2), so no one
@@ -21,6 +30,9 @@
  *  - A message's payload is copied into Lua and consumed from the input
  *    buffer before its handler runs, so the handler (and the hook, which
  *    appends to the same buffer) never sees a stale pointer.
+ *  - Output is written at once, even while input is being handled (a
+ *    command's output streams while it runs); at most WRITE_BACKLOG bytes
+ *    wait to be written, a message past that is refused.
  *  - Lua is entered from libuv callbacks only through lua_cpcall plus
  *    tp_lua_pcall_logged: an error is a log line, never a stopped server.
  *  - One run at a time (console.run refuses to nest). While it runs a
@@ -40,6 +52,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,20 +63,18 @@
 #include <lauxlib.h>
 #include <uv.h>
 
-#include "bridge.h"
+#include "lua_util.h"
 #include "budget.h"
 #include "buf.h"
+#include "conn.h"
+#include "listener.h"
 #include "log.h"
 
 #define LISTENER_MT "tp.console.listener"
 #define SESSION_MT "tp.console.session"
 #define PCALL_KEY "tp.console.pcall"
 #define XPCALL_KEY "tp.console.xpcall"
-/* bridge.c keeps its tp_lua_t under this registry key. */
-#define BRIDGE_KEY "tp.bridge"
 
-#define READ_CHUNK 65536
-#define LINGER_MS 5000
 #define HOOK_EVERY 1000                 /* instructions between hooks */
 #define POLL_EVERY_NS (20 * 1000000ull) /* socket checks while running */
 #define WRITE_BACKLOG (64u << 20)       /* unsent bytes before refusing */
@@ -85,35 +96,22 @@ typedef struct listener {
 } listener_t;
 
 struct session {
-    uv_pipe_t pipe;            /* the connection */
-    uv_timer_t timer;          /* deferred input processing; linger */
+    tp_conn_t *conn;           /* its connection; NULL once freed */
     lua_State *L;              /* the main Lua state */
     listener_t *lst;           /* owner while listed, else NULL */
     int handlers_ref;          /* registry ref of the handlers table */
-    int self_ref;              /* anchors the userdata until closed */
-    int handles_open;          /* handles not yet closed */
+    int self_ref;              /* anchors the userdata until conn is freed */
     uint64_t id;               /* listener-unique id, for logs */
     uid_t uid;                 /* peer credentials */
     gid_t gid;
     pid_t pid;
     char user[64];             /* the uid's login name */
-    tp_buf_t in;               /* unprocessed input */
-    size_t write_pending;      /* bytes handed to libuv, not yet written */
-    bool reading;              /* uv_read_start in effect */
-    bool eof;                  /* the peer will send no more */
-    bool closing;              /* close started */
-    bool close_notified;       /* the close handler has run */
+    bool close_notified;       /* the close handler has run (or must not:
+                                  Lua never saw the session) */
     bool in_process;           /* handlers running for this session */
     bool interrupt;            /* an interrupt message arrived */
     session_t *prev, *next;    /* listener's list */
 };
-
-typedef struct write_req {
-    uv_write_t req;            /* libuv request */
-    session_t *s;              /* owner */
-    size_t len;                /* bytes in data */
-    uint8_t data[];            /* the message */
-} write_req_t;
 
 /* The run in progress (console.run); NULL between runs. */
 typedef struct run {
@@ -129,14 +127,22 @@ typedef struct run {
 
 static run_t *running;
 
+/* What a session is held to on the connection layer: one largest message
+ * in (plus one read), WRITE_BACKLOG bytes out (more is refused before it
+ * is queued: session_write), no login deadline, and no stall disconnect:
+ * a command's output may wait on a slow terminal, bounded by the backlog,
+ * and a session that only reads nothing costs nothing. */
+static const tp_limits_t console_limits = {
+    .max_frame = TP_CONSOLE_MAX_IN + TP_CONSOLE_HEADER,
+    .output_high = WRITE_BACKLOG,
+    .output_max = WRITE_BACKLOG,
+};
+
 /* ------------------------------------------------------------ helpers */
 
 static lua_State *main_state(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, BRIDGE_KEY);
-    tp_lua_t *lx = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return lx && lx->L ? lx->L : L;
+    return tp_lua_main(L);
 }
 
 static uint64_t now_ns(void)
@@ -144,83 +150,65 @@ static uint64_t now_ns(void)
     return uv_hrtime();
 }
 
-/* ------------------------------------------------------------ writing */
-
-static void on_write(uv_write_t *req, int status)
+/* Whether the session's connection is closing or gone. */
+static bool session_closed(const session_t *s)
 {
-    write_req_t *w = (write_req_t *)req;
-    w->s->write_pending -= w->len;
-    free(w);
+    return !s->conn || s->conn->closing;
 }
 
-/* Queues one message. Returns 0, or -1 when the session is closing, its
- * backlog is full or memory is short. */
+/* ------------------------------------------------------------ writing */
+
+/* Queues one message and writes it at once, even while the session's
+ * input is being handled (the output of a command streams while it
+ * runs). Returns 0, or -1 when the session is closing, its backlog is
+ * full or memory is short. */
 static int session_write(session_t *s, char type, const char *p, size_t n)
 {
-    if (s->closing || uv_is_closing((uv_handle_t *)&s->pipe))
+    tp_conn_t *c = s->conn;
+    if (session_closed(s) || uv_is_closing((uv_handle_t *)&c->stream))
         return -1;
-    if (n > TP_CONSOLE_MAX_OUT || s->write_pending + n > WRITE_BACKLOG)
+    if (n > TP_CONSOLE_MAX_OUT ||
+        tp_conn_output_room(c) < TP_CONSOLE_HEADER + n)
         return -1;
-    write_req_t *w = malloc(sizeof *w + TP_CONSOLE_HEADER + n);
-    if (!w)
+    if (!tp_buf_reserve(&c->out, TP_CONSOLE_HEADER + n))
         return -1;
-    w->s = s;
-    w->len = TP_CONSOLE_HEADER + n;
-    w->data[0] = (uint8_t)type;
-    tp_put_u32(w->data + 1, (uint32_t)n);
+    uint8_t *m = c->out.data + c->out.len;
+    m[0] = (uint8_t)type;
+    tp_put_u32(m + 1, (uint32_t)n);
     if (n)
-        memcpy(w->data + TP_CONSOLE_HEADER, p, n);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    s->write_pending += w->len;
-    if (uv_write(&w->req, (uv_stream_t *)&s->pipe, &b, 1, on_write) != 0) {
-        s->write_pending -= w->len;
-        free(w);
-        return -1;
-    }
-    return 0;
+        memcpy(m + TP_CONSOLE_HEADER, p, n);
+    c->out.len += TP_CONSOLE_HEADER + n;
+    tp_conn_flush_now(c);
+    return c->closing ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ closing */
 
+/* Takes s off its listener's list (once). */
+static void session_unlink(session_t *s)
+{
+    listener_t *lst = s->lst;
+    if (!lst)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        lst->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    s->lst = NULL;
+}
+
+/* Drops the registry references: the userdata may go now. */
 static void session_unanchor(session_t *s)
 {
-    if (s->handles_open > 0)
-        return;
-    tp_buf_free(&s->in);
     lua_State *L = s->L;
     luaL_unref(L, LUA_REGISTRYINDEX, s->handlers_ref);
     s->handlers_ref = LUA_NOREF;
     int ref = s->self_ref;
     s->self_ref = LUA_NOREF;
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);  /* the userdata may go now */
-}
-
-static void on_session_handle_closed(uv_handle_t *h)
-{
-    session_t *s = h->data;
-    s->handles_open--;
-    session_unanchor(s);
-}
-
-static void session_destroy(session_t *s)
-{
-    if (!uv_is_closing((uv_handle_t *)&s->timer))
-        uv_close((uv_handle_t *)&s->timer, on_session_handle_closed);
-    if (!uv_is_closing((uv_handle_t *)&s->pipe))
-        uv_close((uv_handle_t *)&s->pipe, on_session_handle_closed);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    session_t *s = req->data;
-    free(req);
-    if (!uv_is_closing((uv_handle_t *)&s->pipe))
-        session_destroy(s);
-}
-
-static void on_linger(uv_timer_t *t)
-{
-    session_destroy(t->data);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
 }
 
 /* Runs handlers.close(session) (protected; called once). */
@@ -238,30 +226,15 @@ static int close_trampoline(lua_State *L)
     return 0;
 }
 
-/* Closes the session after what is queued has been written. The Lua close
- * handler runs first (once). Safe to call more than once. */
-static void session_close(session_t *s, const char *why)
+/* The connection starts closing (conn.c; once): the log line, off the
+ * listener's list, the Lua close handler (unless Lua never saw it).
+ * conn.c then writes what is queued and shuts the socket down. */
+static void console_closed(tp_conn_t *c, const char *reason)
 {
-    if (s->closing)
-        return;
-    s->closing = true;
+    session_t *s = c->ud;
     tp_log_info("console", "session=%llu user=%s closed reason=\"%s\"",
-                (unsigned long long)s->id, s->user, why);
-    if (s->reading) {
-        uv_read_stop((uv_stream_t *)&s->pipe);
-        s->reading = false;
-    }
-    if (s->lst) {
-        listener_t *lst = s->lst;
-        if (s->prev)
-            s->prev->next = s->next;
-        else
-            lst->sessions = s->next;
-        if (s->next)
-            s->next->prev = s->prev;
-        s->prev = s->next = NULL;
-        s->lst = NULL;
-    }
+                (unsigned long long)s->id, s->user, reason ? reason : "");
+    session_unlink(s);
     if (!s->close_notified) {
         s->close_notified = true;
         if (lua_cpcall(s->L, close_trampoline, s) != 0) {
@@ -271,124 +244,82 @@ static void session_close(session_t *s, const char *why)
             lua_pop(s->L, 1);
         }
     }
-    if (uv_is_closing((uv_handle_t *)&s->pipe))
-        return;
-    uv_shutdown_t *req = malloc(sizeof *req);
-    if (!req) {
-        session_destroy(s);
-        return;
-    }
-    req->data = s;
-    if (uv_shutdown(req, (uv_stream_t *)&s->pipe, on_shutdown) != 0) {
-        free(req);
-        session_destroy(s);
-        return;
-    }
-    uv_timer_start(&s->timer, on_linger, LINGER_MS, 0);
+}
+
+/* The connection's memory goes (conn.c): so may the session's. */
+static void console_freed(tp_conn_t *c)
+{
+    session_t *s = c->ud;
+    s->conn = NULL;
+    session_unlink(s);
+    session_unanchor(s);
 }
 
 /* ------------------------------------------------------------ input */
-
-static void session_process(session_t *s);
 
 /* Runs handlers.message(session, type, payload) for the message at the
  * head of the input, consuming it first. */
 static int message_trampoline(lua_State *L)
 {
     session_t *s = lua_touserdata(L, 1);
-    uint32_t len = tp_get_u32(s->in.data + 1);
-    char type = (char)s->in.data[0];
+    tp_buf_t *in = &s->conn->in;
+    uint32_t len = tp_get_u32(in->data + 1);
+    char type = (char)in->data[0];
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
     lua_pushliteral(L, "message");
     lua_rawget(L, -2);
     lua_remove(L, -2);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
     lua_pushlstring(L, &type, 1);
-    lua_pushlstring(L, (const char *)s->in.data + TP_CONSOLE_HEADER, len);
-    tp_buf_consume(&s->in, TP_CONSOLE_HEADER + (size_t)len);
+    lua_pushlstring(L, (const char *)in->data + TP_CONSOLE_HEADER, len);
+    tp_buf_consume(in, TP_CONSOLE_HEADER + (size_t)len);
     tp_lua_pcall_logged(L, 3, "console message handler");
     return 0;
 }
 
-/* Hands every whole message in the input to Lua, in order. */
-static void session_process(session_t *s)
+/* The protocol's input (conn.c): hands every whole message in the input
+ * to Lua, in order, each consumed before its handler runs (a run's hook
+ * appends to the input meanwhile), so nothing is left for conn.c to
+ * consume. conn.c closes the session at the end of its input. */
+static size_t console_input(tp_conn_t *c, bool *held)
 {
-    if (s->in_process)
-        return;
+    session_t *s = c->ud;
+    if (s->in_process) {
+        *held = true;
+        return 0;
+    }
     s->in_process = true;
-    while (!s->closing && s->in.len >= TP_CONSOLE_HEADER) {
-        uint32_t len = tp_get_u32(s->in.data + 1);
+    while (!c->closing && c->in.len >= TP_CONSOLE_HEADER) {
+        uint32_t len = tp_get_u32(c->in.data + 1);
         if (len > TP_CONSOLE_MAX_IN) {
             tp_log_warn("console", "session=%llu sent a message of %u "
                         "bytes (at most %u): closing",
                         (unsigned long long)s->id, len, TP_CONSOLE_MAX_IN);
             static const char msg[] = "message too big";
             session_write(s, TP_CONSOLE_ERROR, msg, sizeof msg - 1);
-            session_close(s, "message too big");
+            tp_conn_close(c, "message too big");
             break;
         }
-        if (s->in.len - TP_CONSOLE_HEADER < len)
+        if (c->in.len - TP_CONSOLE_HEADER < len)
             break;
         if (lua_cpcall(s->L, message_trampoline, s) != 0) {
             tp_log_error("console", "session=%llu: %s",
                          (unsigned long long)s->id,
                          lua_tostring(s->L, -1));
             lua_pop(s->L, 1);
-            session_close(s, "internal error");
+            tp_conn_close(c, "internal error");
             break;
         }
     }
     s->in_process = false;
-    if (s->eof && !s->closing)
-        session_close(s, "peer closed");
+    return 0;
 }
 
-static void on_process_timer(uv_timer_t *t)
-{
-    session_t *s = t->data;
-    if (!s->closing)
-        session_process(s);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    session_t *s = h->data;
-    size_t room = s->in.max - s->in.len;
-    size_t want = room < READ_CHUNK ? room : READ_CHUNK;
-    if (want == 0 || !tp_buf_reserve(&s->in, want)) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)s->in.data + s->in.len;
-    buf->len = want;
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-    session_t *s = st->data;
-    if (nread == UV_ENOBUFS) {
-        /* Only reachable while a handler holds messages back: a message
-         * bigger than the cap is refused before that. */
-        session_close(s, "input buffer full");
-        return;
-    }
-    if (nread == UV_EOF) {
-        s->eof = true;
-        uv_read_stop(st);
-        s->reading = false;
-        session_process(s);
-        return;
-    }
-    if (nread < 0) {
-        session_close(s, uv_strerror((int)nread));
-        return;
-    }
-    if (nread == 0 || s->closing)
-        return;
-    s->in.len += (size_t)nread;
-    session_process(s);
-}
+/* What console sessions carry on the connection layer. */
+static const tp_conn_proto_t console_proto = {
+    .name = "console", .stats = false, .input = console_input,
+    .closed = console_closed, .freed = console_freed,
+};
 
 /* ------------------------------------------------------------ accept */
 
@@ -397,8 +328,8 @@ typedef struct accept_call {
     session_t *s;              /* the new session, once created */
 } accept_call_t;
 
-/* Creates the session userdata and accepts into it. Protected: the only
- * things that can raise are allocations, before any handle exists. */
+/* Creates the session userdata, anchored. Protected: the only things that
+ * can raise are allocations, before any handle exists. */
 static int accept_trampoline(lua_State *L)
 {
     accept_call_t *ac = lua_touserdata(L, 1);
@@ -415,13 +346,6 @@ static int accept_trampoline(lua_State *L)
     s->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* pops the userdata */
     s->L = lst->L;
-    tp_buf_init(&s->in, TP_CONSOLE_MAX_IN + TP_CONSOLE_HEADER + READ_CHUNK);
-    uv_loop_t *loop = lst->pipe.loop;
-    uv_pipe_init(loop, &s->pipe, 0);
-    uv_timer_init(loop, &s->timer);
-    s->pipe.data = s;
-    s->timer.data = s;
-    s->handles_open = 2;
     ac->s = s;
     return 0;
 }
@@ -432,7 +356,7 @@ static void set_peer(session_t *s)
     s->gid = (gid_t)-1;
     snprintf(s->user, sizeof s->user, "?");
     uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&s->pipe, &fd) != 0)
+    if (uv_fileno((uv_handle_t *)&s->conn->stream, &fd) != 0)
         return;
     struct ucred cred;
     socklen_t len = sizeof cred;
@@ -474,26 +398,45 @@ static void on_connection(uv_stream_t *server, int status)
     }
     if (lst->closed)
         return;
+    tp_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        tp_log_error("console", "cannot accept a console session: out of "
+                     "memory");
+        return;
+    }
     accept_call_t ac = { lst, NULL };
     if (lua_cpcall(lst->L, accept_trampoline, &ac) != 0) {
         tp_log_error("console", "cannot accept a console session: %s",
                      lua_tostring(lst->L, -1));
         lua_pop(lst->L, 1);
+        free(c);
         return;
     }
     session_t *s = ac.s;
-    if (uv_accept(server, (uv_stream_t *)&s->pipe) != 0) {
-        s->closing = true;
+    int rc = tp_conn_init(c, server->loop, TP_CONN_PIPE, &tp_transport_tcp,
+                          &console_proto, &console_limits);
+    if (rc != 0) {
+        tp_log_error("console", "cannot accept a console session: %s",
+                     uv_strerror(rc));
+        free(c);
+        session_unanchor(s);
+        return;
+    }
+    c->ud = s;
+    s->conn = c;
+    if (uv_accept(server, &c->stream) != 0) {
         s->close_notified = true;
-        session_destroy(s);
+        tp_conn_abort(c);          /* console_freed unanchors s */
         return;
     }
     /* A session must not keep the loop alive: the server stops when its
      * players' side is done, then closes the console (on_stop). */
-    uv_unref((uv_handle_t *)&s->pipe);
-    uv_unref((uv_handle_t *)&s->timer);
+    tp_conn_unref(c);
     s->id = ++lst->next_id;
+    c->id = s->id;
+    c->accepted_ms = uv_now(server->loop);
     set_peer(s);
+    snprintf(c->peer, sizeof c->peer, "console pid %d", (int)s->pid);
     s->lst = lst;
     s->next = lst->sessions;
     if (lst->sessions)
@@ -508,19 +451,18 @@ static void on_connection(uv_stream_t *server, int status)
                                   "for the server's own user";
         session_write(s, TP_CONSOLE_ERROR, msg, sizeof msg - 1);
         s->close_notified = true;   /* Lua never saw it */
-        session_close(s, "permission denied");
+        tp_conn_close(c, "permission denied");
         return;
     }
     tp_log_info("console", "session=%llu user=%s uid=%d pid=%d opened",
                 (unsigned long long)s->id, s->user, (int)s->uid,
                 (int)s->pid);
-    if (uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read) == 0)
-        s->reading = true;
+    tp_conn_start(c);              /* no deadline: reading */
     if (lua_cpcall(s->L, open_trampoline, s) != 0) {
         tp_log_error("console", "session=%llu open handler: %s",
                      (unsigned long long)s->id, lua_tostring(s->L, -1));
         lua_pop(s->L, 1);
-        session_close(s, "internal error");
+        tp_conn_close(c, "internal error");
     }
 }
 
@@ -554,8 +496,11 @@ static void listener_close(listener_t *lst)
     if (lst->closed)
         return;
     lst->closed = true;
-    while (lst->sessions)
-        session_close(lst->sessions, "console closed");
+    while (lst->sessions) {
+        session_t *s = lst->sessions;
+        session_unlink(s);
+        tp_conn_close(s->conn, "console closed");
+    }
     listener_unlink(lst);
     if (!uv_is_closing((uv_handle_t *)&lst->pipe))
         uv_close((uv_handle_t *)&lst->pipe, on_listener_closed);
@@ -731,7 +676,7 @@ static int l_session_send(lua_State *L)
     const char *text = luaL_checklstring(L, 3, &n);
     if (tl != 1)
         return luaL_argerror(L, 2, "one character");
-    if (s->closing) {
+    if (session_closed(s)) {
         lua_pushboolean(L, 0);
         lua_pushliteral(L, "closed");
         return 2;
@@ -750,17 +695,19 @@ static int l_session_send(lua_State *L)
 static int l_session_close(lua_State *L)
 {
     session_t *s = check_session(L, 1);
-    if (!s->closing && s->handlers_ref != LUA_NOREF)
-        session_close(s, luaL_optstring(L, 2, "closed by server"));
+    if (!session_closed(s) && s->handlers_ref != LUA_NOREF)
+        tp_conn_close(s->conn, luaL_optstring(L, 2, "closed by server"));
     return 0;
 }
 
-/* __gc: frees the input buffer when the handles were closed by someone
- * else (see the file comment); otherwise it is already free. */
+/* __gc: only at lua_close when the connection is still there: main.c's
+ * final walk closed its handles with no callback, so conn.c never freed
+ * it (see the file comment). */
 static int l_session_gc(lua_State *L)
 {
     session_t *s = check_session(L, 1);
-    tp_buf_free(&s->in);
+    if (s->conn && tp_conn_free_closed(s->conn))
+        s->conn = NULL;
     return 0;
 }
 
@@ -797,7 +744,7 @@ static int l_session_index(lua_State *L)
             lua_pushstring(L, s->user);
             return 1;
         } else if (strcmp(key, "closed") == 0) {
-            lua_pushboolean(L, s->closing);
+            lua_pushboolean(L, session_closed(s));
             return 1;
         }
     }
@@ -812,42 +759,44 @@ static int l_session_index(lua_State *L)
  * error counts as an interrupt: no one is waiting for the result. */
 static void poll_session(session_t *s)
 {
-    if (s->closing)
+    if (session_closed(s))
         return;
+    tp_conn_t *c = s->conn;
+    tp_buf_t *in = &c->in;
     uv_os_fd_t fd;
-    if (!s->eof && uv_fileno((uv_handle_t *)&s->pipe, &fd) == 0) {
+    if (!c->eof && uv_fileno((uv_handle_t *)&c->stream, &fd) == 0) {
         for (;;) {
-            if (!tp_buf_reserve(&s->in, 4096))
+            if (!tp_buf_reserve(in, 4096))
                 break;      /* full: the rest waits in the socket */
-            ssize_t n = recv(fd, s->in.data + s->in.len,
-                             s->in.cap - s->in.len, MSG_DONTWAIT);
+            ssize_t n = recv(fd, in->data + in->len, in->cap - in->len,
+                             MSG_DONTWAIT);
             if (n > 0) {
-                s->in.len += (size_t)n;
+                in->len += (size_t)n;
                 continue;
             }
             if (n < 0 && errno == EINTR)
                 continue;
             if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-                s->eof = true;
+                c->eof = true;
                 s->interrupt = true;
             }
             break;
         }
     }
     /* Take interrupts out; leave everything else in order. A message
-     * over the cap stops the scan: session_process refuses it later. */
+     * over the cap stops the scan: console_input refuses it later. */
     size_t off = 0;
-    while (s->in.len - off >= TP_CONSOLE_HEADER) {
-        uint32_t len = tp_get_u32(s->in.data + off + 1);
+    while (in->len - off >= TP_CONSOLE_HEADER) {
+        uint32_t len = tp_get_u32(in->data + off + 1);
         if (len > TP_CONSOLE_MAX_IN ||
-            s->in.len - off - TP_CONSOLE_HEADER < len)
+            in->len - off - TP_CONSOLE_HEADER < len)
             break;
         size_t whole = TP_CONSOLE_HEADER + (size_t)len;
-        if (s->in.data[off] == TP_CONSOLE_INTERRUPT) {
+        if (in->data[off] == TP_CONSOLE_INTERRUPT) {
             s->interrupt = true;
-            memmove(s->in.data + off, s->in.data + off + whole,
-                    s->in.len - off - whole);
-            s->in.len -= whole;
+            memmove(in->data + off, in->data + off + whole,
+                    in->len - off - whole);
+            in->len -= whole;
         } else {
             off += whole;
         }
@@ -890,8 +839,8 @@ static tp_budget_verdict_t run_check(tp_budget_t *b, lua_State *L)
             poll_session(r->s);
         }
         if (r->s && r->s->interrupt)
-            r->reason = r->s->eof ? "the console went away"
-                                  : "interrupted (Ctrl-C)";
+            r->reason = !r->s->conn || r->s->conn->eof
+                        ? "the console went away" : "interrupted (Ctrl-C)";
         else if (r->slice_ns && now - r->start_ns > r->slice_ns)
             r->reason = "time slice";
         if (!r->reason)
@@ -977,8 +926,8 @@ static int l_run(lua_State *L)
     }
     /* What the hook read meanwhile is handled from the loop, not from
      * inside this call. */
-    if (s && !s->closing && (s->in.len > 0 || s->eof))
-        uv_timer_start(&s->timer, on_process_timer, 0, 0);
+    if (s && !session_closed(s) && (s->conn->in.len > 0 || s->conn->eof))
+        tp_conn_resume_soon(s->conn);
     return lua_gettop(L) - base;
 }
 

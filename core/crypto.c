@@ -25,7 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "bridge.h"
+#include "lua_util.h"
 
 /* The arguments both PBKDF2 functions take:
  * (password, salt, iterations, length [, digest]). Raises on misuse. */

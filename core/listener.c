@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "framing.h"
 #include "log.h"
 #include "tls.h"
 
@@ -107,6 +108,35 @@ void tp_server_unlink(tp_server_t *srv, tp_conn_t *c)
     }
 }
 
+/* ------------------------------------------------------------ TP */
+
+/* A TP connection starts closing: the log line, the TLS count, the
+ * server's closed handler. */
+static void tp_closed(tp_conn_t *c, const char *reason)
+{
+    tp_server_t *srv = c->srv;
+    /* Refused connections were counted and logged (rate-limited) when
+     * they came in. */
+    tp_log(c->refusing ? TP_LOG_DEBUG : TP_LOG_INFO, "net",
+           "conn=%llu peer=%s closed reason=\"%s\"",
+           (unsigned long long)c->id, c->peer, reason ? reason : "");
+    if (c->tr->encrypted && !c->tr->ready(c) && !srv->stopping && c->lst)
+        c->lst->stats.tls_failed++;
+    if (srv->handlers.closed)
+        srv->handlers.closed(srv->handlers.ud, c, reason);
+}
+
+static void tp_gone(tp_conn_t *c)
+{
+    tp_server_unlink(c->srv, c);
+}
+
+/* What TP connections carry: frames (framing.c). */
+static const tp_conn_proto_t tp_proto = {
+    .name = "tp", .stats = true, .input = tp_framing_input,
+    .closed = tp_closed, .gone = tp_gone,
+};
+
 /* ------------------------------------------------------------ accepting */
 
 static void format_peer(uv_tcp_t *tcp, char *out, size_t len)
@@ -194,7 +224,16 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     /* The transport is the listener's kind: the one place it is picked. */
-    tp_conn_init(c, lst, lst->tls ? &tp_transport_tls : &tp_transport_tcp);
+    if (tp_conn_init(c, srv->loop, TP_CONN_TCP,
+                     lst->tls ? &tp_transport_tls : &tp_transport_tcp,
+                     &tp_proto, &srv->limits) != 0) {
+        free(c);
+        refuse_now(server, lst);
+        return;
+    }
+    c->srv = srv;
+    c->lst = lst;
+    c->set = lst->set;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         lst->stats.refused++;
         tp_conn_abort(c);

@@ -56,7 +56,8 @@ typedef struct tp_limits {
     size_t output_high;        /* stop reading a connection past this */
     size_t output_max;         /* disconnect a connection past this */
     uint64_t stall_ms;         /* disconnect a connection whose output has
-                                  stayed over output_high this long */
+                                  stayed over output_high this long; 0:
+                                  never (the console's own limits) */
     uint32_t max_conns;        /* open player connections; more are refused */
     uint64_t handshake_ms;     /* a TLS handshake must complete in this */
     uint64_t login_ms;         /* a connection must log in within this of

@@ -20,7 +20,7 @@
 #include <lua.h>
 #include <uv.h>
 
-#include "bridge.h"
+#include "lua_util.h"
 #include "daemon.h"
 #include "log.h"
 #include "stats.h"

@@ -14,7 +14,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "bridge.h"
+#include "lua_util.h"
 #include "tls.h"
 
 static int l_make_self_signed(lua_State *L)

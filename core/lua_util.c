@@ -24,7 +24,8 @@ tp_lua_t *tp_lua_get(lua_State *L)
 /* Needs a bridge: called from bindings only, after tp_lua_init. */
 lua_State *tp_lua_main(lua_State *L)
 {
-    return tp_lua_get(L)->L;
+    tp_lua_t *lx = tp_lua_get(L);
+    return lx && lx->L ? lx->L : L;   /* L itself before tp_lua_init */
 }
 
 /* The server's loop (tp_lua_init's srv). */
