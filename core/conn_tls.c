@@ -20,6 +20,8 @@
 #define TLS_READ_CHUNK (17 * 1024)
 /* Plaintext encrypted per step of a flush (one record). */
 #define TLS_WRITE_CHUNK 16384
+/* Ciphertext the session may hold during a flush before it is drained. */
+#define TLS_DRAIN_AT (64 * 1024)
 
 /* Ciphertext of TLS reads lands here and goes straight into the session:
  * one loop thread, and libuv calls alloc and read back to back. */
@@ -139,8 +141,11 @@ static void tls_write_out(tp_conn_t *c, bool end)
                     size_t n = unit - done;
                     if (n > TLS_WRITE_CHUNK)
                         n = TLS_WRITE_CHUNK;
+                    /* Drained now and then, not per record: small
+                     * frames make many records. */
                     ok = tp_tls_write(c->tls, c->out.data + off + done, n) ==
-                         0 && tp_tls_drain(c->tls, &cipher);
+                         0 && (tp_tls_pending(c->tls) < TLS_DRAIN_AT ||
+                               tp_tls_drain(c->tls, &cipher));
                     done += n;
                 }
                 off += unit;

@@ -14,8 +14,8 @@
  * plaintext (tp_tls_read), pushes plaintext (tp_tls_write) and drains the
  * ciphertext to send (tp_tls_drain). Bounds: the caller feeds at most one
  * read at a time and stops reading while tp_tls_backlog() is large; the
- * outgoing BIO never holds more than one chunk of tp_tls_write plus the
- * record overhead, because the caller drains it after every write.
+ * outgoing BIO stays bounded because the caller drains it whenever it
+ * holds 64 KiB or more (and at the end of every flush).
  *
  * Nothing here logs; failures come back as codes with a reason string.
  */
