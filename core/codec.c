@@ -19,6 +19,9 @@
 
 #include <lauxlib.h>
 
+/* Bounds on one layout: the walkers recurse once per level (12 is far
+ * more than TP nests), and compiling a layout built at run time
+ * (params.lua) stays small. */
 #define MAX_DEPTH 12
 #define MAX_OPS 4096
 
@@ -95,6 +98,7 @@ static char *parse_name(parser_t *ps)
     while (isalnum((unsigned char)*ps->p) || *ps->p == '_')
         ps->p++;
     size_t n = (size_t)(ps->p - start);
+    /* 64: longer than any protocol.xml name, and a bound on the copy. */
     if (n == 0 || n > 64) {
         perr(ps, "bad field name");
         return NULL;
@@ -117,6 +121,7 @@ static bool push_op(parser_t *ps, tp_layout_t *lay, op_t op)
         perr(ps, "layout too long");
         return false;
     }
+    /* One realloc per item: a layout is compiled once, not per frame. */
     op_t *ops = realloc(lay->ops, (lay->nops + 1) * sizeof *ops);
     if (!ops) {
         perr(ps, "out of memory");
@@ -130,6 +135,7 @@ static bool push_op(parser_t *ps, tp_layout_t *lay, op_t op)
 static size_t op_min_size(const op_t *op)
 {
     switch (op->kind) {
+    /* An empty string or list is its u32 length alone. */
     case OP_U32: case OP_I32: case OP_S32: case OP_STR: case OP_LIST:
         return 4;
     case OP_U64: case OP_I64: case OP_S64:
@@ -182,6 +188,7 @@ static tp_layout_t *parse_seq(parser_t *ps, char close, int depth)
             op.kind = OP_PAD;
             char *end;
             unsigned long n = strtoul(ps->p, &end, 10);
+            /* TP pads by a few bytes; the bound keeps min_size small. */
             if (end == ps->p || n == 0 || n > 1024) {
                 perr(ps, "bad padding count");
                 goto fail;
@@ -196,6 +203,8 @@ static tp_layout_t *parse_seq(parser_t *ps, char close, int depth)
             if (!op.sub)
                 goto fail;
             ps->p++; /* the closing bracket */
+            /* Elements of no fixed size would let a hostile count (2^32) pass
+             * the decoder's count * min_size check, and loop that often. */
             if (op.kind == OP_LIST && op.sub->min_size == 0) {
                 tp_layout_free(op.sub);
                 perr(ps, "list element with no fixed bytes");
@@ -243,11 +252,14 @@ static tp_layout_t *parse_seq(parser_t *ps, char close, int depth)
         }
         if (op.kind == OP_RAW) {
             skip_space(ps);
+            /* '*' takes the rest of the body, so nothing can follow it,
+             * and in a list or group there is no rest of its own. */
             if (*ps->p != close || close != '\0') {
                 perr(ps, "'*' must be the last item of a frame");
                 goto fail;
             }
         }
+        /* Items after '?' may be absent: they add nothing to the minimum. */
         if (!optional)
             lay->min_size += op_min_size(&op);
     }
@@ -285,6 +297,8 @@ static int rfail(reader_t *r, const op_t *op, const char *what)
 
 static void push_u64(lua_State *L, uint64_t v)
 {
+    /* A double: exact below 2^53, where ids and modtimes (Unix seconds)
+     * stay. */
     lua_pushnumber(L, (lua_Number)v);
 }
 
@@ -302,6 +316,8 @@ static int decode_value(lua_State *L, reader_t *r, const op_t *op)
             return rfail(r, op, "frame too short");
         uint32_t v = tp_get_u32(p);
         r->off += 4;
+        /* Semisigned is unsigned but for all ones, which is -1
+         * (PROTOCOL.md 2.1). */
         if (op->kind == OP_U32)
             lua_pushnumber(L, (lua_Number)v);
         else if (op->kind == OP_I32)
@@ -329,7 +345,9 @@ static int decode_value(lua_State *L, reader_t *r, const op_t *op)
         if (left < 4)
             return rfail(r, op, "frame too short");
         uint32_t len = tp_get_u32(p);
+        /* The padding filter pads the data to 4 bytes (PROTOCOL.md 2.7). */
         size_t padn = r->pad ? (4 - len % 4) % 4 : 0;
+        /* In 64 bits: a length near 2^32 must not wrap past the check. */
         if ((uint64_t)len + padn > left - 4)
             return rfail(r, op, "string runs past the end of the frame");
         lua_pushlstring(L, (const char *)p + 4, len);
@@ -341,6 +359,8 @@ static int decode_value(lua_State *L, reader_t *r, const op_t *op)
             return rfail(r, op, "frame too short");
         uint32_t count = tp_get_u32(p);
         r->off += 4;
+        /* Before the table is made: a hostile count cannot ask for more than
+         * the body could hold. */
         if ((uint64_t)count * op->sub->min_size > left - 4)
             return rfail(r, op, "list runs past the end of the frame");
         lua_createtable(L, (int)count, 0);
@@ -407,9 +427,11 @@ int tp_codec_decode(lua_State *L, const tp_layout_t *lay, const uint8_t *body,
                     size_t n, bool pad, size_t *used, char *err,
                     size_t errlen)
 {
+    /* Never a NULL base: NULL + 0 is undefined behaviour in C. */
     static const uint8_t empty[1];
     reader_t r = { .p = body ? body : empty, .n = body ? n : 0, .pad = pad,
                    .err = err, .errlen = errlen };
+    /* Two slots per level (a table and a value), and a few for the calls. */
     luaL_checkstack(L, 2 * MAX_DEPTH + 8, "tp.codec: decode");
     if (decode_items(L, &r, lay, false) < 0)
         return -1;
@@ -440,6 +462,7 @@ static lua_Number get_int(lua_State *L, const op_t *op, lua_Number lo,
                    luaL_typename(L, -1));
     }
     lua_Number v = lua_tonumber(L, -1);
+    /* NaN fails v == floor(v) too, so it is refused as well. */
     if (v != floor(v) || v < lo || v > hi) {
         luaL_error(L, "tp.codec: field '%s' out of range (%f)",
                    op->name ? op->name : "(element)", (double)v);
@@ -464,16 +487,20 @@ static void encode_value(lua_State *L, writer_t *w, const op_t *op)
         put_bytes(L, w, tmp, 4);
         break;
     case OP_S32: {
+        /* All ones stands for -1, so the largest value is one less. */
         lua_Number v = get_int(L, op, -1, 4294967294.0);
         tp_put_u32(tmp, v < 0 ? UINT32_MAX : (uint32_t)v);
         put_bytes(L, w, tmp, 4);
         break;
     }
     case OP_U64:
+        /* The largest double below 2^64 (2^64 - 2048): the cast stays
+         * defined. */
         tp_put_u64(tmp, (uint64_t)get_int(L, op, 0, 18446744073709549568.0));
         put_bytes(L, w, tmp, 8);
         break;
     case OP_I64:
+        /* Likewise up to the largest double below 2^63. */
         tp_put_u64(tmp, (uint64_t)(int64_t)get_int(L, op,
                    -9223372036854775808.0, 9223372036854774784.0));
         put_bytes(L, w, tmp, 8);
@@ -485,6 +512,8 @@ static void encode_value(lua_State *L, writer_t *w, const op_t *op)
         break;
     }
     case OP_STR: case OP_RAW: {
+        /* A number goes as Lua prints it; lua_tolstring converting it in
+         * place is harmless here, the slot is a copy popped at the end. */
         if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "tp.codec: field '%s' must be a string, got %s",
                        op->name ? op->name : "(element)",
@@ -500,6 +529,9 @@ static void encode_value(lua_State *L, writer_t *w, const op_t *op)
         tp_put_u32(tmp, (uint32_t)len);
         put_bytes(L, w, tmp, 4);
         put_bytes(L, w, s, len);
+        /* Padded by the string's length, which agrees with [srv]'s
+         * offset rule as every other field is 4 or 8 bytes
+         * (PROTOCOL.md 2.7). */
         if (w->pad && len % 4) {
             static const uint8_t zeros[4];
             put_bytes(L, w, zeros, 4 - len % 4);
@@ -569,6 +601,7 @@ static void encode_items(lua_State *L, writer_t *w, const tp_layout_t *lay)
         }
         lua_getfield(L, -1, op->name);
         if (lua_isnil(L, -1)) {
+            /* A missing raw tail is an empty one (no parameters). */
             if (op->kind == OP_RAW) {
                 lua_pop(L, 1);
                 continue;
@@ -620,6 +653,8 @@ static int l_buf_gc(lua_State *L)
 /* Compiles src into a new layout userdata pushed on the stack. */
 static layout_box_t *push_compiled(lua_State *L, const char *src)
 {
+    /* The userdata and its __gc first: the layout is owned from the moment
+     * it exists, and a failed allocation leaks nothing. */
     layout_box_t *box = lua_newuserdata(L, sizeof *box);
     box->lay = NULL;
     luaL_getmetatable(L, LAYOUT_MT);
@@ -635,6 +670,8 @@ static const tp_layout_t *check_layout(lua_State *L, int idx)
 {
     if (lua_type(L, idx) == LUA_TSTRING) {
         layout_box_t *box = push_compiled(L, lua_tostring(L, idx));
+        /* The compiled userdata takes the string's slot, which keeps it alive
+         * for the rest of the call. */
         lua_replace(L, idx);
         return box->lay;
     }
@@ -655,7 +692,9 @@ static int l_encode(lua_State *L)
     const tp_layout_t *lay = check_layout(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     bool pad = lua_toboolean(L, 3);
+    /* In a userdata whose __gc frees it: encoding may raise midway. */
     tp_buf_t *b = lua_newuserdata(L, sizeof *b);
+    /* 64 MiB: the largest max_frame_size (config.lua) can be. */
     tp_buf_init(b, 64u << 20);
     luaL_getmetatable(L, BUF_MT);
     lua_setmetatable(L, -2);
@@ -697,6 +736,8 @@ typedef struct registry {
 
 static unsigned reg_slot(uint32_t type)
 {
+    /* 0-127 to slots 0-127, 1000-1127 to 128-255: l_register takes no other
+     * types, so no two registered frames share a slot. */
     return (type >= 1000 ? type - 1000 + 128 : type) % REG_SLOTS;
 }
 
@@ -717,6 +758,7 @@ const tp_frame_def_t *tp_codec_lookup(lua_State *L, int set, int version,
         return NULL;
     unsigned s = reg_slot(type);
     int v = version - 3;
+    /* Other types fold onto used slots (256 onto 0): compare the type. */
     if (!reg->used[set][v][s] || reg->defs[set][v][s].type != type)
         return NULL;
     return &reg->defs[set][v][s];
@@ -739,6 +781,8 @@ static int l_register(lua_State *L)
     if (tn < 0 || tn > 4294967295.0 || tn != floor(tn))
         return luaL_argerror(L, 3, "bad frame type");
     uint32_t type = (uint32_t)tn;
+    /* The ranges reg_slot maps without collisions: the player frames and
+     * the admin frames (1000-1007). */
     if (type >= 128 && (type < 1000 || type >= 1000 + 128))
         return luaL_argerror(L, 3, "frame type outside 0-127, 1000-1127");
     const tp_layout_t *lay = check_layout(L, 5);
@@ -769,6 +813,7 @@ static int l_lookup(lua_State *L)
     int set = check_set(L, 1);
     int version = luaL_checkint(L, 2);
     lua_Number tn = luaL_checknumber(L, 3);
+    /* No such frame, not misuse; written so that NaN fails too. */
     if (!(tn >= 0 && tn <= 4294967295.0) || tn != floor(tn))
         return 0;
     const tp_frame_def_t *def = tp_codec_lookup(L, set, version,
@@ -797,6 +842,8 @@ int luaopen_tp_codec(lua_State *L)
     lua_pop(L, 1);
 
     lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
+    /* Once per state: opening the module again keeps the frames already
+     * registered. */
     if (lua_isnil(L, -1)) {
         registry_t *reg = lua_newuserdata(L, sizeof *reg);
         memset(reg, 0, sizeof *reg);

@@ -53,12 +53,14 @@
 #include "buf.h"
 
 #define HISTORY_SIZE 1000
+/* 128 + SIGINT: what a shell reports for a command ended by Ctrl-C. */
 #define EXIT_GAVE_UP 130
 
 static volatile sig_atomic_t got_sigint;
 
 static void on_sigint(int sig)
 {
+    /* Only a flag, which the waits look at: little else is safe here. */
     got_sigint = 1;
 }
 
@@ -106,6 +108,7 @@ static int send_all(int fd, const void *p, size_t n)
 
 static int send_msg(client_t *c, char type, const char *p, size_t n)
 {
+    /* The server would end the session over it: say why here instead. */
     if (n > TP_CONSOLE_MAX_IN) {
         complain("the code is too long (%zu bytes; at most %u)", n,
                  TP_CONSOLE_MAX_IN);
@@ -128,11 +131,14 @@ enum { MSG_OK = 0, MSG_CLOSED = -1, MSG_SIGINT = -2 };
  * MSG_SIGINT (Ctrl-C while waiting: nothing consumed). */
 static int recv_msg(client_t *c, char *type, const char **p, size_t *n)
 {
+    /* The last message goes only now: its payload (*p) was valid until this
+     * call. */
     tp_buf_consume(&c->in, c->consumed);
     c->consumed = 0;
     for (;;) {
         if (c->in.len >= TP_CONSOLE_HEADER) {
             uint32_t len = tp_get_u32(c->in.data + 1);
+            /* Never wait for, or buffer, more than the protocol allows. */
             if (len > TP_CONSOLE_MAX_OUT) {
                 complain("the server sent a message of %u bytes", len);
                 return MSG_CLOSED;
@@ -145,6 +151,8 @@ static int recv_msg(client_t *c, char *type, const char **p, size_t *n)
                 return MSG_OK;
             }
         }
+        /* After the check above, so a message that has come whole is not lost
+         * to a Ctrl-C. */
         if (got_sigint)
             return MSG_SIGINT;
         struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
@@ -154,6 +162,7 @@ static int recv_msg(client_t *c, char *type, const char **p, size_t *n)
                 continue;       /* got_sigint is looked at above */
             return MSG_CLOSED;
         }
+        /* Fails only when memory is short: see the cap of c->in. */
         if (!tp_buf_reserve(&c->in, 65536))
             return MSG_CLOSED;
         ssize_t got = recv(c->fd, c->in.data + c->in.len,
@@ -269,6 +278,8 @@ static bool incomplete(lua_State *L, const char *chunk, size_t len)
     size_t n = len;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
+    /* As an expression first, as the server tries a line: what loads that
+     * way is complete. */
     luaL_addstring(&b, "return ");
     if (n > 0 && code[0] == '=') {
         code++;
@@ -309,6 +320,7 @@ static char *prompt_fn(EditLine *el)
 
 static bool is_word(int ch)
 {
+    /* '.' and ':' too, so that a.b and a:b complete as one name. */
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
            (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == ':';
 }
@@ -329,6 +341,8 @@ static unsigned char complete_fn(EditLine *el, int ch)
     char t = 0;
     const char *p = NULL;
     size_t n = 0;
+    /* Anything before the candidates (a late answer to a command given up
+     * on) is not ours: skipped. */
     do {
         int rc = recv_msg(c, &t, &p, &n);
         if (rc == MSG_SIGINT) {
@@ -342,6 +356,7 @@ static unsigned char complete_fn(EditLine *el, int ch)
     char *list = malloc(n + 1);
     if (!list)
         return CC_ERROR;
+    /* A copy: p lasts until the next recv_msg, and strchr wants a NUL. */
     memcpy(list, p, n);
     list[n] = '\0';
     size_t count = 0, common = 0, widest = 0;
@@ -373,6 +388,7 @@ static unsigned char complete_fn(EditLine *el, int ch)
         ret = CC_REFRESH;
     } else if (count > 1) {
         fputc('\n', stdout);
+        /* For an 80-column terminal: its real width is not asked for. */
         size_t cols = widest + 2 < 80 ? 80 / (widest + 2) : 1, col = 0;
         for (char *line = list; *line; ) {
             char *end = strchr(line, '\n');
@@ -412,9 +428,11 @@ static char *history_path(void)
 static bool server_gone(client_t *c)
 {
     struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+    /* Bytes still buffered, or nothing waiting: the server is there. */
     if (c->in.len > c->consumed || poll(&pfd, 1, 0) <= 0)
         return false;
     char byte;
+    /* Peeked: a byte that is there belongs to the next recv_msg. */
     ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
                       errno != EINTR);
@@ -443,6 +461,7 @@ static int repl(client_t *c, const char *banner, size_t banner_len)
     }
     el_set(el, EL_CLIENTDATA, c);
     el_set(el, EL_EDITOR, "emacs");
+    /* libedit's handlers put the terminal back, then call ours (SIGINT). */
     el_set(el, EL_SIGNAL, 1);
     el_set(el, EL_PROMPT, prompt_fn);
     el_set(el, EL_HIST, history, hist);
@@ -453,11 +472,13 @@ static int repl(client_t *c, const char *banner, size_t banner_len)
     el_source(el, NULL);        /* the user's ~/.editrc, if any */
 
     tp_buf_t chunk;
+    /* No more than the server takes in one message. */
     tp_buf_init(&chunk, TP_CONSOLE_MAX_IN);
     int status = 0;
     for (;;) {
         c->continuing = chunk.len > 0;
         int count = 0;
+        /* Cleared, to tell an interrupted read from the end of input below. */
         errno = 0;
         const char *line = el_gets(el, &count);
         if (!line) {
@@ -502,6 +523,8 @@ static int repl(client_t *c, const char *banner, size_t banner_len)
             continue;
         }
         history(hist, &ev, H_ENTER, (const char *)chunk.data);
+        /* Saved after every line: a session that dies with its terminal keeps
+         * what was typed. */
         if (c->hist_path)
             history(hist, &ev, H_SAVE, c->hist_path);
         const char *typed = (const char *)chunk.data + start;
@@ -520,6 +543,8 @@ static int repl(client_t *c, const char *banner, size_t banner_len)
             status = EXIT_GAVE_UP;
             break;
         }
+        /* shutdown() or quit() closed the console: notice now, not after the
+         * next line is typed. */
         if (server_gone(c)) {
             fputs("(the server closed the console)\n", stderr);
             break;
@@ -575,6 +600,7 @@ static int connect_console(client_t *c, const char *path)
 static char *read_all(FILE *f, size_t *len)
 {
     tp_buf_t b;
+    /* +1 for the NUL appended below: a script of MAX_IN bytes still fits. */
     tp_buf_init(&b, TP_CONSOLE_MAX_IN + 1);
     char tmp[65536];
     size_t n;
@@ -600,6 +626,8 @@ static char *read_password(void)
 {
     bool tty = isatty(STDIN_FILENO);
     char first[1024], second[1024];
+    /* Twice on a terminal, since a typo cannot be seen without echo; once
+     * from a pipe. */
     for (int round = 0; round < (tty ? 2 : 1); round++) {
         char *buf = round == 0 ? first : second;
         struct termios old, quiet;
@@ -609,6 +637,8 @@ static char *read_password(void)
             tcgetattr(STDIN_FILENO, &old);
             quiet = old;
             quiet.c_lflag &= ~(tcflag_t)ECHO;
+            /* TCSAFLUSH drops what was typed (and echoed) before the
+             * prompt. */
             tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
         }
         char *got = fgets(buf, sizeof first, stdin);
@@ -640,6 +670,8 @@ static int hash_password(lua_State *L)
     lua_newtable(L);
     lua_pushstring(L, pw);
     lua_setfield(L, -2, "password");
+    /* The C copy is wiped; the Lua string cannot be, and is left to the
+     * collector. */
     memset(pw, 0, strlen(pw));
     free(pw);
     if (call_client_lua(L, "hash_password") != 0 || lua_isnil(L, -2)) {
@@ -691,6 +723,8 @@ static void add_quoted(luaL_Buffer *b, const char *s)
             luaL_addchar(b, (char)ch);
         } else if (ch < 0x20 || ch == 0x7f) {
             char esc[8];
+            /* Three digits always, so that a digit after the escape is
+             * not read as part of it. */
             snprintf(esc, sizeof esc, "\\%03u", ch);
             luaL_addstring(b, esc);
         } else {
@@ -718,6 +752,8 @@ int tp_console_client_main(int argc, char **argv, const char *home)
     const char *config = NULL, *data = NULL, *sock = NULL, *eval = NULL;
     bool quiet = false, hash = false;
     int ch;
+    /* getopt's state is global: start afresh on this argv, whose argv[0]
+     * is the subcommand. */
     optind = 1;
     while ((ch = getopt_long(argc, argv, is_backup ? "c:h" : "c:e:qh",
                              opts, NULL)) != -1) {
@@ -750,6 +786,8 @@ int tp_console_client_main(int argc, char **argv, const char *home)
     }
 
     client_t c = { .fd = -1 };
+    /* The largest message plus one read: recv_msg reserves 64 KiB while a
+     * message is incomplete, which then only fails when memory is short. */
     tp_buf_init(&c.in, TP_CONSOLE_MAX_OUT + TP_CONSOLE_HEADER + 65536);
     c.L = local_state(home);
     if (!c.L) {
@@ -822,6 +860,8 @@ int tp_console_client_main(int argc, char **argv, const char *home)
         luaL_Buffer b;
         luaL_buffinit(L, &b);
         luaL_addstring(&b, "return backup(");
+        /* Made absolute here: the server would resolve a relative path
+         * from its own folder (a daemon's is /), not ours. */
         if (backup_dir[0] != '/') {
             char cwd[PATH_MAX];
             if (!getcwd(cwd, sizeof cwd)) {

@@ -20,6 +20,8 @@
 #endif
 #endif
 
+/* Stored by the loop thread, read by the signal handler: volatile, so
+ * every store is made and the handler sees the latest one. */
 static const char *volatile crash_phase = "start";
 static volatile uint64_t crash_conn;
 static volatile int crash_type = -1;
@@ -38,6 +40,7 @@ void tp_crash_request(uint64_t conn_id, int frame_type)
 /* Appends s to buf (at *n, bounded by cap). */
 static void put_str(char *buf, size_t cap, size_t *n, const char *s)
 {
+    /* By hand, not snprintf: stdio is not async-signal-safe. */
     while (*s && *n + 1 < cap)
         buf[(*n)++] = *s++;
 }
@@ -45,6 +48,7 @@ static void put_str(char *buf, size_t cap, size_t *n, const char *s)
 /* Appends v in base 10 or 16. */
 static void put_num(char *buf, size_t cap, size_t *n, uint64_t v, int base)
 {
+    /* A u64 has at most 20 digits in base 10, 16 in base 16. */
     char tmp[24];
     int i = 0;
     do {
@@ -88,12 +92,15 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
         put_num(line, sizeof line, &n, (uint64_t)(unsigned)crash_type, 10);
     }
     put_str(line, sizeof line, &n, "; C stack follows\n");
+    /* The log file too: a daemon's stderr is /dev/null (tp_daemon_ready). */
     int fds[2] = { STDERR_FILENO, tp_log_file_fd() };
     void *frames[64];
     int depth = backtrace(frames, 64);
     for (int i = 0; i < 2; i++) {
+        /* A log file that got descriptor 2 (stderr closed): write once. */
         if (fds[i] < 0 || (i == 1 && fds[1] == fds[0]))
             continue;
+        /* A failed write is ignored: there is no one left to tell. */
         ssize_t w = write(fds[i], line, n);
         (void)w;
         backtrace_symbols_fd(frames, depth, fds[i]);
@@ -111,6 +118,9 @@ void tp_crash_install(void)
     void *warm[4];
     (void)backtrace(warm, 4);
 
+    /* A stack of its own: a stack overflow faults with no stack left for
+     * the handler. Static, so nothing is allocated; 64 KiB holds backtrace()
+     * and the handler with room to spare (MINSIGSTKSZ is a few KiB). */
     static char altstack[64 * 1024];
     stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
     bool have_stack = sigaltstack(&ss, NULL) == 0;
@@ -118,12 +128,15 @@ void tp_crash_install(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fatal;
+    /* Without the stack the report still comes, except on an overflow. */
     sa.sa_flags = SA_SIGINFO | SA_RESETHAND | (have_stack ? SA_ONSTACK : 0);
     sigemptyset(&sa.sa_mask);
     const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &sa, NULL);
 #else
+    /* The sanitizer's own handler reports more (crash.h); the cast keeps
+     * -Werror quiet about the unused function. */
     (void)on_fatal;
 #endif
 }

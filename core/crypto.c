@@ -50,8 +50,11 @@ static void check_kdf_args(lua_State *L, kdf_args_t *a)
             strcmp(dname, "sha512") == 0 ? EVP_sha512() : NULL;
     if (!a->md)
         luaL_argerror(L, 5, "digest must be sha256 or sha512");
+    /* The ceiling of password_iterations (config.lua): more means a damaged
+     * record, and would hold the loop or a pool thread for seconds. */
     if (a->iter < 1 || a->iter > 10000000)
         luaL_argerror(L, 3, "iterations out of range");
+    /* 128: the size of the output buffers (out[] here and in kdf_job_t). */
     if (a->len < 1 || a->len > 128)
         luaL_argerror(L, 4, "length out of range");
 }
@@ -69,6 +72,7 @@ static int l_pbkdf2(lua_State *L)
                           (int)slen, iter, md, len, out) != 1)
         return luaL_error(L, "PBKDF2 failed");
     lua_pushlstring(L, (const char *)out, (size_t)len);
+    /* The derived key is as secret as the password: wipe the stack copy. */
     OPENSSL_cleanse(out, sizeof out);
     return 1;
 }
@@ -76,6 +80,8 @@ static int l_pbkdf2(lua_State *L)
 static int l_random(lua_State *L)
 {
     int n = luaL_checkint(L, 1);
+    /* The cap keeps the buffer on the stack; salts and tokens are far
+     * smaller. */
     if (n < 0 || n > 1024)
         return luaL_argerror(L, 1, "0 to 1024 bytes");
     unsigned char buf[1024];
@@ -90,6 +96,8 @@ static int l_equal(lua_State *L)
     size_t a_len, b_len;
     const char *a = luaL_checklstring(L, 1, &a_len);
     const char *b = luaL_checklstring(L, 2, &b_len);
+    /* CRYPTO_memcmp takes as long wherever the bytes differ, so comparing
+     * hashes leaks nothing; the length is no secret (one hash, one length). */
     lua_pushboolean(L, a_len == b_len && CRYPTO_memcmp(a, b, a_len) == 0);
     return 1;
 }
@@ -125,6 +133,8 @@ static int l_unhex(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
+    /* Bad input returns no value (nil to the caller: not misuse). A buffer
+     * left half filled on the stack is dropped with it. */
     if (n % 2)
         return 0;
     luaL_Buffer b;
@@ -190,6 +200,7 @@ static void kdf_done(uv_work_t *req, int status)
     lua_State *L = job->L;
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, job->fn_ref);
+    /* Unref now: fn is on the stack, and it is called only once. */
     luaL_unref(L, LUA_REGISTRYINDEX, job->fn_ref);
     if (status == 0 && job->ok) {
         lua_pushlstring(L, (const char *)job->out, (size_t)job->len);
@@ -198,6 +209,8 @@ static void kdf_done(uv_work_t *req, int status)
         lua_pushnil(L);
         lua_pushstring(L, status ? uv_strerror(status) : "PBKDF2 failed");
     }
+    /* Wiped and freed before fn runs: the hash is on the stack now, and no
+     * copy of the password should outlive this call, whatever fn does. */
     kdf_free(job);
     tp_lua_pcall_logged(L, 2, "password hash callback");
     lua_settop(L, top);
@@ -215,6 +228,8 @@ static int l_pbkdf2_async(lua_State *L)
     kdf_job_t *job = calloc(1, sizeof *job);
     if (!job)
         return luaL_error(L, "out of memory");
+    /* Copies: the work runs on another thread, when the Lua strings may be
+     * gone. +1: malloc(0) may return NULL, which is not out of memory. */
     job->pass = malloc(plen + 1);
     job->salt = malloc(slen + 1);
     if (!job->pass || !job->salt) {
@@ -230,11 +245,14 @@ static int l_pbkdf2_async(lua_State *L)
     job->iter = iter;
     job->len = len;
     job->md = md;
+    /* The main state: L may be a coroutine that is dead by the time the
+     * work is done. */
     job->L = tp_lua_main(L);
     job->req.data = job;
     lua_pushvalue(L, 6);
     job->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     int rc = uv_queue_work(tp_lua_loop(L), &job->req, kdf_work, kdf_done);
+    /* kdf_done never runs when queueing fails (libuv's promise): undo here. */
     if (rc != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, job->fn_ref);
         kdf_free(job);

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The pid file and the data directory lock (service.lua), and room. */
 #define MAX_LOCKS 4
 
 static int ready_fd = -1;
@@ -43,9 +44,12 @@ static void wait_for_daemon(int fd, pid_t child)
     do {
         n = read(fd, &c, 1);
     } while (n < 0 && errno == EINTR);
+    /* Reaped: the first child exits right after the second fork. */
     int status;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR)
         ;
+    /* No byte (n == 0) means the daemon closed the pipe by dying. _exit,
+     * not exit: atexit handlers and stdio buffers are the daemon's now. */
     if (n == 1 && c == 'R')
         _exit(0);
     if (n != 1)
@@ -56,11 +60,14 @@ static void wait_for_daemon(int fd, pid_t child)
 int tp_daemon_detach(char *err, size_t errlen)
 {
     int fds[2];
+    /* Close-on-exec: a program the daemon runs must not hold the pipe open
+     * and keep the terminal waiting. */
     if (pipe2(fds, O_CLOEXEC) != 0) {
         int e = errno;
         snprintf(err, errlen, "cannot create a pipe: %s", strerror(e));
         return -e;
     }
+    /* Flushed before the fork, or both processes would write the buffers. */
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -79,6 +86,8 @@ int tp_daemon_detach(char *err, size_t errlen)
      * fork so the daemon is not a session leader and can never acquire a
      * controlling terminal again. */
     close(fds[0]);
+    /* On failure the pipe closes with us: the parent reports a failed
+     * start. */
     if (setsid() < 0)
         _exit(1);
     pid = fork();
@@ -111,19 +120,25 @@ void tp_daemon_ready(void)
     }
     fflush(stdout);
     fflush(stderr);
+    /* 0-2 stay open, on /dev/null: closed, a later open() could get one and
+     * receive whatever is still written to stdout or stderr. */
     int null = open("/dev/null", O_RDWR);
     if (null >= 0) {
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
         dup2(null, STDERR_FILENO);
+        /* Unless open itself returned one of 0-2 (it was closed): keep it. */
         if (null > STDERR_FILENO)
             close(null);
     }
+    /* Last: the terminal's process exits on it, and no more of our output
+     * may reach that terminal after its prompt is back. */
     report('R');
 }
 
 void tp_daemon_failed(void)
 {
+    /* The message must be on the terminal before the parent exits 1. */
     fflush(stderr);
     report('F');
 }
@@ -146,6 +161,7 @@ static int set_lock(int fd, struct flock *fl)
 #ifdef F_OFD_SETLK
     if (fcntl(fd, F_OFD_SETLK, fl) == 0)
         return 0;
+    /* EINVAL: a kernel without OFD locks (before Linux 3.15). */
     if (errno != EINVAL)
         return -1;
 #endif
@@ -180,6 +196,8 @@ int tp_daemon_lock(const char *path, bool remove_at_exit, pid_t *holder,
      * file it held: the lock would then be on a file no one can see, so
      * check that the path still names the locked file, and retry. */
     for (int attempt = 0; attempt < 10; attempt++) {
+        /* 0644, cut to 0600 by the server's umask (main.c): the data
+         * directory is the server user's alone. */
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
             int e = errno;
@@ -191,6 +209,8 @@ int tp_daemon_lock(const char *path, bool remove_at_exit, pid_t *holder,
         if (set_lock(fd, &fl) != 0) {
             int e = errno;
             if (e == EACCES || e == EAGAIN) {
+                /* An OFD lock has no owner: F_GETLK reports l_pid -1,
+                 * and the pid then comes from the file. */
                 struct flock q;
                 lock_whole(&q, F_WRLCK);
                 if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK &&
@@ -215,6 +235,7 @@ int tp_daemon_lock(const char *path, bool remove_at_exit, pid_t *holder,
         }
         char pid[32];
         int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+        /* Truncated first: a shorter pid leaves no digits of the old one. */
         if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
             int e = errno;
             close(fd);
@@ -279,6 +300,7 @@ int tp_daemon_notify(const char *state)
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     size_t len = strlen(path);
+    /* systemd gives a path, or '@' for the abstract namespace. */
     if ((path[0] != '/' && path[0] != '@') || len >= sizeof sa.sun_path)
         return -EINVAL;
     memcpy(sa.sun_path, path, len);
@@ -287,6 +309,8 @@ int tp_daemon_notify(const char *state)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    /* Exactly len bytes: an abstract name's trailing NULs would be part of
+     * the name. */
     socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
                                   len);
     int rc = 0;

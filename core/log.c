@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Fixed sizes, so nothing allocates while logging (log.h): a longer
+ * line is cut, and a missing syslogd costs one connect a second. */
 #define MAX_MODULES 32
 #define LINE_MAX_LEN 2048
 #define SYSLOG_DEFAULT_SOCKET "/dev/log"
@@ -96,12 +98,15 @@ bool tp_log_set_module_level(const char *module, int level)
 {
     bool ok = true;
     pthread_mutex_lock(&lock);
+    /* A removed module keeps its slot (level -1) and gets it back when set
+     * again, so removing and setting never runs out of slots. */
     for (int i = 0; i < num_modules; i++) {
         if (strcmp(modules[i].name, module) == 0) {
             modules[i].level = level;
             goto done;
         }
     }
+    /* Removing a level that was never set: nothing to do, no slot taken. */
     if (level < 0)
         goto done;
     if (num_modules == MAX_MODULES ||
@@ -186,6 +191,8 @@ static int syslog_connect(const char *path, int *type)
         }
         saved = errno;
         close(fd);
+        /* Only a wrong socket type is worth trying the other one; any other
+         * error (no such file, refused) would come again. */
         if (saved != EPROTOTYPE)
             break;
     }
@@ -219,9 +226,11 @@ static void syslog_send_locked(tp_log_level_t level, const struct timeval *tv,
         sink.counts.syslog_dropped++;
         return;
     }
+    /* Room for the header (priority, time, ident, pid) and a whole line. */
     char buf[LINE_MAX_LEN + 128];
     struct tm tm;
     time_t secs = tv->tv_sec;
+    /* Local time without a zone, as RFC 3164 stamps are (our lines: UTC). */
     localtime_r(&secs, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
@@ -231,6 +240,7 @@ static void syslog_send_locked(tp_log_level_t level, const struct timeval *tv,
     if (n < 0)
         return;
     size_t len = (size_t)n;
+    /* One byte kept for the NUL a stream socket takes after the message. */
     if (msglen > sizeof buf - len - 1)
         msglen = sizeof buf - len - 1;
     memcpy(buf + len, msg, msglen);
@@ -247,6 +257,7 @@ static void syslog_send_locked(tp_log_level_t level, const struct timeval *tv,
             break;   /* syslogd is behind: never stall the server */
         /* The reader went away (syslogd restarted): reconnect once. */
         syslog_disconnect_locked();
+        /* The one-second pacing is for a missing syslogd, not this retry. */
         sink.syslog_next_try = 0;
         syslog_ensure_locked(tv->tv_sec);
         if (sink.syslog_fd < 0)
@@ -257,6 +268,7 @@ static void syslog_send_locked(tp_log_level_t level, const struct timeval *tv,
 
 void tp_log(tp_log_level_t level, const char *module, const char *fmt, ...)
 {
+    /* The level indexes names, severities and the counts: clamp it. */
     if (level > TP_LOG_TRACE)
         level = TP_LOG_TRACE;
     pthread_mutex_lock(&lock);
@@ -288,6 +300,8 @@ void tp_log(tp_log_level_t level, const char *module, const char *fmt, ...)
     int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    /* m is what vsnprintf wanted to write, not what fit: clamp, keeping a
+     * byte for the newline. */
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     /* One line per event: fold embedded newlines (tracebacks) into tabs,
@@ -306,11 +320,14 @@ void tp_log(tp_log_level_t level, const char *module, const char *fmt, ...)
         sink.counts.write_errors++;
     if (sink.file_fd >= 0 && !write_all(sink.file_fd, line, len))
         sink.counts.write_errors++;
+    /* Without our time stamp: the syslog header carries its own. */
     if (sink.to_syslog)
         syslog_send_locked(level, &tv, line + stamp, len - 1 - (size_t)stamp);
     tp_log_sink_fn extra = extra_sink.fn;
     void *extra_arg = extra_sink.arg;
     pthread_mutex_unlock(&lock);
+    /* Called unlocked: the console's sink writes to sessions and may log,
+     * and the lock is not recursive. fn and arg were read under it. */
     if (extra && !extra_sink_busy) {
         extra_sink_busy = true;
         extra(level, module, line + n, len - 1 - (size_t)n, extra_arg);
@@ -345,11 +362,14 @@ int tp_log_configure(const tp_log_sinks_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "syslog socket path too long: %s", sock);
         return -ENAMETOOLONG;
     }
+    /* 0-23 (RFC 5424): facility * 8 + severity must be a valid priority. */
     if (s->to_syslog &&
         (s->syslog_facility < 0 || s->syslog_facility > 23)) {
         snprintf(err, errlen, "bad syslog facility %d", s->syslog_facility);
         return -EINVAL;
     }
+    /* The file is opened before anything changes, so a bad path leaves the
+     * old sinks in place. */
     int fd = -1;
     if (file) {
         fd = open_log_file(file, err, errlen);
@@ -375,10 +395,12 @@ int tp_log_configure(const tp_log_sinks_t *s, char *err, size_t errlen)
         struct timeval tv;
         gettimeofday(&tv, NULL);
         syslog_ensure_locked(tv.tv_sec);
+        /* Read at once: why the connect failed, for the warning below. */
         e = errno;
     }
     bool unreachable = sink.to_syslog && sink.syslog_fd < 0;
     pthread_mutex_unlock(&lock);
+    /* Warned after the unlock: tp_log takes the lock itself. */
     if (unreachable)
         tp_log_warn("log", "syslog socket %s: %s (will retry)", sock,
                     strerror(e));
@@ -390,11 +412,14 @@ int tp_log_reopen(char *err, size_t errlen)
     char path[PATH_MAX];
     pthread_mutex_lock(&lock);
     snprintf(path, sizeof path, "%s", sink.file);
+    /* syslogd may have been restarted too: reconnect at the next line. */
     syslog_disconnect_locked();
     sink.syslog_next_try = 0;
     pthread_mutex_unlock(&lock);
     if (!*path)
         return 0;
+    /* Opened without the lock, so other threads keep logging meanwhile;
+     * the sinks may have been reconfigured by then (checked below). */
     int fd = open_log_file(path, err, errlen);
     if (fd < 0)
         return fd;

@@ -368,6 +368,23 @@ static int l_core_mkdir(lua_State *L)
     return 1;
 }
 
+/* core.mode(path) -> permission bits (e.g. 0700 as 448) | nil, err */
+static int l_core_mode(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    uv_fs_t req;
+    int rc = uv_fs_stat(NULL, &req, path, NULL);
+    if (rc < 0) {
+        uv_fs_req_cleanup(&req);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot stat %s: %s", path, uv_strerror(rc));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(req.statbuf.st_mode & 07777));
+    uv_fs_req_cleanup(&req);
+    return 1;
+}
+
 /* core.set_hooks(t): replaces the hooks table (dispatch, on_open, on_close,
  * on_stop), for scripts run with "tpserver script" that serve clients. */
 static int l_core_set_hooks(lua_State *L)
@@ -455,6 +472,7 @@ int luaopen_tp_core(lua_State *L)
         { "stats", l_core_stats },
         { "connections", l_core_connections },
         { "mkdir", l_core_mkdir },
+        { "mode", l_core_mode },
         { "set_hooks", l_core_set_hooks },
         { "tls_reload", l_core_tls_reload },
         { NULL, NULL }

@@ -122,6 +122,8 @@ static int l_lock(lua_State *L)
     }
     lua_pushnil(L);
     lua_pushstring(L, err);
+    /* The holder only when another process has the lock: service.lua
+     * names it in the message for the terminal. */
     if (rc == -EAGAIN) {
         lua_pushinteger(L, holder);
         return 3;
@@ -137,6 +139,7 @@ static int l_probe(lua_State *L)
     int state = tp_daemon_probe(path, &pid);
     if (state < 0)
         return push_fail(L, strerror(-state));
+    /* Indexed by tp_daemon_state_t: absent 0, stale 1, running 2. */
     static const char *const names[] = { "absent", "stale", "running" };
     lua_pushstring(L, names[state]);
     lua_pushinteger(L, pid);
@@ -149,8 +152,11 @@ static int l_kill(lua_State *L)
     lua_Integer pid = luaL_checkinteger(L, 1);
     static const char *const names[] = { "TERM", "INT", "HUP", "USR1",
                                          "ZERO", NULL };
+    /* Signal 0 sends nothing: it asks whether the process is there. */
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, 0 };
     int which = luaL_checkoption(L, 2, NULL, names);
+    /* kill() with 0 or less signals a process group or every process we
+     * may reach: never from here. */
     if (pid <= 0)
         return luaL_argerror(L, 1, "pid must be positive");
     if (kill((pid_t)pid, sigs[which]) != 0)
@@ -162,6 +168,8 @@ static int l_kill(lua_State *L)
 static int l_sleep(lua_State *L)
 {
     lua_Number ms = luaL_checknumber(L, 1);
+    /* Blocks the thread: for the waits of --stop and --stats, which serve
+     * nothing. */
     if (ms > 0)
         uv_sleep((unsigned int)ms);
     return 0;
@@ -201,6 +209,8 @@ static int l_dir_size(lua_State *L)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         struct stat st;
+        /* A link is not counted, and a failure is skipped: LevelDB's
+         * compaction may delete a file between readdir and fstatat. */
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISREG(st.st_mode))
             total += (double)st.st_size;
@@ -215,6 +225,7 @@ static void push_counts(lua_State *L, const uint64_t *v, int n)
 {
     lua_newtable(L);
     for (int i = 0; i < n; i++) {
+        /* Zeros are left out: of the 1025 frame type slots few ever count. */
         if (v[i] == 0)
             continue;
         lua_pushnumber(L, (lua_Number)v[i]);
@@ -335,8 +346,12 @@ static int l_on_signal(lua_State *L)
     }
     lua_pushvalue(L, 2);
     slot->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* The main state: a coroutine that set the handler may be dead when
+     * the signal comes. */
     slot->L = tp_lua_main(L);
     if (!slot->started || uv_is_closing((uv_handle_t *)&slot->h)) {
+        /* The handle is closing with every other one (the stop): it cannot be
+         * started again. */
         if (slot->started)
             return luaL_error(L, "the server is stopping");
         uv_signal_init(tp_lua_loop(L), &slot->h);

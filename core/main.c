@@ -107,6 +107,8 @@ static bool find_home(char *out, size_t len)
         char *slash = strrchr(exe, '/');
         if (slash)
             *slash = '\0';
+        /* The binary's own tree first: a build in a source tree must not pick
+         * up an installed copy. */
         static const char *const rel[] = { "", "/../..", "/../share/tpserver",
                                            "/.." };
         for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
@@ -115,6 +117,7 @@ static bool find_home(char *out, size_t len)
             if (file_exists(probe)) {
                 char joined[PATH_MAX + 32];
                 snprintf(joined, sizeof joined, "%s%s", exe, rel[i]);
+                /* Absolute and without '..', as for TPSERVER_HOME above. */
                 char *real = realpath(joined, NULL);
                 snprintf(out, len, "%s", real ? real : joined);
                 free(real);
@@ -133,6 +136,7 @@ static bool find_home(char *out, size_t len)
 static void set_package_path(lua_State *L, const char *home)
 {
     lua_getglobal(L, "package");
+    /* home/?.lua: the admin/ modules, required as admin.<name>. */
     lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua", home, home,
                     home);
     lua_setfield(L, -2, "path");
@@ -145,8 +149,10 @@ static void on_hup(uv_signal_t *h, int signum)
 {
     tp_log_info("main", "signal=HUP reopening log files, reloading the "
                 "configuration");
+    /* RELOADING=1 and READY=1 bracket a reload for systemd (sd_notify). */
     tp_daemon_notify("RELOADING=1");
     char err[512];
+    /* Reopened first, so what the reload logs goes to the new file. */
     if (tp_log_reopen(err, sizeof err) != 0)
         tp_log_error("log", "%s", err);
     tp_lua_hup(&lx);
@@ -164,6 +170,7 @@ static void on_signal(uv_signal_t *h, int signum)
     signal(SIGHUP, SIG_IGN);
 }
 
+/* Closes whatever is left at the end, so that uv_loop_close succeeds. */
 static void close_walk(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h))
@@ -200,6 +207,7 @@ static int run_script(tp_server_t *srv, const char *home, int argc,
 {
     lua_State *L = lx.L;
     watch_signals(srv);
+    /* arg[0] is the script and arg[1..] its arguments, as lua(1) has them. */
     lua_createtable(L, argc, 0);
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);
@@ -208,6 +216,7 @@ static int run_script(tp_server_t *srv, const char *home, int argc,
     lua_setglobal(L, "arg");
     lua_pushstring(L, home);
     lua_setglobal(L, "TP_HOME");
+    /* debug.traceback under the chunk: lua_pcall's handler at -2. */
     lua_getglobal(L, "debug");
     lua_getfield(L, -1, "traceback");
     lua_remove(L, -2);
@@ -252,6 +261,7 @@ typedef struct options {
 /* Returns -1 to go on, else the exit status (help, version, misuse). */
 static int parse_options(int argc, char **argv, options_t *o)
 {
+    /* Above 255: a long-only option cannot clash with a short one's char. */
     enum { OPT_STOP = 256, OPT_STATUS, OPT_STATS, OPT_PID_FILE };
     enum { OPT_TLS_PORT = 320, OPT_HTTP_PORT, OPT_HTTPS_PORT, OPT_CERT,
            OPT_KEY };
@@ -299,6 +309,8 @@ static int parse_options(int argc, char **argv, options_t *o)
         case 'p': {
             char *end;
             long port = strtol(optarg, &end, 10);
+            /* At least 1: the TP port has no "none", and o->port 0 is
+             * "not given". */
             if (*end || port < 1 || port > 65535) {
                 fprintf(stderr, "tpserver: --port wants 1-65535, got %s\n",
                         optarg);
@@ -315,11 +327,13 @@ static int parse_options(int argc, char **argv, options_t *o)
             const char *name = ch == OPT_TLS_PORT ? "tls-port" :
                                ch == OPT_HTTP_PORT ? "http-port" :
                                "https-port";
+            /* !*optarg: strtol reads "" as 0, which here means no listener. */
             if (!*optarg || *end || port < 0 || port > 65535) {
                 fprintf(stderr, "tpserver: --%s wants 0-65535 (0: no such "
                         "listener), got %s\n", name, optarg);
                 return 2;
             }
+            /* Kept as a string: NULL (not given) must differ from 0 (none). */
             *(ch == OPT_TLS_PORT ? &o->tls_port : ch == OPT_HTTP_PORT ?
               &o->http_port : &o->https_port) = optarg;
             break;
@@ -427,6 +441,7 @@ static void push_args(lua_State *L, const options_t *o, const char *home,
 
 int main(int argc, char **argv)
 {
+    /* A peer that closes while we write gives EPIPE, not our end. */
     signal(SIGPIPE, SIG_IGN);
     tp_crash_install();
     bool script = argc >= 2 && strcmp(argv[1], "script") == 0;
@@ -438,9 +453,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* One slot per argument: --set cannot come more often than that. */
     options_t opt = { .sets = calloc((size_t)argc, sizeof(char *)) };
     if (!opt.sets)
         return 1;
+    /* A script's arguments are its own (arg), and console_client.c reads
+     * the console's and backup's. */
     if (!script && !console) {
         int rc = parse_options(argc, argv, &opt);
         if (rc >= 0) {
@@ -451,6 +469,9 @@ int main(int argc, char **argv)
          * server; the loop's handlers replace these. */
         signal(SIGHUP, SIG_IGN);
         signal(SIGUSR1, SIG_IGN);
+        /* Everything the server makes is its own: the data directory holds
+         * the password hashes (files 0600, folders 0700). */
+        umask(077);
     }
 
     char home[PATH_MAX + 64];
@@ -484,6 +505,7 @@ int main(int argc, char **argv)
     tp_server_init(&srv, loop);
     if (tp_lua_init(&lx, &srv) != 0) {
         fprintf(stderr, "tpserver: cannot create the Lua state\n");
+        /* 'F': the message is printed, so the parent only exits 1. */
         tp_daemon_failed();
         free(opt.sets);
         return 1;
@@ -508,6 +530,7 @@ int main(int argc, char **argv)
         if (tp_lua_boot(&lx, boot) != 0) {
             status = 1;
             tp_daemon_failed();
+            /* Boot may have bound ports or started timers before it failed. */
             tp_lua_request_stop(&lx);
         } else if (srv.listeners) {
             tp_daemon_ready();
@@ -516,6 +539,9 @@ int main(int argc, char **argv)
             tp_crash_phase("serve");
             uv_run(loop, UV_RUN_DEFAULT);
             tp_crash_phase("stop");
+            /* The stop closed the HUP handle, restoring the default
+             * action: a HUP would end us before tp_lua_stop closes the
+             * database. on_signal did this, a stop from Lua did not. */
             signal(SIGHUP, SIG_IGN);
         } else {
             /* --check-config, --stop, --status, --stats, or nothing to
@@ -525,6 +551,8 @@ int main(int argc, char **argv)
         }
         tp_lua_stop(&lx);
     }
+    /* Closes every handle still open, and runs until all closes are done,
+     * before the Lua state and the loop go. */
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     tp_lua_close(&lx);
@@ -536,6 +564,7 @@ int main(int argc, char **argv)
         tp_log_info("main", "stopped pid=%d status=%d", (int)getpid(),
                     status);
     free(opt.sets);
+    /* Last: everything above may still log. */
     tp_log_close();
     return status;
 }

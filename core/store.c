@@ -168,6 +168,7 @@ static void take_error(char *err, char msg[ERRBUF])
         n = ERRBUF - 1;
     memcpy(msg, err, n);
     msg[n] = '\0';
+    /* Freed here, before any Lua call that could raise and leak it. */
     leveldb_free(err);
 }
 
@@ -239,6 +240,7 @@ static const char *check_path(lua_State *L, int arg)
 {
     size_t len;
     const char *path = luaL_checklstring(L, arg, &len);
+    /* LevelDB takes a C string: an embedded NUL would name another path. */
     if (strlen(path) != len)
         luaL_argerror(L, arg, "path contains a NUL byte");
     return path;
@@ -269,6 +271,7 @@ static size_t opt_size(lua_State *L, int arg, const char *name,
     if (lua_type(L, -1) != LUA_TNUMBER)
         opt_error(L, arg, name, "integer");
     n = lua_tonumber(L, -1);
+    /* Written so that NaN fails; the cast test refuses fractions. */
     if (!(n >= (lua_Number)min && n <= (lua_Number)max)
         || (lua_Number)(size_t)n != n)
         luaL_argerror(L, arg, lua_pushfstring(L, "option '%s': integer "
@@ -353,6 +356,8 @@ static void child_end_at(lua_State *L, int idx, store_child *c,
 /* Frees everything a db owns; safe on a half-opened or closed db. */
 static void db_close(store_db *d)
 {
+    /* Children first: LevelDB wants every iterator and snapshot gone
+     * before the close. */
     while (d->children) {
         store_child *c = d->children;
         c->detached = 1;
@@ -366,6 +371,7 @@ static void db_close(store_db *d)
         leveldb_options_destroy(d->options);
         d->options = NULL;
     }
+    /* The cache after the handle, which uses it until it is closed. */
     if (d->cache) {
         leveldb_cache_destroy(d->cache);
         d->cache = NULL;
@@ -416,6 +422,8 @@ static void check_snap_of(lua_State *L, store_snap *s, store_db *d, int arg)
 
 static void parse_open_opts(lua_State *L, int arg, open_opts *o)
 {
+    /* LevelDB's own defaults (options.h) but create_if_missing, spelled
+     * out so that the list at the top holds whatever the library version. */
     o->create_if_missing = 1;
     o->error_if_exists = 0;
     o->paranoid_checks = 0;
@@ -480,6 +488,8 @@ static int l_store_open(lua_State *L)
     memset(d, 0, sizeof *d);
     luaL_getmetatable(L, MT_DB);
     lua_setmetatable(L, -2);
+    /* The environment before anything is created: it allocates, and may
+     * raise while the userdata owns nothing yet. */
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, -2);
     lua_rawseti(L, -2, 1);
@@ -506,6 +516,7 @@ static int l_store_open(lua_State *L)
     leveldb_writeoptions_set_sync(d->wnosync, 0);
     d->handle = leveldb_open(d->options, path, &err);
     if (err) {
+        /* An error comes with a NULL handle; one that does not is closed. */
         if (d->handle) {
             leveldb_close(d->handle);
             d->handle = NULL;
@@ -554,6 +565,7 @@ static int db_get(lua_State *L, store_db *d, int keyidx, store_snap *s)
         return luaL_error(L, "snapshot is released");
     leveldb_readoptions_set_snapshot(d->ropts, s ? s->snap : NULL);
     val = leveldb_get(d->handle, d->ropts, key, klen, &vlen, &err);
+    /* Reset at once: ropts is shared by every read of this db. */
     leveldb_readoptions_set_snapshot(d->ropts, NULL);
     if (err) {
         if (val)
@@ -601,6 +613,8 @@ static bool injected_failure(void)
 /* store.fail_writes(n) -> n */
 static int l_store_fail_writes(lua_State *L)
 {
+    /* Refused unless the environment asks: no console command or ruleset
+     * can make a real server drop its writes. */
     const char *on = getenv("TPSERVER_TEST_FAULTS");
     if (!on || strcmp(on, "1") != 0)
         return luaL_error(L, "fault injection is off (set "
@@ -662,6 +676,8 @@ static int l_store_write(lua_State *L)
     const leveldb_writeoptions_t *wo = check_wopts(L, d, 3);
     char *err = NULL;
 
+    /* NULL once collected: a finalizer may reach a batch whose own __gc
+     * already ran. */
     if (!b->wb)
         return luaL_error(L, "batch is released");
     if (injected_failure()) {
@@ -742,6 +758,8 @@ static int l_store_batch(lua_State *L)
     b->count = 0;
     luaL_getmetatable(L, MT_BATCH);
     lua_setmetatable(L, -2);
+    /* Created last, once __gc is in place to free it: nothing that may
+     * raise comes after. */
     b->wb = leveldb_writebatch_create();
     return 1;
 }
@@ -820,6 +838,7 @@ static int l_store_snapshot(lua_State *L)
     s->link.kind = CHILD_SNAP;
     luaL_getmetatable(L, MT_SNAP);
     lua_setmetatable(L, -2);
+    /* The db's environment: the snapshot keeps the db alive (see the top). */
     lua_getfenv(L, 1);
     lua_setfenv(L, -2);
     /* A finalizer run by the allocation above may have closed d. */
@@ -863,6 +882,7 @@ static void parse_iter_opts(lua_State *L, int arg, store_db *d, iter_opts *o)
         } else if (strcmp(name, "keys_only") == 0) {
             o->keys_only = opt_bool(L, arg, name);
         } else if (strcmp(name, "limit") == 0) {
+            /* 2^52: every count up to it is exact in a double. */
             o->limit = opt_size(L, arg, name, 0, (size_t)1 << 52);
             o->has_limit = 1;
         } else if (strcmp(name, "snapshot") == 0) {
@@ -881,6 +901,8 @@ static void parse_iter_opts(lua_State *L, int arg, store_db *d, iter_opts *o)
 /* Bytes in the smallest key above every key with prefix p (0: none). */
 static size_t prefix_end_len(const char *p, size_t len)
 {
+    /* A trailing 0xFF cannot be incremented: drop it and increment the
+     * byte before. A prefix of only 0xFF bytes has no end: no upper bound. */
     while (len > 0 && (unsigned char)p[len - 1] == 0xFF)
         len--;
     return len;
@@ -900,6 +922,7 @@ static int iter_finish(lua_State *L, store_iter *it)
     char msg[ERRBUF];
 
     leveldb_iter_get_error(it->it, &err);
+    /* After the error is read: it lives in the LevelDB iterator. */
     iter_end(L, it);
     if (!err) {
         lua_pushnil(L);
@@ -935,6 +958,8 @@ static int l_store_iter(lua_State *L)
         hi = o.stop;
         hi_len = o.stop_len;
     }
+    /* The bounds are copied into the userdata: the option strings may be
+     * collected while the iterator lives. */
     it = lua_newuserdata(L, sizeof *it + lo_len + hi_len + end_len);
     memset(it, 0, sizeof *it);
     it->link.kind = CHILD_ITER;
@@ -976,12 +1001,15 @@ static int l_store_iter(lua_State *L)
     it->it = leveldb_create_iterator(d->handle, d->ropts);
     leveldb_readoptions_set_snapshot(d->ropts, NULL);
     child_link(d, &it->link);
+    /* The seek sets one bound; next() checks the other as it walks. */
     if (!it->reverse) {
         if (it->lo)
             leveldb_iter_seek(it->it, it->lo, it->lo_len);
         else
             leveldb_iter_seek_to_first(it->it);
     } else if (it->hi) {
+        /* The first key >= hi is outside the range: step back from it, or from
+         * the end when there is none. */
         leveldb_iter_seek(it->it, it->hi, it->hi_len);
         if (leveldb_iter_valid(it->it))
             leveldb_iter_prev(it->it);
@@ -1008,6 +1036,7 @@ static int l_store_iter_next(lua_State *L)
     }
     if (!leveldb_iter_valid(it->it))
         return iter_finish(L, it);
+    /* limit = 0: nothing at all. */
     if (it->has_limit && it->remaining == 0) {
         iter_end(L, it);
         lua_pushnil(L);
@@ -1033,6 +1062,8 @@ static int l_store_iter_next(lua_State *L)
         if (!it->it)
             return luaL_error(L, CLOSED_MSG);
     }
+    /* The last pair allowed: the LevelDB iterator goes now, not at the
+     * next call. */
     if (it->has_limit && --it->remaining == 0)
         iter_end(L, it);
     else if (it->reverse)

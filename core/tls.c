@@ -76,6 +76,7 @@ static int64_t asn1_unix(const ASN1_TIME *t)
 {
     struct tm tm;
     memset(&tm, 0, sizeof tm);
+    /* 0 (1970) on failure: an unreadable expiry then counts as expired. */
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
         return 0;
     return (int64_t)timegm(&tm);
@@ -104,6 +105,8 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 static int check_readable(const char *what, const char *path, char *err,
                           size_t errlen)
 {
+    /* Tried first: OpenSSL's error for a missing file names neither the
+     * file nor errno; this message does. */
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "TLS %s %s: %s", what, path, strerror(errno));
@@ -134,6 +137,7 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
      * TP session is long enough that resumption saves nothing. */
     uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                     SSL_OP_NO_TICKET;
+    /* Older OpenSSL versions lack these two flags. */
 #ifdef SSL_OP_NO_RENEGOTIATION
     opts |= SSL_OP_NO_RENEGOTIATION;
 #endif
@@ -141,6 +145,8 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
     opts |= SSL_OP_NO_CLIENT_RENEGOTIATION;
 #endif
     SSL_CTX_set_options(ctx, opts);
+    /* 1.2 at least (PROTOCOL.md 1.3): 1.0 and 1.1 would only serve very
+     * old client builds. */
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
@@ -148,14 +154,18 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
         snprintf(err, errlen, "cannot configure TLS: %s", why);
         goto fail;
     }
+    /* For TLS 1.3, where SSL_OP_NO_TICKET alone still sends (stateful)
+     * tickets. */
     if (SSL_CTX_set_num_tickets(ctx, 0) != 1) {
         last_error(why, sizeof why, "?");
         snprintf(err, errlen, "cannot configure TLS: %s", why);
         goto fail;
     }
+    /* No resumption (see above), so no cache growing with the sessions. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     /* Idle sessions give their 16 KiB record buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* No client certificates: TP clients have none (PROTOCOL.md 1.3). */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tpserver",
                                    8);
@@ -167,6 +177,8 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        /* The last error: a mismatch is found by the final step, after the
+         * PEM reading. */
         unsigned long e = ERR_peek_last_error();
         if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
             ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
@@ -180,6 +192,8 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
                  "(%s; encrypted keys are not supported)", key, why);
         goto fail;
     }
+    /* Also catches a key of another type than the certificate (EC and
+     * RSA), which use_PrivateKey puts in a slot of its own unchecked. */
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         snprintf(err, errlen, "TLS key %s does not belong to the "
@@ -188,6 +202,8 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
     }
     X509 *x = SSL_CTX_get0_certificate(ctx);
     int64_t na = x ? asn1_unix(X509_get0_notAfter(x)) : 0;
+    /* Refused though no TP client checks dates (PROTOCOL.md 1.3): the
+     * admin hears of it at start or reload, with the file's name. */
     if (na <= (int64_t)time(NULL)) {
         char when[48];
         format_time(na, when, sizeof when);
@@ -226,6 +242,8 @@ int tp_tls_ctx_reload(tp_tls_ctx_t *t, char *err, size_t errlen)
     SSL_CTX *ctx = load_ctx(t->cert, t->key, &na, err, errlen);
     if (!ctx)
         return -1;
+    /* Only now that the new one loaded. Sessions hold references of their
+     * own (SSL_new), so they keep the old context until they end. */
     SSL_CTX_free(t->ssl_ctx);
     t->ssl_ctx = ctx;
     t->not_after = na;
@@ -264,6 +282,7 @@ tp_tls_t *tp_tls_new(tp_tls_ctx_t *ctx)
     t->rbio = BIO_new(BIO_s_mem());
     t->wbio = BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
+        /* The BIOs are not the SSL's yet: each is freed on its own. */
         SSL_free(t->ssl);
         BIO_free(t->rbio);
         BIO_free(t->wbio);
@@ -303,6 +322,7 @@ int tp_tls_feed(tp_tls_t *t, const void *p, size_t n)
         int chunk = n > INT_MAX ? INT_MAX : (int)n;
         ERR_clear_error();
         int w = BIO_write(t->rbio, p, chunk);
+        /* A memory BIO takes all it can allocate: failing is out of memory. */
         if (w <= 0) {
             t->failed = true;
             snprintf(t->why, sizeof t->why, "out of memory");
@@ -353,6 +373,8 @@ long tp_tls_read(tp_tls_t *t, void *out, size_t room)
     if (n > 0)
         return n;
     int e = SSL_get_error(t->ssl, n);
+    /* Also when what was fed held no data (part of a record, a TLS 1.3
+     * key update): wait for more. */
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         ERR_clear_error();
         return 0;
@@ -376,9 +398,13 @@ int tp_tls_write(tp_tls_t *t, const void *p, size_t n)
     if (t->failed || !t->ready || t->shut)
         return TP_TLS_FAILED;
     while (n > 0) {
+        /* At most one record per SSL_write, so the caller's frame boundaries
+         * stay record boundaries (PROTOCOL.md 1.3). */
         int chunk = n > WRITE_CHUNK ? WRITE_CHUNK : (int)n;
         ERR_clear_error();
         int w = SSL_write(t->ssl, p, chunk);
+        /* Never "try again": the memory BIO takes all, and renegotiation is
+         * off. */
         if (w <= 0) {
             fail_session(t, SSL_get_error(t->ssl, w));
             return TP_TLS_FAILED;
@@ -400,6 +426,8 @@ bool tp_tls_drain(tp_tls_t *t, tp_buf_t *dst)
     while (n > 0) {
         int chunk = n > INT_MAX ? INT_MAX : (int)n;
         if (!tp_buf_reserve(dst, (size_t)chunk)) {
+            /* Part of a record cannot be sent (it would corrupt the
+             * stream): drop it all, and the session with it. */
             (void)BIO_reset(t->wbio);
             t->failed = true;
             snprintf(t->why, sizeof t->why, "output buffer full");
@@ -421,6 +449,8 @@ void tp_tls_close_notify(tp_tls_t *t)
         return;
     t->shut = true;
     ERR_clear_error();
+    /* The peer's close_notify is never waited for (the connection closes
+     * anyway), so 0, "sent, no answer yet", is fine. */
     (void)SSL_shutdown(t->ssl);
     ERR_clear_error();
 }
@@ -466,7 +496,10 @@ static int write_pem(const char *path, mode_t mode, pem_writer_fn writer,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    /* The pid keeps two processes off one temporary file. */
     snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
+    /* The mode is set at creation: a key is never readable by others, not
+     * even for a moment. */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
@@ -483,6 +516,8 @@ static int write_pem(const char *path, mode_t mode, pem_writer_fn writer,
     }
     ERR_clear_error();
     int ok = writer(f, obj) == 1;
+    /* Synced before the rename: after a crash the name holds the whole
+     * new file, never an empty one. */
     ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
     int saved = errno;
     if (fclose(f) != 0)
@@ -526,6 +561,9 @@ int tp_tls_make_self_signed(const char *cert, const char *key,
     }
     x = X509_new();
     serial = BN_new();
+    /* Version 2 means v3 (needed for subjectAltName). A random 63-bit
+     * serial: positive in 8 bytes, and new with every certificate made.
+     * Valid from an hour ago, for clients whose clock runs behind. */
     if (!x || !serial || X509_set_version(x, 2) != 1 ||
         BN_rand(serial, 63, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
         !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) ||
@@ -552,6 +590,7 @@ int tp_tls_make_self_signed(const char *cert, const char *key,
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);
     X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    /* Clients that check names match subjectAltName, not the CN. */
     ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
                               "DNS:localhost,IP:127.0.0.1,IP:::1");
     if (!ext || X509_add_ext(x, ext, -1) != 1 ||
@@ -586,6 +625,7 @@ int tp_tls_cert_info(const char *path, int64_t *not_before,
         return -1;
     }
     ERR_clear_error();
+    /* no_password: the default callback would prompt on the terminal. */
     X509 *x = PEM_read_X509(f, NULL, no_password, NULL);
     fclose(f);
     if (!x) {

@@ -59,12 +59,16 @@ if not rs then
     error(err, 0)
 end
 
--- Create the data directory (and its parents) if needed.
+-- Create the data directory (and its parents) if needed. It holds the
+-- password hashes: the server makes it 0700 (and, by its umask, its
+-- files 0600), and warns about an existing one others may read.
 local dir = ""
+local data_mode = core.mode(cfg.data)
 for part in cfg.data:gmatch("[^/]+") do
     dir = (dir == "" and cfg.data:sub(1, 1) ~= "/") and part
           or (dir .. "/" .. part)
-    local ok, merr = core.mkdir(dir)
+    local ok, merr = core.mkdir(dir, dir == cfg.data:gsub("/+$", "") and
+                                     448 or nil)            -- 0700
     if not ok then
         error(merr, 0)
     end
@@ -72,6 +76,11 @@ end
 
 service.lock(cfg)
 service.open_logs(cfg)
+if data_mode and data_mode % 64 ~= 0 then     -- any group or other bits
+    log.warning("main", "the data directory %s can be read or entered by "
+                .. "other users (mode %o): it holds the accounts' password "
+                .. "hashes; chmod 700 %s", cfg.data, data_mode, cfg.data)
+end
 
 local db
 db, err = db_mod.open(cfg.data .. "/db", {

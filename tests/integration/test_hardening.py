@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Hardening (issue 14, as far as it is done): the data directory the
+server makes is 0700 and everything in it is the server's alone (files
+0600, folders 0700: the password hashes are in it), and an existing data
+directory that other users may read or enter gets a warning at start
+(the server still starts)."""
+
+import os
+import stat
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tplib  # noqa: E402
+from test_protocol import Player  # noqa: E402
+
+T = tplib.Tap.current or tplib.Tap()
+
+
+def modes(top):
+    """{path relative to top: permission bits} of everything under top."""
+    out = {}
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            if stat.S_ISSOCK(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                continue
+            out[os.path.relpath(p, top)] = stat.S_IMODE(st.st_mode)
+    return out
+
+
+def test_new_data_directory():
+    with tplib.Server("--tls-port", "0") as srv:
+        p = Player(srv)
+        p.call("FinishedTurn")
+        p.c.close()
+        data_mode = stat.S_IMODE(os.stat(srv.data_dir).st_mode)
+        T.is_(oct(data_mode), oct(0o700), "a new data directory is 0700")
+        found = modes(srv.data_dir)
+        T.ok(any(k.startswith("db" + os.sep) for k in found),
+             "(the database is in it)", repr(sorted(found)))
+        open_to_others = {k: oct(v) for k, v in found.items()
+                          if v & 0o077}
+        T.is_(open_to_others, {}, "nothing in it is open to group or "
+              "others (files 0600, folders 0700)")
+        T.ok("can be read or entered by other users" not in srv.log(),
+             "no warning about it")
+
+
+def test_open_data_directory():
+    srv = tplib.Server()
+    os.makedirs(srv.data_dir)
+    os.chmod(srv.data_dir, 0o755)
+    with srv:
+        p = Player(srv)
+        T.ok(p.call("Ping").is_("Okay"), "a data directory of mode 0755: "
+             "the server starts and serves")
+        T.ok("can be read or entered by other users (mode 755)" in
+             srv.log() and "chmod 700" in srv.log(),
+             "with a warning that says how to fix it", srv.log_tail(10))
+        p.c.close()
+
+
+def main():
+    T.run(test_new_data_directory, test_open_data_directory)
+    T.done()
+
+
+if __name__ == "__main__":
+    main()
