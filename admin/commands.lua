@@ -513,6 +513,27 @@ Lets a banned player log in again.]], function(who_)
     return "unbanned"
 end)
 
+def("players", "locked", "locked()", [[
+Account names and client addresses whose logins are being slowed down
+after repeated wrong passwords: failures, the wait each login gets now
+(seconds), the time of the last failure. They are forgotten 15 minutes
+after their last failure; unlock() forgets them at once.]], function()
+    local rows = require("tp.login_guard").locked()
+    for _, r in ipairs(rows) do
+        r.last = os.date("!%Y-%m-%d %H:%M:%S", r.last)
+    end
+    return listing({ "kind", "name or address", "failures", "wait (s)",
+                     "last failure (UTC)" }, rows,
+                   { "kind", "key", "failures", "delay", "last" })
+end)
+
+def("players", "unlock", "unlock()", [[
+Forgets every count of failed logins (see locked()).]], function()
+    require("tp.login_guard").clear()
+    log.info("admin", "failed-login counts cleared by %s", who())
+    return "unlocked"
+end)
+
 -- ------------------------------------------------------------ objects
 
 local function object_row(o)

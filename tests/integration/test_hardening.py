@@ -3,11 +3,15 @@
 server makes is 0700 and everything in it is the server's alone (files
 0600, folders 0700: the password hashes are in it), and an existing data
 directory that other users may read or enter gets a warning at start
-(the server still starts)."""
+(the server still starts); password guessing: after three wrong passwords
+for a name its logins wait 1 s, 2 s, ... (whatever the password), the
+connection is closed after five failed logins, the admin console lists
+the name, a good login clears it, other names are not slowed."""
 
 import os
 import stat
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,8 +66,66 @@ def test_open_data_directory():
         p.c.close()
 
 
+def timed_login(c, name, password):
+    t0 = time.monotonic()
+    f = c.login(name, password)
+    return f, time.monotonic() - t0
+
+
+def test_password_guessing():
+    from test_console import console
+    with tplib.Server() as srv:
+        victim = Player(srv, name="victim")
+        victim.c.close()
+        c = srv.client()
+        c.connect()
+        took = []
+        for i in range(5):
+            f, t = timed_login(c, "Victim", "guess%d" % i)
+            T.ok(f.is_("Fail") and f["result"] ==
+                 "Login Error - bad username or password",
+                 "wrong password %d: the usual Fail" % (i + 1), repr(f))
+            took.append(t)
+        T.ok(all(t < 0.8 for t in took[:3]), "the first three are answered "
+             "at once", repr(took))
+        T.ok(0.9 <= took[3] < 3 and 1.9 <= took[4] < 5, "then 1 s, then "
+             "2 s", repr(took))
+        tplib.expect_close(T, c, "after five failed logins the connection "
+                           "is closed")
+        rc, out, err = console(srv, "locked()")
+        T.ok(rc == 0 and "victim" in out and "name" in out,
+             "the admin console lists the name", out + err)
+        T.ok("failed logins for account name victim" in srv.log(),
+             "the log says the name is slowed down")
+        other = Player(srv, name="bystander")
+        f, t = timed_login(srv_client(srv), "bystander", "pw-bystander")
+        T.ok(f.is_("Okay") and t < 0.8, "another name from the same "
+             "address is not slowed", repr((f, t)))
+        other.c.close()
+        c2 = srv_client(srv)
+        f, t = timed_login(c2, "victim", "pw-victim")
+        T.ok(f.is_("Okay") and t >= 1.9, "the right password waits too "
+             "(%.1f s), then logs in" % t, repr(f))
+        c2.close()
+        c3 = srv_client(srv)
+        f, t = timed_login(c3, "victim", "pw-victim")
+        T.ok(f.is_("Okay") and t < 0.8, "after a good login the name is "
+             "answered at once again", repr((f, t)))
+        c3.close()
+        rc, out, err = console(srv, "locked()")
+        T.ok(rc == 0 and "victim" not in out, "and no longer listed",
+             out + err)
+
+
+def srv_client(srv):
+    c = srv.client()
+    c.connect()
+    return c
+
+
 def main():
-    T.run(test_new_data_directory, test_open_data_directory)
+    T.run(test_new_data_directory, test_open_data_directory,
+          test_password_guessing)
     T.done()
 
 

@@ -7,6 +7,8 @@ local dispatch = require "tp.dispatch"
 local fail = require "tp.fail"
 local game = require "tp.game"
 local log = require "tp.log"
+local guard = require "tp.login_guard"
+local core = require "tp.core"
 local proto = require "tp.proto"
 local stats = require "tp.stats"
 
@@ -100,9 +102,14 @@ M.Login = { states = CONNECTED, fn = function(conn, req)
         fail.raise("Frame", "Login Error - " .. (why or "empty password"))
     end
     dispatch.defer(conn, req, function(reply)
-        accounts.verify(name, req.password, dispatch.guard(conn, req, reply,
-            function(player)
+        local function check()
+            if conn.closed then
+                return
+            end
+            accounts.verify(name, req.password, dispatch.guard(conn, req,
+                reply, function(player)
                 if player then
+                    guard.succeeded(name, conn.peer)
                     return reply(login_ok(conn, player))
                 end
                 if not accounts.find(name) and cfg.auto_create_accounts then
@@ -118,8 +125,31 @@ M.Login = { states = CONNECTED, fn = function(conn, req)
                 logins:inc(1, { result = "failed" })
                 log.info("session", "login failed", { conn = conn.id,
                          peer = conn.peer, name = name })
+                guard.failed(name, conn.peer, log)
+                conn.failed_logins = (conn.failed_logins or 0) + 1
+                if conn.failed_logins >= guard.PER_CONN then
+                    -- The Fail goes out first, then the connection ends.
+                    core.timer(0, 0, function()
+                        if not conn.closed then
+                            log.warning("session", "conn=%d peer=%s: %d "
+                                        .. "failed logins, closing", conn.id,
+                                        tostring(conn.peer),
+                                        conn.failed_logins)
+                            conn:close("too many failed logins")
+                        end
+                    end)
+                end
                 fail.raise("Frame", "Login Error - bad username or password")
             end))
+        end
+        -- A name or address under a guessing attack waits first, whatever
+        -- the password (tp.login_guard).
+        local wait = guard.delay(name, conn.peer)
+        if wait > 0 then
+            core.timer(math.floor(wait * 1000), 0, check)
+        else
+            check()
+        end
     end)
 end }
 
