@@ -722,11 +722,8 @@ static int l_session_index(lua_State *L)
 {
     session_t *s = check_session(L, 1);
     const char *key = lua_tostring(L, 2);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));          /* methods */
-    if (!lua_isnil(L, -1))
+    if (tp_lua_object_method(L))
         return 1;
-    lua_pop(L, 1);
     if (key) {
         if (strcmp(key, "id") == 0) {
             lua_pushnumber(L, (lua_Number)s->id);

@@ -229,11 +229,8 @@ static int l_conn_index(lua_State *L)
 {
     conn_box_t *box = luaL_checkudata(L, 1, CONN_MT);
     const char *key = lua_tostring(L, 2);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1)); /* methods */
-    if (!lua_isnil(L, -1))
+    if (tp_lua_object_method(L))
         return 1;
-    lua_pop(L, 1);
     tp_conn_t *c = box->c;
     if (key && c) {
         if (strcmp(key, "id") == 0) {

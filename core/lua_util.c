@@ -132,6 +132,16 @@ void tp_lua_push_hook(tp_lua_t *lx, const char *name)
 /* ------------------------------------------------------------ objects */
 
 /* The attribute table is the object's environment table. */
+bool tp_lua_object_method(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));   /* the methods table */
+    if (!lua_isnil(L, -1))
+        return true;
+    lua_pop(L, 1);
+    return false;
+}
+
 int tp_lua_object_attr(lua_State *L)
 {
     lua_getfenv(L, 1);

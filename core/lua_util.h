@@ -11,6 +11,8 @@
 #ifndef TP_LUA_UTIL_H
 #define TP_LUA_UTIL_H
 
+#include <stdbool.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <uv.h>
@@ -65,5 +67,9 @@ void tp_lua_object_class(lua_State *L, const char *name,
 /* Pushes the attribute of the object at 1 named by the key at 2; for the
  * end of an index function: return tp_lua_object_attr(L). */
 int tp_lua_object_attr(lua_State *L);
+
+/* For the start of an index function: pushes the method named by the key
+ * at 2 and returns true, or pushes nothing and returns false. */
+bool tp_lua_object_method(lua_State *L);
 
 #endif
