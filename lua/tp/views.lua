@@ -91,11 +91,17 @@ function M.board_readable(player, b)
     return b ~= nil and (b.owner == player or b.owner == 0)
 end
 
--- May player post to b? Boards they read, and other players' personal
--- boards (that is how players write to each other).
+-- May player post to b? The ruleset's board_postable(ctx, player, board)
+-- decides when it has one; by default the boards they read (their own, the
+-- public ones) and other players' personal boards (that is how players
+-- write to each other: such a message goes to the end, marked with its
+-- sender, see handlers/boards.lua).
 function M.board_postable(player, b)
     if b == nil then
         return false
+    end
+    if ruleset and ruleset.board_postable then
+        return ruleset.board_postable(ctx, player, b) and true or false
     end
     return M.board_readable(player, b) or
            (b.owner ~= 0 and accounts.player(b.owner) ~= nil)

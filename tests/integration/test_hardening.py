@@ -6,7 +6,8 @@ directory that other users may read or enter gets a warning at start
 (the server still starts); password guessing: after three wrong passwords
 for a name its logins wait 1 s, 2 s, ... (whatever the password), the
 connection is closed after five failed logins, the admin console lists
-the name, a good login clears it, other names are not slowed."""
+the name, a good login clears it, other names are not slowed; posting
+into another player's board is rate-limited (own boards are not)."""
 
 import os
 import stat
@@ -117,6 +118,33 @@ def test_password_guessing():
              out + err)
 
 
+def post(p, board, subject, slot=-1):
+    return p.req("PostMessage", {
+        "id": board, "slot": slot, "msgtypes": [], "subject": subject,
+        "body": "spam", "turn": 0, "references": []})
+
+
+def test_board_spam():
+    with tplib.Server() as srv:
+        a, b = Player(srv), Player(srv)
+        a_board = a.get("GetBoards", [0])[0]["id"]
+        before = a.get("GetBoards", [0])[0]["messages"]
+        answers = [post(b, a_board, "spam %d" % i)[0] for i in range(12)]
+        okays = [f.is_("Okay") for f in answers]
+        T.ok(okays == [True] * 10 + [False] * 2, "ten messages to another "
+             "player's board at once, then Fail", repr(answers))
+        T.ok(answers[-1]["code"] == 3 and "too fast" in
+             answers[-1]["result"], "Fail 'posting too fast; try again in "
+             "N s'", repr(answers[-1]))
+        T.is_(a.get("GetBoards", [0])[0]["messages"], before + 10,
+              "the board holds the ten")
+        own = post(b, 0, "note to self", slot=0)
+        T.ok(own[0].is_("Okay"), "posting to one's own board is not "
+             "limited", repr(own))
+        a.c.close()
+        b.c.close()
+
+
 def srv_client(srv):
     c = srv.client()
     c.connect()
@@ -125,7 +153,7 @@ def srv_client(srv):
 
 def main():
     T.run(test_new_data_directory, test_open_data_directory,
-          test_password_guessing)
+          test_password_guessing, test_board_spam)
     T.done()
 
 

@@ -124,7 +124,22 @@ def test_fog_boards(srv, a, b):
         "B PostMessage to A's board (a personal message)")
     frames = a.req("GetMessage", {"id": 0, "slots": []})
     if check_seq(frames, n + 1, "A reads every message"):
-        T.is_(frames[-1]["subject"], "hello", "A got B's message")
+        # Marked with its sender (the subject and a player reference
+        # first), whatever B put in it.
+        T.is_(frames[-1]["subject"], "[from %s] hello" % b.name,
+              "A got B's message, marked with B's name")
+        T.is_(frames[-1]["references"][0], {"type": 7, "id": b.id},
+              "and a reference to B first")
+    # Another player's board takes messages at its end only.
+    check_okay(b.req("PostMessage", {
+        "id": a_board, "slot": 0, "msgtypes": [], "subject": "first!",
+        "body": "jumping the queue", "turn": 0, "references": []}),
+        "B PostMessage to slot 0 of A's board")
+    frames = a.req("GetMessage", {"id": 0, "slots": []})
+    T.is_([f["subject"] for f in frames[1:]][-1:] +
+          [frames[1]["subject"] == "[from %s] first!" % b.name],
+          ["[from %s] first!" % b.name, False],
+          "it went to the end, not to slot 0")
 
 
 def test_fog_designs(srv, a, b):

@@ -61,6 +61,24 @@ M.GetMessage = handler(function(conn, req)
     end)
 end)
 
+-- Messages a player may post to other players' boards: a bucket of
+-- POST_BURST that refills by one every POST_EVERY seconds.
+local POST_BURST, POST_EVERY = 10, 6
+local post_tokens = {}      -- player id -> { tokens, at }
+
+local function take_post_token(player)
+    local now = require("tp.core").now()
+    local t = post_tokens[player] or { tokens = POST_BURST, at = now }
+    t.tokens = math.min(POST_BURST, t.tokens + (now - t.at) / POST_EVERY)
+    t.at = now
+    post_tokens[player] = t
+    if t.tokens < 1 then
+        return false, math.ceil((1 - t.tokens) * POST_EVERY)
+    end
+    t.tokens = t.tokens - 1
+    return true
+end
+
 M.PostMessage = handler(function(conn, req)
     local id = req.id == 0 and own_board_id(conn) or req.id
     local b = model.boards[id]
@@ -72,12 +90,27 @@ M.PostMessage = handler(function(conn, req)
               req.slot, b.id), { { type = 4, id = b.id } })
     end
     local refs = {}
+    local subject, slot = req.subject, req.slot
+    if b.owner ~= conn.player and b.owner ~= 0 then
+        -- Into someone else's board: at its end, with who sent it, and
+        -- not faster than the bucket allows.
+        local ok, wait = take_post_token(conn.player)
+        if not ok then
+            raise("UnavailableTemporarily", string.format("you are posting "
+                  .. "to other players too fast; try again in %d s", wait))
+        end
+        local sender = accounts.player(conn.player)
+        subject = string.format("[from %s] %s",
+                                sender and sender.name or "?", subject)
+        refs[1] = { type = 7, id = conn.player }
+        slot = -1
+    end
     for _, r in ipairs(req.references) do
         refs[#refs + 1] = { type = r.type, id = r.id }
     end
-    model.post(b, { subject = req.subject, body = req.body,
+    model.post(b, { subject = subject, body = req.body,
                     turn = game.turn_number(), references = refs,
-                    from = conn.player }, req.slot)
+                    from = conn.player }, slot)
     return proto.okay("Message posted")
 end)
 
