@@ -103,6 +103,15 @@ return {
                                            -- connection (0: no limit);
                                            -- more wait their turn
     request_burst = 100,                   -- requests at once before it
+    max_connections_per_address = 1024,    -- player connections from one
+                                           -- address; more get a Fail
+                                           -- and are closed (0: no cap)
+    idle_timeout = 3600,                   -- seconds a logged-in client
+                                           -- may send nothing (clients
+                                           -- ping) before it is closed
+    frame_timeout = 60,                    -- seconds a frame may stay
+                                           -- half-sent before the
+                                           -- connection is closed
     request_time_limit = 10,               -- seconds of Lua one player
                                            -- request may take; then it is
                                            -- stopped with a Fail (0: none)

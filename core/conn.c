@@ -332,6 +332,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (c->proto->stats)
         tp_stats.bytes_in += (uint64_t)nread;
+    c->last_input_ms = uv_now(c->timer.loop);
     if (c->tr->received(c, buf->base, (size_t)nread))
         tp_conn_process(c);
 }
@@ -365,6 +366,14 @@ void tp_conn_process(tp_conn_t *c)
             break;
     }
     c->in_batch = false;
+    /* Bytes left with nothing holding them back are a frame not yet
+     * whole: the server's sweep closes it if it stays so (frame_ms). */
+    if (!c->closing && !held && !c->paused && c->in.len > 0) {
+        if (!c->partial_ms)
+            c->partial_ms = uv_now(c->timer.loop);
+    } else {
+        c->partial_ms = 0;
+    }
     tp_conn_flush(c);
     if (c->eof && !held && !c->paused && !c->closing)
         tp_conn_close(c, "peer closed");

@@ -138,6 +138,10 @@ struct tp_conn {
     bool throttled;            /* over the request rate: reading held */
     tp_tls_t *tls;             /* TLS session (tls transport), else NULL */
     uint64_t accepted_ms;      /* loop time of the accept */
+    uint64_t last_input_ms;    /* loop time of the last bytes read */
+    uint64_t partial_ms;       /* loop time an unfinished frame began to
+                                  wait in the input, or 0 */
+    const char *refuse_why;    /* refusing: the Fail's text */
     double tokens;             /* request-rate bucket */
     uint64_t tokens_ms;        /* loop time the bucket was last filled */
     uint64_t rate_log_ms;      /* loop time of the last throttling line */

@@ -85,10 +85,12 @@ static void refuse_input(tp_conn_t *c)
         tp_frame_parse(p, &h);
         int v = cls == TP_HDR_TP04 || cls == TP_HDR_UNSUP_BIN ? 4 : 3;
         tp_framing_fail(c, v, h.seq, TP_FAIL_UNAVAILABLE_TEMP,
+                        c->refuse_why ? c->refuse_why :
                         "server full: too many connections, try again "
                         "later");
     }
-    tp_conn_close(c, "server full");
+    tp_conn_close(c, c->refuse_why ? "too many from one address" :
+                  "server full");
 }
 
 size_t tp_framing_input(tp_conn_t *c, bool *held)

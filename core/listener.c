@@ -22,6 +22,43 @@
  * more are closed as soon as they are accepted. */
 #define REFUSE_SLOTS 64
 
+/* Once a second: logged-in connections idle past limits.idle_ms, and
+ * frames begun but not whole after limits.frame_ms (a client holding a
+ * slot with half a frame), are closed. */
+static void on_sweep(uv_timer_t *t)
+{
+    tp_server_t *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    const tp_limits_t *lim = &srv->limits;
+    for (tp_conn_t *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing || c->refusing)
+            continue;
+        if (lim->idle_ms && c->logged_in &&
+            now - c->last_input_ms > lim->idle_ms) {
+            tp_log_info("net", "conn=%llu peer=%s sent nothing for %llu s: "
+                        "closing", (unsigned long long)c->id, c->peer,
+                        (unsigned long long)(lim->idle_ms / 1000));
+            tp_conn_close(c, "idle timeout");
+        } else if (lim->frame_ms && c->partial_ms &&
+                   now - c->partial_ms > lim->frame_ms) {
+            tp_log_info("net", "conn=%llu peer=%s left a frame unfinished "
+                        "for %llu s: closing", (unsigned long long)c->id,
+                        c->peer, (unsigned long long)(lim->frame_ms / 1000));
+            tp_conn_close(c, "frame not finished");
+        }
+    }
+}
+
+/* Whether peers a and b ("ip:port", "[ip6]:port") share the address. */
+static bool same_address(const char *a, const char *b)
+{
+    const char *ea = strrchr(a, ':'), *eb = strrchr(b, ':');
+    if (!ea || !eb || ea - a != eb - b)
+        return false;
+    return memcmp(a, b, (size_t)(ea - a)) == 0;
+}
+
 void tp_server_init(tp_server_t *srv, uv_loop_t *loop)
 {
     memset(srv, 0, sizeof *srv);
@@ -35,7 +72,15 @@ void tp_server_init(tp_server_t *srv, uv_loop_t *loop)
     srv->limits.login_ms = 120000;
     srv->limits.rate = 0;
     srv->limits.burst = 100;
+    srv->limits.idle_ms = 3600000;
+    srv->limits.frame_ms = 60000;
+    srv->limits.per_addr = 1024;
     srv->next_conn_id = 1;
+    /* The sweep never keeps the loop alive by itself. */
+    uv_timer_init(loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, on_sweep, 1000, 1000);
+    uv_unref((uv_handle_t *)&srv->sweep);
 }
 
 /* True when a line may be logged now (at most one a second); *held is
@@ -241,12 +286,26 @@ static void on_connection(uv_stream_t *server, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     c->id = srv->next_conn_id++;
-    c->refusing = over;
     c->sniff = lst->http;
     c->accepted_ms = now;
     c->tokens = srv->limits.burst;
     c->tokens_ms = now;
     format_peer(&c->tcp, c->peer, sizeof c->peer);
+    c->last_input_ms = now;
+    /* One address may not take every slot (limits.per_addr). */
+    if (!over && lst->set != TP_SET_ADMIN && srv->limits.per_addr) {
+        uint32_t same = 0;
+        for (tp_conn_t *o = srv->conns; o; o = o->next)
+            if (!o->refusing && same_address(o->peer, c->peer))
+                same++;
+        if (same >= srv->limits.per_addr &&
+            srv->num_refusing < REFUSE_SLOTS) {
+            over = true;
+            c->refuse_why = "too many connections from your address, "
+                            "try again later";
+        }
+    }
+    c->refusing = over;
     c->linked = true;
     c->next = srv->conns;
     if (srv->conns)
@@ -255,7 +314,15 @@ static void on_connection(uv_stream_t *server, int status)
     if (over) {
         srv->num_refusing++;
         lst->stats.refused++;
-        log_full(lst, c->peer);
+        uint64_t held;
+        if (!c->refuse_why)
+            log_full(lst, c->peer);
+        else if (ratelog_allow(&srv->full_log, now, &held))
+            tp_log_warn("net", "refusing %s on %s %s:%d: %u connections "
+                        "from that address already (%llu more refused "
+                        "since the last message)", c->peer, lst->kind,
+                        lst->host, lst->port, srv->limits.per_addr,
+                        (unsigned long long)held);
     } else {
         srv->num_conns++;
         lst->stats.accepted++;
@@ -428,6 +495,8 @@ void tp_server_stop(tp_server_t *srv)
         uv_close((uv_handle_t *)&l->tcp, listener_closed);
     }
     srv->listeners = NULL;
+    if (!uv_is_closing((uv_handle_t *)&srv->sweep))
+        uv_close((uv_handle_t *)&srv->sweep, NULL);
     for (tp_conn_t *c = srv->conns, *next; c; c = next) {
         next = c->next;
         tp_conn_close(c, "server stopping");

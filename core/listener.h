@@ -66,6 +66,12 @@ typedef struct tp_limits {
     double burst;              /* requests a connection may send at once */
     double request_s;          /* Lua time one player request may take
                                   (interpreted code only); 0: no limit */
+    uint64_t idle_ms;          /* close a logged-in connection that sent
+                                  nothing this long; 0: never */
+    uint64_t frame_ms;         /* close a connection whose frame, once
+                                  begun, is not whole after this; 0: never */
+    uint32_t per_addr;         /* player connections from one address;
+                                  0: no cap */
 } tp_limits_t;
 
 /* Rate-limits one kind of log line to one a second. */
@@ -101,6 +107,8 @@ struct tp_server {
     uv_signal_t sig_int;       /* SIGINT: clean stop */
     uv_signal_t sig_term;      /* SIGTERM: clean stop */
     uv_signal_t sig_hup;       /* SIGHUP: reload (the Lua on_hup hook) */
+    uv_timer_t sweep;          /* once a second: idle and unfinished
+                                  frames (limits.idle_ms, frame_ms) */
 };
 
 /* Initialises srv on loop with default limits and no handlers. */

@@ -330,6 +330,28 @@ static int l_core_set_limits(lua_State *L)
                               "86400 s");
         lim.request_s = v;
     }
+    lua_getfield(L, 1, "idle_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0))
+            return luaL_error(L, "the idle timeout must not be negative");
+        lim.idle_ms = (uint64_t)v;
+    }
+    lua_getfield(L, 1, "frame_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0))
+            return luaL_error(L, "the frame timeout must not be negative");
+        lim.frame_ms = (uint64_t)v;
+    }
+    lua_getfield(L, 1, "per_address");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0 && v <= 1000000))
+            return luaL_error(L, "max_connections_per_address must be 0 "
+                              "to 1000000");
+        lim.per_addr = (uint32_t)v;
+    }
     tp_server_set_limits(lx->srv, &lim);
     return 0;
 }

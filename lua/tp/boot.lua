@@ -43,7 +43,10 @@ core.set_limits { max_frame = cfg.max_frame_size,
                   login_ms = cfg.login_timeout * 1000,
                   request_rate = cfg.request_rate,
                   request_burst = cfg.request_burst,
-                  request_s = cfg.request_time_limit }
+                  request_s = cfg.request_time_limit,
+                  idle_ms = cfg.idle_timeout * 1000,
+                  frame_ms = cfg.frame_timeout * 1000,
+                  per_address = cfg.max_connections_per_address }
 
 local proto = require "tp.proto"
 proto.register()

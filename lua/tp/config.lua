@@ -46,6 +46,18 @@ M.schema = {
     login_timeout = { type = "number", default = 120, min = 0, max = 86400,
                       doc = "seconds a connection may stay without logging "
                             .. "in (0: no limit)" },
+    max_connections_per_address = { type = "integer", default = 1024,
+                                    min = 0, max = 1000000,
+                                    doc = "player connections from one "
+                                          .. "address (0: no cap); more "
+                                          .. "get a Fail and are closed" },
+    idle_timeout = { type = "number", default = 3600, min = 0,
+                     max = 31536000,
+                     doc = "seconds a logged-in connection may send "
+                           .. "nothing before it is closed (0: never)" },
+    frame_timeout = { type = "number", default = 60, min = 0, max = 86400,
+                      doc = "seconds a frame may stay half-sent before "
+                            .. "the connection is closed (0: never)" },
     request_rate = { type = "number", default = 0, min = 0, max = 1000000,
                      doc = "requests a second one connection may send (0: "
                            .. "no limit); more wait their turn" },

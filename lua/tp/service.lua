@@ -39,6 +39,8 @@ M.live = {
     turn_length_over_threshold = true,
     max_output = true, client_write_timeout = true,
     request_time_limit = true, turn_time_limit = true,
+    idle_timeout = true, frame_timeout = true,
+    max_connections_per_address = true,
     stats_file = true, stats_interval = true,
 }
 
@@ -383,7 +385,10 @@ function M.reload()
     apply_levels(cfg)
     core.set_limits { output_max = cfg.max_output,
                       stall_ms = cfg.client_write_timeout * 1000,
-                      request_s = cfg.request_time_limit }
+                      request_s = cfg.request_time_limit,
+                      idle_ms = cfg.idle_timeout * 1000,
+                      frame_ms = cfg.frame_timeout * 1000,
+                      per_address = cfg.max_connections_per_address }
     arm_stats_timer(cfg)
     for _, k in ipairs(restart) do
         log.warning("config", "key=%s changed in the file, but only a "

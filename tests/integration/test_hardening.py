@@ -7,7 +7,9 @@ directory that other users may read or enter gets a warning at start
 for a name its logins wait 1 s, 2 s, ... (whatever the password), the
 connection is closed after five failed logins, the admin console lists
 the name, a good login clears it, other names are not slowed; posting
-into another player's board is rate-limited (own boards are not)."""
+into another player's board is rate-limited (own boards are not);
+connections: a cap per address, idle logged-in clients and half-sent
+frames closed."""
 
 import os
 import stat
@@ -145,6 +147,47 @@ def test_board_spam():
         b.c.close()
 
 
+def test_connection_limits():
+    with tplib.Server("--set", "max_connections_per_address=3",
+                      "--set", "idle_timeout=1",
+                      "--set", "frame_timeout=1") as srv:
+        held = [srv_client(srv) for _ in range(3)]
+        extra = srv.client()
+        f = extra.call("Connect", {"client": "fourth"})
+        T.ok(f.is_("Fail") and f["code"] == 3 and
+             "too many connections from your address" in f["result"],
+             "a fourth connection from one address: Fail", repr(f))
+        tplib.expect_close(T, extra, "and it is closed")
+        held.pop().close()
+        time.sleep(0.3)
+        c = srv_client(srv)
+        T.ok(c.call("Ping").is_("Okay"), "room again when one leaves")
+        for h in held + [c]:
+            h.close()
+        time.sleep(0.5)         # (their slots free once they are gone)
+        # Idle: a logged-in client that sends nothing is closed; one that
+        # pings stays.
+        quiet, busy = Player(srv), Player(srv)
+        t0 = time.monotonic()
+        alive = True
+        while time.monotonic() - t0 < 3.0 and alive:
+            alive = busy.call("Ping").is_("Okay")
+            time.sleep(0.3)
+        T.ok(alive, "a client that pings stays connected")
+        tplib.expect_close(T, quiet.c, "a logged-in client silent past "
+                           "idle_timeout is closed", timeout=5)
+        T.ok("sent nothing for 1 s: closing" in srv.log(), "the log says so")
+        busy.c.close()
+        # Half a frame: a header cut after 8 bytes.
+        h = srv.client()
+        h.send_bytes(tplib.encode_frame(4, 1, "Connect",
+                                        {"client": "x"})[:8])
+        tplib.expect_close(T, h, "a frame left half-sent past "
+                           "frame_timeout is closed", timeout=5)
+        T.ok("left a frame unfinished for 1 s" in srv.log(),
+             "the log says so")
+
+
 def srv_client(srv):
     c = srv.client()
     c.connect()
@@ -153,7 +196,7 @@ def srv_client(srv):
 
 def main():
     T.run(test_new_data_directory, test_open_data_directory,
-          test_password_guessing, test_board_spam)
+          test_password_guessing, test_board_spam, test_connection_limits)
     T.done()
 
 
