@@ -120,6 +120,9 @@ return {
                                            -- fails and starts over (0: none)
     max_frame_size = 1048576,              -- bytes, header included
     max_output = 16777216,                 -- bytes queued to one client
+    max_output_total = 268435456,          -- bytes queued to all clients;
+                                           -- past it, clients not reading
+                                           -- are disconnected first
     client_write_timeout = 60,             -- seconds a client may leave a
                                            -- quarter of that unread
 

@@ -208,11 +208,18 @@ static void watch_output(tp_conn_t *c)
     }
 }
 
+/* Bytes handed to libuv and not yet written, over every connection held
+ * to a total (limits.output_total): thousands of clients that never read
+ * must not add up to gigabytes. */
+static size_t total_pending;
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
     tp_conn_t *c = w->conn;
     c->write_pending -= w->len;
+    if (c->lim->output_total)
+        total_pending -= w->len;
     if (status >= 0 && c->proto->stats)
         tp_stats.bytes_out += w->len;
     free(w->data);
@@ -253,7 +260,20 @@ void tp_conn_write_block(tp_conn_t *c, uint8_t *data, size_t len)
         tp_conn_close(c, uv_strerror(rc));
         return;
     }
+    if (c->lim->output_total)
+        total_pending += w->len;
     watch_output(c);
+    /* Over the total, a client over its own high mark goes first: those
+     * that read their replies are not the ones holding the memory. */
+    if (c->lim->output_total && total_pending > c->lim->output_total &&
+        c->write_pending > c->lim->output_high && !c->closing) {
+        tp_log_warn("net", "conn=%llu peer=%s: all clients' unsent output "
+                    "is over %zu bytes and this one holds %zu unread: "
+                    "disconnecting", (unsigned long long)c->id, c->peer,
+                    c->lim->output_total, c->write_pending);
+        tp_conn_close(c, "total output limit");
+        return;
+    }
     if (c->write_pending > c->lim->output_max && !c->closing) {
         tp_log_warn("net", "conn=%llu peer=%s output over %zu bytes: the "
                     "client is not reading, disconnecting",

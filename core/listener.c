@@ -66,6 +66,7 @@ void tp_server_init(tp_server_t *srv, uv_loop_t *loop)
     srv->limits.max_frame = TP_FRAME_MAX_DEFAULT;
     srv->limits.output_high = 4u << 20;
     srv->limits.output_max = 16u << 20;
+    srv->limits.output_total = (size_t)256 << 20;
     srv->limits.stall_ms = 60000;
     srv->limits.max_conns = 4096;
     srv->limits.handshake_ms = 10000;

@@ -55,6 +55,8 @@ typedef struct tp_limits {
     uint32_t max_frame;        /* largest frame incl. header, both ways */
     size_t output_high;        /* stop reading a connection past this */
     size_t output_max;         /* disconnect a connection past this */
+    size_t output_total;       /* unsent output of all connections past
+                                  which those over output_high go; 0: none */
     uint64_t stall_ms;         /* disconnect a connection whose output has
                                   stayed over output_high this long; 0:
                                   never (the console's own limits) */

@@ -330,6 +330,13 @@ static int l_core_set_limits(lua_State *L)
                               "86400 s");
         lim.request_s = v;
     }
+    lua_getfield(L, 1, "output_total");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0 && v <= 1e15))
+            return luaL_error(L, "max_output_total must not be negative");
+        lim.output_total = (size_t)v;
+    }
     lua_getfield(L, 1, "idle_ms");
     if (!lua_isnil(L, -1)) {
         lua_Number v = luaL_checknumber(L, -1);

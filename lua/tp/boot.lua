@@ -46,7 +46,8 @@ core.set_limits { max_frame = cfg.max_frame_size,
                   request_s = cfg.request_time_limit,
                   idle_ms = cfg.idle_timeout * 1000,
                   frame_ms = cfg.frame_timeout * 1000,
-                  per_address = cfg.max_connections_per_address }
+                  per_address = cfg.max_connections_per_address,
+                  output_total = cfg.max_output_total }
 
 local proto = require "tp.proto"
 proto.register()

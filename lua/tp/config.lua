@@ -113,6 +113,12 @@ M.schema = {
     max_frame_size = { type = "integer", default = 1048576, min = 4096,
                        max = 64 * 1048576,
                        doc = "largest frame in bytes, header included" },
+    max_output_total = { type = "integer", default = 268435456, min = 0,
+                         max = 1099511627776,
+                         doc = "bytes queued to all clients together; past "
+                               .. "it, clients over a quarter of "
+                               .. "max_output unread are disconnected (0: "
+                               .. "no total)" },
     max_output = { type = "integer", default = 16 * 1048576,
                    min = 65536, max = 1024 * 1048576,
                    doc = "bytes queued to one client before it is dropped" },

@@ -40,7 +40,7 @@ M.live = {
     max_output = true, client_write_timeout = true,
     request_time_limit = true, turn_time_limit = true,
     idle_timeout = true, frame_timeout = true,
-    max_connections_per_address = true,
+    max_connections_per_address = true, max_output_total = true,
     stats_file = true, stats_interval = true,
 }
 
@@ -388,7 +388,8 @@ function M.reload()
                       request_s = cfg.request_time_limit,
                       idle_ms = cfg.idle_timeout * 1000,
                       frame_ms = cfg.frame_timeout * 1000,
-                      per_address = cfg.max_connections_per_address }
+                      per_address = cfg.max_connections_per_address,
+                      output_total = cfg.max_output_total }
     arm_stats_timer(cfg)
     for _, k in ipairs(restart) do
         log.warning("config", "key=%s changed in the file, but only a "

@@ -9,7 +9,7 @@ connection is closed after five failed logins, the admin console lists
 the name, a good login clears it, other names are not slowed; posting
 into another player's board is rate-limited (own boards are not);
 connections: a cap per address, idle logged-in clients and half-sent
-frames closed."""
+frames closed; a total of unsent output over all clients."""
 
 import os
 import stat
@@ -188,6 +188,50 @@ def test_connection_limits():
              "the log says so")
 
 
+def test_total_output():
+    """Clients that never read: past max_output_total all together, the
+    ones holding unread output are disconnected; a client that reads is
+    not."""
+    import socket
+    import threading
+    with tplib.Server("--set", "max_output=262144",
+                      "--set", "max_frame_size=131072",
+                      "--set", "max_output_total=400000") as srv:
+        ping = tplib.encode_frame(4, 7, "Ping", {})
+        blob = ping * 20000
+        socks = []
+        for _ in range(8):
+            c = srv_client(srv)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            socks.append(c)
+
+        def flood(c):
+            try:
+                for _ in range(15):
+                    c.sock.sendall(blob)
+            except OSError:
+                pass
+        threads = [threading.Thread(target=flood, args=(c,), daemon=True)
+                   for c in socks]
+        for t in threads:
+            t.start()
+        reader = srv_client(srv)
+        ok = True
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "all clients' unsent " \
+                "output" not in srv.log():
+            ok = ok and reader.call("Ping").is_("Okay")
+            time.sleep(0.1)
+        T.ok("all clients' unsent output is over 400000 bytes" in
+             srv.log(), "past the total, clients not reading are "
+             "disconnected (logged)", srv.log_tail(5))
+        T.ok(ok and reader.call("Ping").is_("Okay"), "a client that reads "
+             "is served throughout")
+        for c in socks:
+            c.sock.close()
+        reader.close()
+
+
 def srv_client(srv):
     c = srv.client()
     c.connect()
@@ -196,7 +240,8 @@ def srv_client(srv):
 
 def main():
     T.run(test_new_data_directory, test_open_data_directory,
-          test_password_guessing, test_board_spam, test_connection_limits)
+          test_password_guessing, test_board_spam, test_connection_limits,
+          test_total_output)
     T.done()
 
 
