@@ -77,6 +77,9 @@ return {
     -- Accounts. Passwords are stored as salted PBKDF2-SHA256 hashes.
     allow_account_creation = true,         -- CreateAccount from clients
     auto_create_accounts = false,          -- unknown login name creates it
+    max_players = 0,                       -- players the game takes from
+                                           -- clients (admins may add more;
+                                           -- 0: no cap)
     password_iterations = 100000,          -- PBKDF2 iterations, new hashes
 
     -- Turns: "players_finished" ends a turn when every player has sent

@@ -92,7 +92,8 @@ local function hash_new(password, done)
 end
 
 -- Creates an account and its player. done(player) on success, or
--- done(nil, "taken" | "error", message). extra: email, comment.
+-- done(nil, "taken" | "full" | "error", message). extra: email, comment,
+-- max_players (refuse when the game has that many; nil or 0: no cap).
 function M.create(name, password, extra, done)
     if M.find(name) then
         return done(nil, "taken", "account name '" .. name .. "' is taken")
@@ -101,7 +102,13 @@ function M.create(name, password, extra, done)
         if not secret then
             return done(nil, "error", "cannot hash password: " .. err)
         end
-        -- The name may have been taken while hashing.
+        -- The game may have filled, or the name been taken, while
+        -- hashing.
+        local cap = extra.max_players or 0
+        if cap > 0 and #player_list >= cap then
+            return done(nil, "full", string.format("the game is full (%d "
+                        .. "players)", cap))
+        end
         if M.find(name) then
             return done(nil, "taken", "account name '" .. name ..
                         "' is taken")

@@ -105,6 +105,10 @@ M.schema = {
                    doc = "base URL of the game media for clients" },
     allow_account_creation = { type = "boolean", default = true,
                                doc = "clients may create accounts" },
+    max_players = { type = "integer", default = 0, min = 0, max = 1000000,
+                    doc = "players the game takes; past it clients cannot "
+                          .. "create accounts (admins still can; 0: no "
+                          .. "cap)" },
     auto_create_accounts = { type = "boolean", default = false,
                              doc = "an unknown login name creates the account" },
     password_iterations = { type = "integer", default = 100000, min = 1000,

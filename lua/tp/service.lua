@@ -34,6 +34,7 @@ M.live = {
     game_name = true, game_longname = true, game_comment = true,
     admin_email = true, media_base = true,
     allow_account_creation = true, auto_create_accounts = true,
+    max_players = true,
     turn_mode = true, turn_length = true, turn_warning = true,
     turn_player_threshold = true, turn_length_under_threshold = true,
     turn_length_over_threshold = true,

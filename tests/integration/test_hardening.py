@@ -9,7 +9,8 @@ connection is closed after five failed logins, the admin console lists
 the name, a good login clears it, other names are not slowed; posting
 into another player's board is rate-limited (own boards are not);
 connections: a cap per address, idle logged-in clients and half-sent
-frames closed; a total of unsent output over all clients."""
+frames closed; a total of unsent output over all clients; a player cap
+(max_players) that admins may pass."""
 
 import os
 import stat
@@ -232,6 +233,24 @@ def test_total_output():
         reader.close()
 
 
+def test_player_cap():
+    from test_console import console
+    with tplib.Server("--set", "max_players=2") as srv:
+        a, b = Player(srv), Player(srv)
+        c = srv_client(srv)
+        f = c.create_account("third", "pw")
+        T.ok(f.is_("Fail") and f["code"] == 5 and "the game is full (2 "
+             "players)" in f["result"], "max_players=2: the third "
+             "CreateAccount gets Fail 'the game is full'", repr(f))
+        c.close()
+        T.ok(a.call("Ping").is_("Okay") and b.call("Ping").is_("Okay"),
+             "the two players are still served")
+        rc, out, err = console(srv, 'add_player("admins_pick", "pw")')
+        T.ok(rc == 0, "an admin may still add a player", out + err)
+        a.c.close()
+        b.c.close()
+
+
 def srv_client(srv):
     c = srv.client()
     c.connect()
@@ -241,7 +260,7 @@ def srv_client(srv):
 def main():
     T.run(test_new_data_directory, test_open_data_directory,
           test_password_guessing, test_board_spam, test_connection_limits,
-          test_total_output)
+          test_total_output, test_player_cap)
     T.done()
 
 

@@ -113,7 +113,8 @@ M.Login = { states = CONNECTED, fn = function(conn, req)
                     return reply(login_ok(conn, player))
                 end
                 if not accounts.find(name) and cfg.auto_create_accounts then
-                    return accounts.create(name, req.password, {},
+                    return accounts.create(name, req.password,
+                        { max_players = cfg.max_players },
                         dispatch.guard(conn, req, reply, function(p, _, msg)
                             if not p then
                                 fail.raise("PermissionDenied",
@@ -165,12 +166,19 @@ M.CreateAccount = { states = CONNECTED, fn = function(conn, req)
     if req.password == "" then
         fail.raise("Frame", "cannot create account: empty password")
     end
+    if cfg.max_players > 0 and accounts.count() >= cfg.max_players then
+        fail.raise("PermissionDenied", string.format("cannot create "
+                   .. "account: the game is full (%d players)",
+                   cfg.max_players))
+    end
     dispatch.defer(conn, req, function(reply)
         accounts.create(name, req.password,
-            { email = req.email, comment = req.comment },
-            dispatch.guard(conn, req, reply, function(player, _, msg)
+            { email = req.email, comment = req.comment,
+              max_players = cfg.max_players },
+            dispatch.guard(conn, req, reply, function(player, why, msg)
                 if not player then
-                    fail.raise("Frame", "cannot create account: " .. msg)
+                    fail.raise(why == "full" and "PermissionDenied"
+                               or "Frame", "cannot create account: " .. msg)
                 end
                 log.info("session", "conn=%d account \"%s\" created, "
                          .. "player %d", conn.id, name, player.id)
