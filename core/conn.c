@@ -412,6 +412,15 @@ static void on_resume_timer(uv_timer_t *t)
         start_reading(c);
 }
 
+void tp_conn_yield(tp_conn_t *c)
+{
+    /* Held like a throttled connection, for one loop iteration: the other
+     * connections' input is read and served before this one goes on. */
+    c->throttled = true;
+    tp_conn_stop_reading(c);
+    uv_timer_start(&c->timer, on_resume_timer, 0, 0);
+}
+
 void tp_conn_resume_soon(tp_conn_t *c)
 {
     if (c->closing)

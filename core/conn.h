@@ -195,6 +195,10 @@ void tp_conn_close(tp_conn_t *c, const char *reason);
 void tp_conn_send_text(tp_conn_t *c, const char *p, size_t n,
                        const char *reason);
 
+/* Lets the other connections go first: processing of c goes on at the
+ * next loop iteration (fair service of a client that pipelines). */
+void tp_conn_yield(tp_conn_t *c);
+
 /* Resumes frame processing after a pause, on the next loop iteration. */
 void tp_conn_resume_soon(tp_conn_t *c);
 

@@ -93,10 +93,15 @@ static void refuse_input(tp_conn_t *c)
                   "server full");
 }
 
+/* Requests one connection is served in a row before the others get their
+ * turn: a client that pipelines thousands cannot hold the loop. */
+#define FAIR_FRAMES 64
+
 size_t tp_framing_input(tp_conn_t *c, bool *held)
 {
     tp_server_t *srv = c->srv;
     size_t off = 0;
+    unsigned served = 0;
     if (c->sniff && !tp_http_sniff(c))
         return 0;
     if (c->refusing) {
@@ -161,10 +166,16 @@ size_t tp_framing_input(tp_conn_t *c, bool *held)
         }
         if (n < TP_HEADER_SIZE + (size_t)h.len)
             break;
+        if (served == FAIR_FRAMES) {
+            tp_conn_yield(c);
+            *held = true;
+            break;
+        }
         if (srv->limits.rate > 0 && !tp_conn_take_token(c)) {
             *held = true;
             break;
         }
+        served++;
         off += TP_HEADER_SIZE + h.len;
         tp_stats_frame_in(h.type);
         handle_frame(c, &h, p + TP_HEADER_SIZE);

@@ -10,7 +10,8 @@ the name, a good login clears it, other names are not slowed; posting
 into another player's board is rate-limited (own boards are not);
 connections: a cap per address, idle logged-in clients and half-sent
 frames closed; a total of unsent output over all clients; a player cap
-(max_players) that admins may pass."""
+(max_players) that admins may pass; fair service of a pipelining
+client."""
 
 import os
 import stat
@@ -251,6 +252,54 @@ def test_player_cap():
         b.c.close()
 
 
+def test_fair_service():
+    """A client pipelining a flood of Pings does not hold the loop: a
+    quiet client's Ping is answered while the flood is being served, not
+    after (counted in replies to the flooder, not in seconds)."""
+    import threading
+    with tplib.Server() as srv:
+        flood = srv_client(srv)
+        quiet = srv_client(srv)
+        total = 150000
+        count = [0]
+        done = threading.Event()
+
+        def reader():
+            buf = b""
+            while count[0] < total:
+                try:
+                    chunk = flood.sock.recv(1 << 20)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                n = len(buf) // 24          # Okay "pong": 24 bytes each
+                count[0] += n
+                buf = buf[n * 24:]
+            done.set()
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        ping = tplib.encode_frame(4, 9, "Ping", {})
+        sender = threading.Thread(
+            target=lambda: flood.sock.sendall(ping * total), daemon=True)
+        sender.start()
+        while count[0] < 1000 and not done.is_set():
+            time.sleep(0.001)
+        before = count[0]
+        f = quiet.call("Ping")
+        after = count[0]
+        done.wait(60)
+        T.ok(f.is_("Okay"), "the quiet client is answered")
+        T.ok(before < total and after - before < 10000,
+             "while the flood is served: %d flood replies went out between "
+             "its Ping and its answer (of %d)" % (after - before, total),
+             repr((before, after)))
+        T.is_(count[0], total, "and the flood got every reply")
+        flood.close()
+        quiet.close()
+
+
 def srv_client(srv):
     c = srv.client()
     c.connect()
@@ -260,7 +309,7 @@ def srv_client(srv):
 def main():
     T.run(test_new_data_directory, test_open_data_directory,
           test_password_guessing, test_board_spam, test_connection_limits,
-          test_total_output, test_player_cap)
+          test_total_output, test_player_cap, test_fair_service)
     T.done()
 
 
