@@ -28,6 +28,7 @@ local dispatch = require "tp.dispatch"
 local fail = require "tp.fail"
 local game = require "tp.game"
 local idseq = require "tp.idseq"
+local login_guard = require "tp.login_guard"
 local log = require "tp.log"
 local per_id = require("tp.handlers.common").per_id
 local proto = require "tp.proto"
@@ -408,16 +409,33 @@ H.Login = { states = CONNECTED, fn = function(conn, req)
         fail.raise("Frame", "Login Error - bad username or password")
     end
     local account = admin_account(name)
+    -- Admin names are counted apart from players' (tp.login_guard).
+    local key = "admin:" .. name
     dispatch.defer(conn, req, function(reply)
-        secret.verify_async(req.password, account and account.password_hash,
-            dispatch.guard(conn, req, reply, function(ok)
+        local function check()
+            if conn.closed then
+                return
+            end
+            secret.verify_async(req.password,
+                account and account.password_hash,
+                dispatch.guard(conn, req, reply, function(ok)
                 if not (ok and account) then
                     log.warning("admin", "conn=%d peer=%s failed admin "
                                 .. "login as \"%s\"", conn.id, conn.peer,
                                 name)
+                    login_guard.failed(key, conn.peer, log)
+                    conn.failed_logins = (conn.failed_logins or 0) + 1
+                    if conn.failed_logins >= login_guard.PER_CONN then
+                        core.timer(0, 0, function()
+                            if not conn.closed then
+                                conn:close("too many failed logins")
+                            end
+                        end)
+                    end
                     fail.raise("Frame", "Login Error - bad username or "
                                .. "password")
                 end
+                login_guard.succeeded(key, conn.peer)
                 conn.state = "READY"
                 conn.admin_name = name
                 conn:set_logged_in()
@@ -426,6 +444,13 @@ H.Login = { states = CONNECTED, fn = function(conn, req)
                 M.attach(conn)
                 reply(proto.okay("Welcome " .. name))
             end))
+        end
+        local wait = login_guard.delay(key, conn.peer)
+        if wait > 0 then
+            core.timer(math.floor(wait * 1000), 0, check)
+        else
+            check()
+        end
     end)
 end }
 

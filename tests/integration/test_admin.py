@@ -364,6 +364,33 @@ def test_debug_log_no_feedback():
         a.close()
 
 
+def test_password_guessing():
+    """The admin port's Login is slowed down like the players' (after three
+    wrong passwords for a name: 1 s, then 2 s) and the connection closed
+    after five; the right password then gets in."""
+    with admin_server() as srv:
+        a = Admin(srv)
+        a.call("Connect", {"client": "guesser (admin)"})
+        took = []
+        for i in range(5):
+            t0 = time.monotonic()
+            f = a.call("Login", {"username": "root", "password": "no%d" % i})
+            took.append(time.monotonic() - t0)
+            T.ok(f.is_("Fail"), "admin wrong password %d: Fail" % (i + 1),
+                 repr(f))
+        T.ok(all(t < 0.8 * tc.SLOW for t in took[:3]) and took[3] >= 0.9
+             and took[4] >= 1.9, "the first three at once, then 1 s and "
+             "2 s", repr(took))
+        tplib.expect_close(T, a.c, "the admin connection is closed after "
+                           "five")
+        b = Admin(srv)
+        t0 = time.monotonic()
+        f = b.login()
+        T.ok(f.is_("Okay") and time.monotonic() - t0 >= 3.9,
+             "the right password waits its turn too, then logs in", repr(f))
+        b.c.close()
+
+
 if __name__ == "__main__":
     tplib.main(test_hash_password, test_no_admins, test_session,
-               test_debug_log_no_feedback)
+               test_debug_log_no_feedback, test_password_guessing)
