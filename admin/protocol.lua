@@ -413,9 +413,6 @@ H.Login = { states = CONNECTED, fn = function(conn, req)
     local key = "admin:" .. name
     dispatch.defer(conn, req, function(reply)
         local function check()
-            if conn.closed then
-                return
-            end
             secret.verify_async(req.password,
                 account and account.password_hash,
                 dispatch.guard(conn, req, reply, function(ok)
@@ -423,15 +420,7 @@ H.Login = { states = CONNECTED, fn = function(conn, req)
                     log.warning("admin", "conn=%d peer=%s failed admin "
                                 .. "login as \"%s\"", conn.id, conn.peer,
                                 name)
-                    login_guard.failed(key, conn.peer, log)
-                    conn.failed_logins = (conn.failed_logins or 0) + 1
-                    if conn.failed_logins >= login_guard.PER_CONN then
-                        core.timer(0, 0, function()
-                            if not conn.closed then
-                                conn:close("too many failed logins")
-                            end
-                        end)
-                    end
+                    login_guard.login_failed(conn, key, log)
                     fail.raise("Frame", "Login Error - bad username or "
                                .. "password")
                 end
@@ -445,12 +434,7 @@ H.Login = { states = CONNECTED, fn = function(conn, req)
                 reply(proto.okay("Welcome " .. name))
             end))
         end
-        local wait = login_guard.delay(key, conn.peer)
-        if wait > 0 then
-            core.timer(math.floor(wait * 1000), 0, check)
-        else
-            check()
-        end
+        login_guard.after_wait(conn, key, check)
     end)
 end }
 

@@ -83,6 +83,40 @@ function M.succeeded(name, peer)
     end
 end
 
+-- Runs check() for a Login of key (a name) on conn: at once, or after the
+-- wait the name's and the address's failures call for, whatever the
+-- password. Nothing runs if the connection left meanwhile.
+function M.after_wait(conn, key, check)
+    local function go()
+        if not conn.closed then
+            check()
+        end
+    end
+    local wait = M.delay(key, conn.peer)
+    if wait > 0 then
+        core.timer(math.floor(wait * 1000), 0, go)
+    else
+        go()
+    end
+end
+
+-- A Login of key on conn failed: counted, and after PER_CONN failures
+-- on one connection it is closed, once the Fail has gone out.
+function M.login_failed(conn, key, log)
+    M.failed(key, conn.peer, log)
+    conn.failed_logins = (conn.failed_logins or 0) + 1
+    if conn.failed_logins >= M.PER_CONN then
+        core.timer(0, 0, function()
+            if not conn.closed then
+                log.warning("session", "conn=%d peer=%s: %d failed logins, "
+                            .. "closing", conn.id, tostring(conn.peer),
+                            conn.failed_logins)
+                conn:close("too many failed logins")
+            end
+        end)
+    end
+end
+
 -- Names and addresses being slowed down now: { kind, key, failures,
 -- delay, last }, most failures first.
 function M.locked()

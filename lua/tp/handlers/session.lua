@@ -8,7 +8,6 @@ local fail = require "tp.fail"
 local game = require "tp.game"
 local log = require "tp.log"
 local guard = require "tp.login_guard"
-local core = require "tp.core"
 local proto = require "tp.proto"
 local stats = require "tp.stats"
 
@@ -103,9 +102,6 @@ M.Login = { states = CONNECTED, fn = function(conn, req)
     end
     dispatch.defer(conn, req, function(reply)
         local function check()
-            if conn.closed then
-                return
-            end
             accounts.verify(name, req.password, dispatch.guard(conn, req,
                 reply, function(player)
                 if player then
@@ -126,31 +122,13 @@ M.Login = { states = CONNECTED, fn = function(conn, req)
                 logins:inc(1, { result = "failed" })
                 log.info("session", "login failed", { conn = conn.id,
                          peer = conn.peer, name = name })
-                guard.failed(name, conn.peer, log)
-                conn.failed_logins = (conn.failed_logins or 0) + 1
-                if conn.failed_logins >= guard.PER_CONN then
-                    -- The Fail goes out first, then the connection ends.
-                    core.timer(0, 0, function()
-                        if not conn.closed then
-                            log.warning("session", "conn=%d peer=%s: %d "
-                                        .. "failed logins, closing", conn.id,
-                                        tostring(conn.peer),
-                                        conn.failed_logins)
-                            conn:close("too many failed logins")
-                        end
-                    end)
-                end
+                guard.login_failed(conn, name, log)
                 fail.raise("Frame", "Login Error - bad username or password")
             end))
         end
         -- A name or address under a guessing attack waits first, whatever
         -- the password (tp.login_guard).
-        local wait = guard.delay(name, conn.peer)
-        if wait > 0 then
-            core.timer(math.floor(wait * 1000), 0, check)
-        else
-            check()
-        end
+        guard.after_wait(conn, name, check)
     end)
 end }
 
