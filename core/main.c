@@ -9,6 +9,8 @@
  *                                act on the server the options name
  *   tpserver script FILE [ARGS]  run a Lua file with the server's modules
  *                                (tests, maintenance); exit 1 on error
+ *   tpserver check|repair DIR    check or repair a game database offline
+ *                                (lua/tp/dbtool.lua, run as a script)
  *
  * Everything about the game, the configuration file and the listeners is
  * decided by lua/tp/boot.lua; this file collects the command line into a
@@ -52,6 +54,8 @@ static void usage(FILE *out)
 "       tpserver --stop|--status|--stats [options]\n"
 "       tpserver --check-config [options]\n"
 "       tpserver script FILE [ARGS...]\n"
+"       tpserver check DIR     check a game database (a data directory)\n"
+"       tpserver repair DIR    repair a damaged one (keeps a copy)\n"
 "       tpserver console [--data DIR|--socket PATH] [-e CODE]  (see --help)\n"
 "       tpserver backup [--data DIR|--socket PATH] DIR\n"
 "\n"
@@ -445,6 +449,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tp_crash_install();
     bool script = argc >= 2 && strcmp(argv[1], "script") == 0;
+    /* "check" and "repair" are scripts shipped with the server. */
+    bool dbtool = argc >= 2 && (strcmp(argv[1], "check") == 0 ||
+                                strcmp(argv[1], "repair") == 0);
+    script = script || dbtool;
     /* "console" and "backup" are clients of a running server. */
     bool console = argc >= 2 && (strcmp(argv[1], "console") == 0 ||
                                  strcmp(argv[1], "backup") == 0);
@@ -516,7 +524,14 @@ int main(int argc, char **argv)
 
     int status = 0;
     bool served = false;
-    if (script) {
+    if (dbtool) {
+        /* arg[0] = the tool, arg[1] = "check" | "repair", then DIR... */
+        char tool[PATH_MAX + 128];
+        snprintf(tool, sizeof tool, "%s/lua/tp/dbtool.lua", home);
+        argv[0] = tool;
+        status = run_script(&srv, home, argc, argv);
+        tp_lua_stop(&lx);
+    } else if (script) {
         status = run_script(&srv, home, argc - 2, argv + 2);
         tp_lua_stop(&lx);
     } else {
@@ -543,6 +558,9 @@ int main(int argc, char **argv)
              * action: a HUP would end us before tp_lua_stop closes the
              * database. on_signal did this, a stop from Lua did not. */
             signal(SIGHUP, SIG_IGN);
+            /* A stop from Lua may say it failed (the database cannot go
+             * on: tp.db's on_fatal). */
+            status = tp_daemon_exit_status();
         } else {
             /* --check-config, --stop, --status, --stats, or nothing to
              * serve. */

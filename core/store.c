@@ -12,15 +12,18 @@
  *       caching), write_buffer_size (4 MiB), block_size (4096),
  *       max_open_files (1000), compression ("snappy" | "none")
  *   store.destroy(path), store.repair(path) -> true | nil, err
- *   store.fail_writes(n): tests only (TPSERVER_TEST_FAULTS=1): the next n
- *       writes fail as on a full disk
+ *   store.fail_writes(n [, mode]): tests only (TPSERVER_TEST_FAULTS=1): the
+ *       next n writes fail as on a full disk; mode "landed": db:write
+ *       writes the batch, then reports the failure
  *   store.batch() -> batch
  *   db:get(k [, snap]) -> v | nil | nil, err
  *   db:put(k, v [, sync]), db:delete(k [, sync]), db:write(batch [, sync])
  *       -> true | nil, err
  *   db:iter([opts]) -> iterator (callable: for k, v in db:iter() do)
  *       opts: prefix, start (inclusive), stop (exclusive), reverse,
- *       snapshot, limit, keys_only.  The keys walked are those with the
+ *       snapshot, limit, keys_only, verify_checksums (true: every block
+ *       read from a file is checked; false is for salvaging a damaged
+ *       database).  The keys walked are those with the
  *       prefix in [start, stop), ascending or, with reverse, descending.
  *       The LevelDB iterator is freed when the walk ends, by close or __gc.
  *   db:snapshot(), db:batch(), db:property(name), db:approximate_size(a, b),
@@ -133,6 +136,7 @@ typedef struct iter_opts {
     int has_limit;                  /* limit given */
     size_t limit;                   /* its value */
     store_snap *snap;               /* snapshot = snap, or NULL */
+    int unverified;                 /* verify_checksums = false */
 } iter_opts;
 
 /* Options of store.open(), as parsed. */
@@ -510,6 +514,10 @@ static int l_store_open(lua_State *L)
     leveldb_options_set_max_open_files(d->options, o.max_open_files);
     leveldb_options_set_compression(d->options, o.compression);
     d->ropts = leveldb_readoptions_create();
+    /* Every block read from a file is checked against its CRC (blocks in
+     * the cache were checked when they were read): damage is an error,
+     * never a value served. */
+    leveldb_readoptions_set_verify_checksums(d->ropts, 1);
     d->wsync = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(d->wsync, 1);
     d->wnosync = leveldb_writeoptions_create();
@@ -597,8 +605,12 @@ static int l_store_get(lua_State *L)
 
 /* Fault injection for the tests: with TPSERVER_TEST_FAULTS=1 in the
  * environment, store.fail_writes(n) makes the next n writes (put, delete,
- * write) of any database fail as a full disk would, without writing. */
+ * write) of any database fail as a full disk would, without writing;
+ * store.fail_writes(n, "landed") makes db:write write the batch and then
+ * report the failure anyway (as a failed flush whose data reached the
+ * disk after all). */
 static long failing_writes;
+static bool failing_landed;
 
 static bool injected_failure(void)
 {
@@ -610,7 +622,7 @@ static bool injected_failure(void)
 
 #define INJECTED_ERROR "IO error: injected write failure (TPSERVER_TEST_FAULTS)"
 
-/* store.fail_writes(n) -> n */
+/* store.fail_writes(n [, "refused" | "landed"]) -> n */
 static int l_store_fail_writes(lua_State *L)
 {
     /* Refused unless the environment asks: no console command or ruleset
@@ -620,7 +632,11 @@ static int l_store_fail_writes(lua_State *L)
         return luaL_error(L, "fault injection is off (set "
                           "TPSERVER_TEST_FAULTS=1 to test with it)");
     lua_Integer n = luaL_checkinteger(L, 1);
+    const char *mode = luaL_optstring(L, 2, "refused");
+    if (strcmp(mode, "refused") != 0 && strcmp(mode, "landed") != 0)
+        return luaL_argerror(L, 2, "\"refused\" or \"landed\"");
     failing_writes = n < 0 ? 0 : (long)n;
+    failing_landed = strcmp(mode, "landed") == 0;
     lua_pushinteger(L, failing_writes);
     return 1;
 }
@@ -681,6 +697,10 @@ static int l_store_write(lua_State *L)
     if (!b->wb)
         return luaL_error(L, "batch is released");
     if (injected_failure()) {
+        if (failing_landed) {
+            leveldb_write(d->handle, wo, b->wb, &err);
+            leveldb_free(err);
+        }
         lua_pushnil(L);
         lua_pushstring(L, INJECTED_ERROR);
         return 2;
@@ -881,6 +901,8 @@ static void parse_iter_opts(lua_State *L, int arg, store_db *d, iter_opts *o)
             o->reverse = opt_bool(L, arg, name);
         } else if (strcmp(name, "keys_only") == 0) {
             o->keys_only = opt_bool(L, arg, name);
+        } else if (strcmp(name, "verify_checksums") == 0) {
+            o->unverified = !opt_bool(L, arg, name);
         } else if (strcmp(name, "limit") == 0) {
             /* 2^52: every count up to it is exact in a double. */
             o->limit = opt_size(L, arg, name, 0, (size_t)1 << 52);
@@ -997,9 +1019,18 @@ static int l_store_iter(lua_State *L)
     if (o.snap && !o.snap->snap)
         return luaL_error(L, "snapshot is released");
 
+    /* The iterator keeps a copy of the options. */
     leveldb_readoptions_set_snapshot(d->ropts, o.snap ? o.snap->snap : NULL);
+    /* Unchecked blocks stay out of the cache, where a checked read
+     * would take them as good. */
+    if (o.unverified) {
+        leveldb_readoptions_set_verify_checksums(d->ropts, 0);
+        leveldb_readoptions_set_fill_cache(d->ropts, 0);
+    }
     it->it = leveldb_create_iterator(d->handle, d->ropts);
     leveldb_readoptions_set_snapshot(d->ropts, NULL);
+    leveldb_readoptions_set_verify_checksums(d->ropts, 1);
+    leveldb_readoptions_set_fill_cache(d->ropts, 1);
     child_link(d, &it->link);
     /* The seek sets one bound; next() checks the other as it walks. */
     if (!it->reverse) {
@@ -1105,6 +1136,9 @@ static int l_store_repair(lua_State *L)
     leveldb_options_t *o = leveldb_options_create();
     char *err = NULL;
 
+    /* Paranoid: the repair checks every block's checksum, so a damaged
+     * block is dropped rather than copied into a new table as if good. */
+    leveldb_options_set_paranoid_checks(o, 1);
     leveldb_repair_db(o, path, &err);
     leveldb_options_destroy(o);
     if (err)

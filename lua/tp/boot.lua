@@ -96,6 +96,13 @@ if not db then
           tostring(err), 0)
 end
 
+-- A database that cannot go on after a failed write (tp.db) stops the
+-- server, with status 1, once the current request has its answer.
+db_mod.on_fatal = function()
+    require("tp.sys").set_exit_status(1)
+    core.timer(0, 0, core.stop)
+end
+
 local ok
 ok, err = game.start(cfg, db, rs)
 if not ok then

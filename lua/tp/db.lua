@@ -73,13 +73,27 @@ local function list_dir(dir)
 end
 M.list_dir = list_dir
 
+local function is_dir(path)
+    local d = C.tp_db_opendir(path)
+    if d == nil then
+        return false
+    end
+    C.tp_db_closedir(d)
+    return true
+end
+M.is_dir = is_dir
+
 local function copy_file(from, to)
     local f, err = io.open(from, "rb")
     if not f then
         return nil, err
     end
-    local data = f:read("*a")
+    local data
+    data, err = f:read("*a")
     f:close()
+    if not data then
+        return nil, from .. ": " .. tostring(err)
+    end
     local g
     g, err = io.open(to, "wb")
     if not g then
@@ -118,7 +132,8 @@ local function make_check_copy(dir, names, check)
         return nil, err
     end
     for _, n in ipairs(names) do
-        if not bookkeeping(n) then
+        -- (Folders, such as the lost/ of a repair, are not LevelDB's.)
+        if not bookkeeping(n) and not is_dir(dir .. "/" .. n) then
             local from, to = dir .. "/" .. n, check .. "/" .. n
             local linked = (n:match("%.ldb$") or n:match("%.sst$")) and
                            C.tp_db_link(from, to) == 0
@@ -196,6 +211,18 @@ local function check_all(raw)
     if not ok then
         err = tostring(err):gsub("^.-:%d+: ", ""):gsub("^store iterator: ",
                                                         "")
+        -- LevelDB skips a damaged block and says so at the end: name the
+        -- keys in it.
+        local lost = require("tp.dbcheck").damaged_keys(raw)
+        if #lost > 0 then
+            local shown = {}
+            for i = 1, math.min(#lost, 5) do
+                shown[i] = "'" .. lost[i] .. "'"
+            end
+            return nil, string.format("%s (the values of %d key%s cannot "
+                .. "be read: %s%s)", err, #lost, #lost == 1 and "" or "s",
+                table.concat(shown, ", "), #lost > 5 and ", ..." or "")
+        end
         if key then
             return nil, string.format("%s (reading after key '%s')", err,
                                       key)
@@ -203,6 +230,16 @@ local function check_all(raw)
         return nil, err
     end
     return n
+end
+
+-- Every batch also writes WSEQ, the number of batches written: after a
+-- failed write (below) it tells whether the database holds exactly what
+-- was acknowledged.
+local WSEQ = "meta/wseq"
+
+local function read_seq(raw)
+    local v = raw:get(WSEQ)
+    return tonumber(v) or 0
 end
 
 local DB = {}
@@ -223,7 +260,7 @@ function M.open(dir, opts)
     for _, n in ipairs(names or {}) do
         if n == "CURRENT" then
             current = true
-        elseif not bookkeeping(n) then
+        elseif not bookkeeping(n) and not is_dir(dir .. "/" .. n) then
             files = true
         end
     end
@@ -243,7 +280,22 @@ function M.open(dir, opts)
             return nil, err
         end
         return setmetatable({ raw = raw, sync = opts.sync, dir = dir,
-                              created = true }, DB)
+                              opts = base, created = true,
+                              seq = 0 }, DB)
+    end
+    -- A log that ends inside a record: LevelDB drops that write without a
+    -- word when it opens the database; say it.
+    for _, n in ipairs(names) do
+        if n:match("%.log$") then
+            local t = require("tp.dbcheck").log_tail(dir .. "/" .. n)
+            if t and t.dropped then
+                require("tp.log").warning("db", "the database log %s/%s "
+                    .. "ends inside a write: its last %d bytes (changes "
+                    .. "made just before the server stopped: a power cut, "
+                    .. "or a damaged file) are not in the game", dir, n,
+                    t.dropped)
+            end
+        end
     end
     local check = dir .. ".check"
     local ok, err = make_check_copy(dir, names, check)
@@ -261,7 +313,8 @@ function M.open(dir, opts)
             raw:close()
             return nil, damaged(cerr)
         end
-        return setmetatable({ raw = raw, sync = opts.sync, dir = dir }, DB)
+        return setmetatable({ raw = raw, sync = opts.sync, dir = dir,
+                              opts = base, seq = read_seq(raw) }, DB)
     end
     local raw, oerr = store.open(check, base)
     if not raw then
@@ -275,6 +328,7 @@ function M.open(dir, opts)
         return nil, damaged(cerr)
     end
     return setmetatable({ raw = raw, sync = opts.sync, dir = dir,
+                          opts = base, seq = read_seq(raw),
                           pending = { check = check, opts = base } }, DB)
 end
 
@@ -363,15 +417,24 @@ function Batch:delete(key)
 end
 
 -- Writes the batch atomically; raises if LevelDB refuses (the caller's
--- request then fails and nothing was acknowledged).
+-- request then fails and nothing was acknowledged), or while the
+-- database is not known good after an earlier failure (DB:writable).
 function Batch:commit(sync)
     if self.n > 0 then
-        accept_or_raise(self.db)
-        local ok, err = self.db.raw:write(self.raw, sync or self.db.sync)
+        local db = self.db
+        accept_or_raise(db)
+        db:writable()
+        local seq = db.seq + 1
+        self.raw:put(WSEQ, tostring(seq))
+        local ok, err = db.raw:write(self.raw, sync or db.sync)
         if not ok then
             self.after = nil
+            self.raw:clear()
+            self.n = 0
+            db:failed(err, seq)
             error("database write failed: " .. tostring(err))
         end
+        db.seq = seq
         self.raw:clear()
         self.n = 0
     end
@@ -397,7 +460,154 @@ function DB:put(key, value)
     return self:batch():put(key, value):commit()
 end
 
+-- ------------------------------------------------------------ failed writes
+--
+-- A write LevelDB refused (a full disk, an I/O error) may have left part
+-- of a record at the end of its log, and LevelDB's writer goes on after
+-- it: a later write that succeeds lands behind the broken record, and the
+-- next open finds the log damaged and drops what followed, writes that
+-- were acknowledged. So after a failed write nothing more is written
+-- through that handle. The next write first makes sure there is room
+-- (a probe file), then closes the database and opens it again (LevelDB
+-- recovers its log: a record cut at the end is an unfinished write, never
+-- acknowledged) and checks that it holds exactly the acknowledged batches
+-- (WSEQ); only then is the write made. Until that works, writes are
+-- refused at once; reads go on from the old handle meanwhile. A database
+-- that cannot be opened again, or that turns out to hold a write reported
+-- as failed, stops the server with a message (on_fatal).
+
+-- Seconds between attempts to recover, after a failed attempt (doubling).
+local RETRY_FIRST, RETRY_MAX = 1, 5
+
+-- The first attempt is made by the next write, at once.
+function DB:failed(err, seq)
+    local now = os.time()
+    if not self.broken then
+        require("tp.log").error("db", "a write to the database in %s "
+            .. "failed (%s): no more writes until it is checked",
+            self.dir, tostring(err))
+        self.broken = { err = tostring(err), since = now, seq = seq,
+                        wait = 0, next_try = 0 }
+    else
+        self.broken.err = tostring(err)
+        self.broken.seq = seq
+    end
+end
+
+local function file_size(path)
+    local f = io.open(path, "rb")
+    if not f then
+        return 0
+    end
+    local n = f:seek("end") or 0
+    f:close()
+    return n
+end
+
+-- Writes and removes a file as large as what reopening may write (the
+-- log turned into a table, a new MANIFEST and log). true or nil, message.
+local function room_for_reopen(dir)
+    local need = 1048576
+    for _, n in ipairs(list_dir(dir) or {}) do
+        if n:match("%.log$") then
+            need = need + file_size(dir .. "/" .. n)
+        end
+    end
+    local probe = dir .. ".room"
+    local f, err = io.open(probe, "wb")
+    if not f then
+        return nil, err
+    end
+    local chunk = string.rep("\0", 65536)
+    local ok, werr = true, nil
+    local left = need
+    while ok and left > 0 do
+        ok, werr = f:write(left >= #chunk and chunk or chunk:sub(1, left))
+        left = left - #chunk
+    end
+    if ok then
+        ok, werr = f:flush()
+    end
+    f:close()
+    os.remove(probe)
+    if not ok then
+        return nil, werr
+    end
+    return true
+end
+
+-- The server's reaction to a database it cannot go on with: set by the
+-- boot (tp.boot stops the server); the default raises.
+M.on_fatal = function(msg)
+    error(msg, 0)
+end
+
+local function fatal(db, msg)
+    db.broken.fatal = msg
+    require("tp.log").error("db", "%s", msg)
+    M.on_fatal(msg)
+    error(msg, 0)
+end
+
+-- Raises unless writes may be made: after a failed write, tries to
+-- recover (see above), at most once per wait.
+function DB:writable()
+    local b = self.broken
+    if not b then
+        return true
+    end
+    if b.fatal then
+        error(b.fatal, 0)
+    end
+    local now = os.time()
+    local refused = string.format("the database cannot be written since %s "
+        .. "(%s); nothing was changed", os.date("!%H:%M:%SZ", b.since),
+        b.err)
+    if now < b.next_try then
+        error(refused, 0)
+    end
+    b.wait = b.wait == 0 and RETRY_FIRST or math.min(b.wait * 2, RETRY_MAX)
+    b.next_try = now + b.wait
+    local log = require "tp.log"
+    local ok, err = room_for_reopen(self.dir)
+    if not ok then
+        log.warning("db", "still no room to reopen the database (%s); "
+                    .. "next try in %d s", tostring(err), b.wait)
+        error(refused, 0)
+    end
+    self.raw:close()
+    local raw, oerr = store.open(self.dir, self.opts)
+    if not raw then
+        self.raw = nil
+        fatal(self, string.format("the database in %s cannot be opened "
+            .. "again after a failed write (%s); stopping. Nothing that "
+            .. "was acknowledged is lost: start the server again once the "
+            .. "disk has room", self.dir, tostring(oerr)))
+    end
+    self.raw = raw
+    local seq = read_seq(raw)
+    if seq == b.seq and b.seq == self.seq + 1 then
+        fatal(self, string.format("a write to the database in %s that "
+            .. "was reported as failed is in it after all; stopping so "
+            .. "that the next start loads the game as it is stored",
+            self.dir))
+    elseif seq ~= self.seq then
+        fatal(self, string.format("the database in %s does not hold what "
+            .. "was acknowledged after a failed write (write %d of %d "
+            .. "found); stopping: check it with tpserver check",
+            self.dir, seq, self.seq))
+    end
+    log.warning("db", "the database in %s was reopened and checked after "
+                .. "the failed write (down %d s): writes are accepted "
+                .. "again", self.dir, now - b.since)
+    self.broken = nil
+    return true
+end
+
 function DB:close()
+    if not self.raw then
+        return
+    end
     self.raw:close()
     if self.pending then
         remove_dir(self.pending.check)

@@ -141,8 +141,44 @@ def test_turn():
         srv.cleanup()
 
 
+def test_reported_failed_but_landed():
+    """A write reported as failed that reached the disk after all (a
+    failed flush): the next write reopens the database, finds it, and the
+    server stops (status 1) rather than go on with memory that differs
+    from the disk; the next start has the change."""
+    with server() as srv:
+        a = Player(srv, name="alice")
+        ship = [i for i in a.list_ids("GetObjectIDs") if i != 0][0]
+        T.ok(fly(a, ship, 5)[0].is_("Order"), "(landed) an order is stored")
+        rc, out, _ = console(srv, 'require("tp.store").fail_writes(1, '
+                             '"landed")')
+        T.is_(rc, 0, "(landed) the next write lands but is reported failed")
+        r = fly(a, ship, 6)
+        T.ok(r[0].is_("Fail"), "the client hears Fail", repr(r))
+        try:
+            fly(a, ship, 7)
+        except (OSError, tplib.ProtocolError):
+            pass
+        rc = srv.wait()
+        T.is_(rc, 1, "the next write finds the change in the database and "
+              "the server stops with status 1")
+        T.ok("reported as failed is in it after all" in srv.log(),
+             "the log says why")
+        srv.stop(cleanup=False)
+        with server(data_dir=srv.data_dir) as again:
+            b = Player.__new__(Player)
+            b.version = 4
+            b.c = again.client()
+            b.c.connect()
+            b.c.login("alice", "pw-alice")
+            T.is_(queued(b, ship), 2, "after a restart: the game as it is "
+                  "stored, with the change")
+            b.c.close()
+        srv.cleanup()
+
+
 def main():
-    T.run(test_request, test_turn)
+    T.run(test_request, test_turn, test_reported_failed_but_landed)
     T.done()
 
 
