@@ -31,6 +31,16 @@ def fail_writes(srv, n, then=""):
     return rc, out + err
 
 
+def alice_again(srv):
+    """alice, logged in again (after a restart)."""
+    p = Player.__new__(Player)
+    p.version = 4
+    p.c = srv.client()
+    p.c.connect()
+    p.c.login("alice", "pw-alice")
+    return p
+
+
 def orders(p, ship):
     frames = p.req("GetOrder", {"id": ship, "slots": []})
     return [objx(f) for f in frames[1:]]
@@ -84,11 +94,7 @@ def test_request():
         a.close()
         srv.stop(cleanup=False)
         with server(data_dir=srv.data_dir) as again:
-            a = Player.__new__(Player)
-            a.version = 4
-            a.c = again.client()
-            a.c.connect()
-            a.c.login("alice", "pw-alice")
+            a = alice_again(again)
             T.is_(orders(a, ship), told, "after a restart: exactly the "
                   "orders the client was told about")
             T.ok(not a.call("GetTimeRemaining")["turn"] and
@@ -129,11 +135,7 @@ def test_turn():
         a.close()
         srv.stop(cleanup=False)
         with server(data_dir=srv.data_dir) as again:
-            b = Player.__new__(Player)
-            b.version = 4
-            b.c = again.client()
-            b.c.connect()
-            b.c.login("alice", "pw-alice")
+            b = alice_again(again)
             T.is_((b.call("GetTimeRemaining")["turn"], position(b, ship),
                    queued(b, ship)), (1, moved, 0), "after a restart: turn "
                   "1, the ship where it was shown, no order")
@@ -166,11 +168,7 @@ def test_reported_failed_but_landed():
              "the log says why")
         srv.stop(cleanup=False)
         with server(data_dir=srv.data_dir) as again:
-            b = Player.__new__(Player)
-            b.version = 4
-            b.c = again.client()
-            b.c.connect()
-            b.c.login("alice", "pw-alice")
+            b = alice_again(again)
             T.is_(queued(b, ship), 2, "after a restart: the game as it is "
                   "stored, with the change")
             b.c.close()
