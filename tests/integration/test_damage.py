@@ -71,18 +71,20 @@ def all_objects_shown(srv, names):
 
 
 def flip_in_objects(db):
-    """Flips one byte inside the values of the object keys of the
-    database's one table file (uncompressed)."""
-    tables = sorted(glob.glob(os.path.join(db, "*.ldb")))
-    data = bytearray(open(tables[-1], "rb").read())
-    at = [i for i in range(len(data)) if data.startswith(b'"name":"', i)]
-    # A name in the middle of the objects' range (objects sort after
-    # accounts, boards, designs, hist and meta, before players and queues).
-    objs = [i for i in range(len(data)) if data.startswith(b"obj/", i)]
-    mid = objs[len(objs) // 2]
-    pos = [i for i in at if i > mid][0] + 9
+    """Flips one byte inside an object's name in the table file (stored
+    uncompressed) that holds most of the objects."""
+    best = None
+    for path in glob.glob(os.path.join(db, "*.ldb")):
+        data = bytearray(open(path, "rb").read())
+        objs = [i for i in range(len(data)) if data.startswith(b"obj/", i)]
+        if objs and (best is None or len(objs) > len(best[2])):
+            best = (path, data, objs)
+    path, data, objs = best
+    names = [i for i in range(objs[0], len(data))
+             if data.startswith(b'"name":"', i)]
+    pos = names[len(names) // 2] + 9
     data[pos] ^= 0x80
-    with open(tables[-1], "wb") as f:
+    with open(path, "wb") as f:
         f.write(bytes(data))
 
 
