@@ -34,9 +34,9 @@ endif
 # Debian packages the build, the tests and the fuzzer need.
 DEB_PKGS = pkg-config libuv1-dev libluajit-5.1-dev luajit libssl-dev openssl \
            libleveldb-dev libsnappy-dev lua-cjson lua-cjson-dev python3 \
-           clang libclang-rt-dev libedit-dev
+           clang libclang-rt-dev libedit-dev libicu-dev
 
-PKGS      = libuv luajit openssl libedit
+PKGS      = libuv luajit openssl libedit icu-uc icu-i18n
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -80,6 +80,14 @@ return {
     max_players = 0,                       -- players the game takes from
                                            -- clients (admins may add more;
                                            -- 0: no cap)
+    -- New accounts from clients: at most account_creation_limit from one
+    -- address (an IPv6 /64) and account_creation_total from all clients
+    -- together in any account_creation_window seconds; past it,
+    -- CreateAccount gets a Fail saying when to try again (logged with the
+    -- address). The admin console is not limited. 0: no limit.
+    account_creation_limit = 3,
+    account_creation_total = 30,
+    account_creation_window = 600,
     password_iterations = 100000,          -- PBKDF2 iterations, new hashes
 
     -- Turns: "players_finished" ends a turn when every player has sent
@@ -115,11 +123,13 @@ return {
     frame_timeout = 60,                    -- seconds a frame may stay
                                            -- half-sent before the
                                            -- connection is closed
-    request_time_limit = 10,               -- seconds of Lua one player
-                                           -- request may take; then it is
-                                           -- stopped with a Fail (0: none)
-    turn_time_limit = 600,                 -- seconds of Lua the ruleset's
-                                           -- turn may take; then the turn
+    request_time_limit = 2,                -- seconds one player request
+                                           -- may take (Lua and the C it
+                                           -- calls); then it is stopped
+                                           -- with a Fail (0: none). No one
+                                           -- else is served meanwhile.
+    turn_time_limit = 60,                  -- seconds the ruleset's turn
+                                           -- may take; then the turn
                                            -- fails and starts over (0: none)
     max_frame_size = 1048576,              -- bytes, header included
     max_output = 16777216,                 -- bytes queued to one client

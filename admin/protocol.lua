@@ -454,7 +454,7 @@ H.GetCommandDescIDs = { states = READY, fn = function(conn, req)
 end }
 
 H.GetCommandDesc = { states = READY, fn = function(conn, req)
-    return per_id(req.ids, desc_frame)
+    return per_id(conn, req, req.ids, desc_frame)
 end }
 
 H.Command = { states = READY, fn = function(conn, req)
@@ -493,6 +493,7 @@ function M.dispatch(conn, req)
         end
         fail.raise("Frame", req._name .. " is not allowed after login")
     end
+    dispatch.check_size(conn, req)
     return h.fn(conn, req)
 end
 

@@ -5,7 +5,9 @@
  * setting up at once), performs Connect, CreateAccount and Login on each
  * (only Connect with --no-login, for the frame-echo server), then keeps
  * --pipeline requests (Ping, GetTimeRemaining or both, see --mix) in flight
- * on every connection, sending a new one as each reply arrives.  After a
+ * on every connection, sending a new one as each reply arrives (--mix
+ * objects: GetObjectsByID asking --ids times for object 0, a reply of a
+ * Sequence and that many Object frames, timed to its last frame).  After a
  * warm-up it counts replies for --duration seconds, keeps their latencies in
  * a log-linear histogram, and prints one line of key=value pairs:
  *
@@ -47,6 +49,9 @@
 #define MAX_BODY       (1u << 20)       /* longest reply body accepted */
 #define FT_OKAY        0u               /* Okay: str result */
 #define FT_FAIL        1u               /* Fail: u32 code, str result, refs */
+#define FT_SEQUENCE    2u               /* Sequence: u32 frames to follow */
+#define FT_GET_OBJECTS 5u               /* GetObjectsByID: list of u32 ids */
+#define FT_OBJECT      7u               /* Object (an item of a Sequence) */
 #define FT_CONNECT     3u               /* Connect: str client id */
 #define FT_LOGIN       4u               /* Login: str user, str password */
 #define FT_GET_TIME    14u              /* GetTimeRemaining: empty */
@@ -62,6 +67,7 @@
 #define MAX_CONNS      100000u          /* largest --conns */
 #define MAX_ERR_SHOWN  20u              /* errors described on stderr */
 #define STR_MAX        64u              /* longest string we send */
+#define MAX_IDS        87378u           /* largest --ids (server bound) */
 
 /* ---------------------------------------------------------------- histogram
  * Log-linear: values below 2^SUB_BITS nanoseconds have a bucket each; above,
@@ -130,7 +136,7 @@ static uint64_t hist_quantile(const struct histogram *h, double q)
 
 /* ---------------------------------------------------------------- state */
 
-enum mix { MIX_PING, MIX_TIME, MIX_BOTH };
+enum mix { MIX_PING, MIX_TIME, MIX_BOTH, MIX_OBJECTS };
 
 enum phase {
     PH_SETUP,       /* connections are being opened and logged in */
@@ -155,6 +161,7 @@ struct slot {
     uint32_t seq;       /* sequence number in flight, 0 when free */
     uint32_t type;      /* frame type of the request */
     uint64_t sent_ns;   /* uv_hrtime() when it was queued */
+    uint32_t left;      /* frames of a Sequence answer still to come */
 };
 
 struct loadgen;
@@ -199,6 +206,7 @@ struct options {
     double setup_timeout;       /* seconds allowed for all set-ups */
     unsigned ramp;              /* connections setting up at once */
     enum mix mix;               /* which requests to send */
+    unsigned ids;               /* ids in one GetObjectsByID (objects) */
     int no_login;               /* skip CreateAccount and Login */
     const char *user_prefix;    /* account names are prefix + number */
     int tls;                    /* TLS to the server */
@@ -225,6 +233,8 @@ struct loadgen {
     struct histogram hist;      /* latencies in the measured phase */
     SSL_CTX *ssl_ctx;           /* client context (--tls) */
     uint64_t hs_done;           /* set-ups completed while measuring */
+    unsigned char *objects_body; /* the GetObjectsByID body (objects) */
+    size_t objects_len;         /* its length */
 };
 
 /* Ciphertext read from a TLS connection; it goes into the session at once
@@ -233,7 +243,8 @@ static unsigned char tls_in[RBUF_CAP];
 
 static const char *mix_name(enum mix m)
 {
-    return m == MIX_PING ? "ping" : m == MIX_TIME ? "timeremaining" : "both";
+    return m == MIX_PING ? "ping" : m == MIX_TIME ? "timeremaining" :
+           m == MIX_OBJECTS ? "objects" : "both";
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -433,6 +444,7 @@ static int queue_frame(struct conn *c, uint32_t type,
     s->seq = seq;
     s->type = type;
     s->sent_ns = uv_hrtime();
+    s->left = 0;
     c->inflight++;
 
     unsigned char *p = c->out + c->out_len;
@@ -453,6 +465,11 @@ static void send_request(struct conn *c)
 {
     uint32_t type;
     switch (c->lg->opt.mix) {
+    case MIX_OBJECTS:
+        if (queue_frame(c, FT_GET_OBJECTS, c->lg->objects_body,
+                        c->lg->objects_len) < 0)
+            conn_fail(c, "internal: output buffer full", 0);
+        return;
     case MIX_PING:
         type = FT_PING;
         break;
@@ -547,6 +564,24 @@ static void handle_frame(struct conn *c, uint32_t seq, uint32_t type,
         conn_fail(c, "reply to a sequence number not in flight", 0);
         return;
     }
+    if (s->left > 0) {
+        /* An item of a Sequence answer: the answer is done with its last
+         * item, and judged as the Sequence it began with. */
+        s->left--;
+        if (type != FT_OBJECT) {
+            describe_fail(type == FT_FAIL ? body : NULL, len, msg,
+                          sizeof msg);
+            lg_error(lg, c, "item of a Sequence: %s", type == FT_FAIL ? msg :
+                     "not an Object");
+        }
+        if (s->left > 0)
+            return;
+        type = FT_SEQUENCE;
+    } else if (type == FT_SEQUENCE && s->type == FT_GET_OBJECTS && body &&
+               len >= 4 && get_u32(body) > 0) {
+        s->left = get_u32(body);
+        return;
+    }
     uint32_t req_type = s->type;
     uint64_t sent = s->sent_ns;
     s->seq = 0;
@@ -593,6 +628,8 @@ static void handle_frame(struct conn *c, uint32_t seq, uint32_t type,
         good = type == FT_OKAY;
     else if (req_type == FT_GET_TIME)
         good = type == FT_TIME;
+    else if (req_type == FT_GET_OBJECTS)
+        good = type == FT_SEQUENCE;
     else
         good = type == FT_OKAY;
     if (!good) {
@@ -960,9 +997,11 @@ static void usage(FILE *f)
 "(default 16)\n"
 "  --duration SECONDS   measured time (default 5)\n"
 "  --warmup SECONDS     load before measuring (default 1)\n"
-"  --mix ping|timeremaining|both\n"
-"                       requests to send: Ping, GetTimeRemaining, or the\n"
-"                       two alternately (default ping)\n"
+"  --mix ping|timeremaining|both|objects\n"
+"                       requests to send: Ping, GetTimeRemaining, the\n"
+"                       two alternately, or GetObjectsByID (default ping)\n"
+"  --ids N              ids in each GetObjectsByID (objects), 1..%u\n"
+"                       (default 1000; all of them object 0)\n"
 "  --no-login           send only Connect before the load (for tpecho);\n"
 "                       every reply must then be Okay\n"
 "  --user-prefix S      account names are S0, S1, ... (default bench)\n"
@@ -975,7 +1014,7 @@ static void usage(FILE *f)
 "Prints one line: conns= ready= pipeline= mix= seconds= replies= rps=\n"
 "p50_us= p90_us= p99_us= p999_us= max_us= errors=.  Exit 0 when the run\n"
 "completed without errors, 1 otherwise, 2 on a usage error.\n",
-            MAX_PIPELINE);
+            MAX_PIPELINE, MAX_IDS);
 }
 
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -1003,7 +1042,8 @@ static int parse_seconds(const char *s, double lo, double *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_HOST = 256, O_PORT, O_CONNS, O_PIPE, O_DUR, O_WARM, O_MIX,
-           O_NOLOGIN, O_PREFIX, O_RAMP, O_SETUP, O_HELP, O_TLS, O_HS };
+           O_NOLOGIN, O_PREFIX, O_RAMP, O_SETUP, O_HELP, O_TLS, O_HS,
+           O_IDS };
     static const struct option longopts[] = {
         { "host", required_argument, NULL, O_HOST },
         { "port", required_argument, NULL, O_PORT },
@@ -1019,12 +1059,14 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "help", no_argument, NULL, O_HELP },
         { "tls", no_argument, NULL, O_TLS },
         { "handshakes", no_argument, NULL, O_HS },
+        { "ids", required_argument, NULL, O_IDS },
         { NULL, 0, NULL, 0 }
     };
     *o = (struct options){
         .host = "127.0.0.1", .port = 0, .conns = 1, .pipeline = 16,
         .duration = 5.0, .warmup = 1.0, .setup_timeout = 30.0, .ramp = 64,
-        .mix = MIX_PING, .no_login = 0, .user_prefix = "bench",
+        .mix = MIX_PING, .ids = 1000, .no_login = 0,
+        .user_prefix = "bench",
     };
     unsigned port = 0;
     int ch;
@@ -1062,11 +1104,16 @@ static int parse_options(int argc, char **argv, struct options *o)
                 o->mix = MIX_TIME;
             else if (strcmp(optarg, "both") == 0)
                 o->mix = MIX_BOTH;
+            else if (strcmp(optarg, "objects") == 0)
+                o->mix = MIX_OBJECTS;
             else
                 bad = 1;
             break;
         case O_NOLOGIN:
             o->no_login = 1;
+            break;
+        case O_IDS:
+            bad = parse_uint(optarg, 1, MAX_IDS, &o->ids);
             break;
         case O_TLS:
             o->tls = 1;
@@ -1145,7 +1192,15 @@ int main(int argc, char **argv)
     lg.conns = calloc(lg.opt.conns, sizeof *lg.conns);
     unsigned nslots = pow2_at_least(2 * lg.opt.pipeline);
     size_t out_cap = (size_t)lg.opt.pipeline * HDR_LEN + SETUP_MAX;
-    if (!lg.conns) {
+    if (lg.opt.mix == MIX_OBJECTS) {
+        /* u32 count, then the ids: all 0 (the universe, seen by all). */
+        lg.objects_len = 4 + 4 * (size_t)lg.opt.ids;
+        lg.objects_body = calloc(1, lg.objects_len);
+        if (lg.objects_body)
+            put_u32(lg.objects_body, lg.opt.ids);
+        out_cap += (size_t)lg.opt.pipeline * lg.objects_len;
+    }
+    if (!lg.conns || (lg.opt.mix == MIX_OBJECTS && !lg.objects_body)) {
         fprintf(stderr, "tploadgen: out of memory\n");
         return 1;
     }
@@ -1204,6 +1259,7 @@ int main(int argc, char **argv)
         free(lg.conns[i].out);
     }
     free(lg.conns);
+    free(lg.objects_body);
     SSL_CTX_free(lg.ssl_ctx);
     if (oom)
         return 1;

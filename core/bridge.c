@@ -1,9 +1,9 @@
 /*
  * bridge.c: the Lua state and the protected path from a decoded request to
  * its encoded replies: creating and booting the VM, the handlers the
- * network side calls (open, frame, closed), the request's one error path
- * and the Fail frames it sends. The bindings are elsewhere: tp.conn in
- * lua_conn.c, tp.core and its timers in lua_core.c, what they share in
+ * network side calls (open, frame, more, closed), the request's one error
+ * path and the Fail frames it sends. The bindings are elsewhere: tp.conn
+ * in lua_conn.c, tp.core and its timers in lua_core.c, what they share in
  * lua_util.c.
  *
  * Invariants: one lua_State, touched only by the loop thread; every call
@@ -326,12 +326,44 @@ static void tp_lua_request(tp_lua_t *lx, tp_conn_t *c,
         tp_crash_request(0, -1);
         lx->in_dispatch = false;
     }
-    /* A deferred request (the handler paused the connection) is timed by
-     * tp.dispatch when its reply goes out. */
-    if (!c->paused || c->closing)
+    /* A deferred request (the handler paused the connection) and a reply
+     * made in parts are timed by tp.dispatch when the reply is done. */
+    if (c->more)
+        c->more_type = h->type;
+    if ((!c->paused && !c->more) || c->closing)
         tp_histogram_observe(&tp_stats.request_seconds,
                              (double)(uv_hrtime() - started) / 1e9);
     lua_settop(L, top);
+}
+
+/* The next part of a reply made in parts (the more handler): one
+ * protected call of the function conn:produce registered, which answers
+ * its own errors and time limit (tp.dispatch). An error out of it is a bug
+ * that leaves the reply unfinishable: logged, and the connection closed,
+ * since its client waits for frames that will not come. */
+static void tp_lua_more(tp_lua_t *lx, tp_conn_t *c)
+{
+    lua_State *L = lx->L;
+    if (lx->in_dispatch)
+        return;             /* cannot happen: the loop calls, not Lua */
+    if (c->more_ref < 0) {
+        c->more = false;
+        return;
+    }
+    int top = lua_gettop(L);
+    lx->in_dispatch = true;
+    tp_crash_request(c->id, (int)c->more_type);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->more_ref);
+    int rc = tp_lua_pcall_logged(L, 0, "reply part");
+    tp_crash_request(0, -1);
+    lx->in_dispatch = false;
+    lua_settop(L, top);
+    if (rc != 0 && !c->closing) {
+        luaL_unref(L, LUA_REGISTRYINDEX, c->more_ref);
+        c->more_ref = -2;
+        c->more = false;
+        tp_conn_close(c, "internal error in a reply");
+    }
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -358,6 +390,11 @@ static void on_conn_frame(void *ud, tp_conn_t *c, const tp_header_t *h,
     tp_lua_request(ud, c, h, body);
 }
 
+static void on_conn_more(void *ud, tp_conn_t *c)
+{
+    tp_lua_more(ud, c);
+}
+
 static void on_conn_closed(void *ud, tp_conn_t *c, const char *reason)
 {
     tp_lua_conn_closed(ud, c, reason);
@@ -372,6 +409,7 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     /* The network side reaches Lua only through these. */
     srv->handlers = (tp_conn_handlers_t){ .ud = lx, .open = on_conn_open,
                                           .frame = on_conn_frame,
+                                          .more = on_conn_more,
                                           .closed = on_conn_closed };
     lua_State *L = luaL_newstate();
     if (!L)
@@ -386,6 +424,9 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
         lua_gc(L, LUA_GCSETSTEPMUL, 400);
     }
     luaL_openlibs(L);
+    /* The standard functions that can run long in C count against the
+     * time limits (budget_lib.c). */
+    tp_budget_open_lib(L);
     /* The trace compiler starts off; boot turns it on when the
      * configuration says jit = true. With it on, Debian 12's LuaJIT (a
      * 2.1 snapshot of 2022) was seen to free a live table about once in
@@ -402,6 +443,7 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     preload(L, "tp.codec", luaopen_tp_codec);
     preload(L, "tp.store", luaopen_tp_store);
     preload(L, "tp.crypto", luaopen_tp_crypto);
+    preload(L, "tp.text", luaopen_tp_text);
     preload(L, "tp.tls", luaopen_tp_tls);
     preload(L, "tp.console", luaopen_tp_console);
     preload(L, "cjson", luaopen_cjson);

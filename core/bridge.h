@@ -62,6 +62,7 @@ void tp_lua_stop(tp_lua_t *lx);
 /* Module openers defined elsewhere. */
 int luaopen_tp_core(lua_State *L);
 int luaopen_tp_crypto(lua_State *L);
+int luaopen_tp_text(lua_State *L);
 int luaopen_tp_tls(lua_State *L);
 
 /* ---- Between bridge.c and its bindings (lua_conn.c, lua_core.c). */

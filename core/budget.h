@@ -13,8 +13,25 @@
  * the pop and treats the work as failed, whatever it returned; recovery
  * (undo, rollback) runs after the pop, unlimited.
  *
- * LuaJIT runs no hooks inside compiled traces: with the trace compiler on
- * (jit = true) a loop it compiled is not stopped.
+ * A deadline holds for wall-clock time, whatever the VM spends it on:
+ *  - Lua code: the count hook looks at the clock every `every`
+ *    instructions.
+ *  - One long C call or instruction that returns (table.insert into a
+ *    huge table, `..` of two huge strings, a slow disk): a watchdog thread
+ *    sees the deadline pass and has the hook run at the very next
+ *    instruction (budget.c says how).
+ *  - A C function that would not return for a long time (a backtracking
+ *    pattern, string.rep of a huge count, sorting a huge table): the
+ *    functions of the standard library that can do that are replaced by
+ *    budget_lib.c's, which call tp_budget_poll() as they work. The first
+ *    push puts them into the VM's string and table libraries (once per
+ *    process: the server has one VM).
+ *  - Compiled code runs no hooks: the ruleset loader keeps a ruleset's
+ *    code out of the trace compiler (jit = true), so its loops are always
+ *    stopped; a loop the compiler made of the server's own code is not.
+ * A budget's check (the console's) runs only from the hook, never from
+ * inside a C function: inside one, only the deadline and an earlier stop
+ * are seen.
  */
 #ifndef TP_BUDGET_H
 #define TP_BUDGET_H
@@ -48,13 +65,15 @@ struct tp_budget {
     /* State, kept by the module. */
     bool expired;              /* stopped: every later instruction raises */
     char why[192];             /* the stop message */
-    uint64_t started_ns;       /* when pushed */
+    uint64_t started_ns;       /* when pushed (CLOCK_MONOTONIC) */
     uint64_t deadline_ns;      /* 0: none */
+    lua_State *L;              /* the state it was pushed on (alive while
+                                  it is pushed: its call is running) */
     tp_budget_t *outer;        /* the budget it suspends */
 };
 
 /* Starts b (innermost from now on). seconds = 0 with no check suspends the
- * outer budgets and runs without a hook. */
+ * outer budgets and runs without a hook. Only the loop thread pushes. */
 void tp_budget_push(lua_State *L, tp_budget_t *b);
 
 /* Ends b, which must be the innermost; the outer one goes on, its deadline
@@ -73,6 +92,29 @@ void tp_budget_stop(tp_budget_t *b, const char *why);
 
 /* The innermost budget, or NULL. */
 tp_budget_t *tp_budget_current(void);
+
+/* For C functions that may work long before they return: raises the
+ * innermost budget's stop message (luaL_error) when its deadline has
+ * passed or it was stopped; otherwise returns at once. Reads the clock:
+ * call it every few thousand units of work, not for each. The caller must
+ * own nothing that the raise would leak (no malloc'd memory, no locks). */
+void tp_budget_poll(lua_State *L);
+
+/* Replaces string.find, match, gmatch, gsub, rep and table.concat, sort
+ * in L's VM with budget_lib.c's (in the tables package.loaded holds, which
+ * the string metatable and every sandbox read). tp_lua_init does it
+ * right after the standard libraries; tests call it on states of their
+ * own. Raises only on
+ * memory errors. */
+void tp_budget_open_lib(lua_State *L);
+
+/* The largest string budget_lib.c's string.rep, string.gsub and
+ * table.concat make (bytes); a bigger result raises instead. */
+#define TP_BUDGET_MAX_STRING (64u * 1048576u)
+
+/* Stops the watchdog thread, if it runs (tests, the end of the process);
+ * a later push with a deadline starts it again. */
+void tp_budget_close(void);
 
 /* Lua: core.time_limit(seconds, what, fn, ...) -> true, fn's results |
  * false, message. Runs fn under a budget of its own; a stop counts even if

@@ -29,6 +29,7 @@ int tp_conn_init(tp_conn_t *c, uv_loop_t *loop, tp_conn_kind_t kind,
     c->proto = proto;
     c->lim = lim;
     c->lua_ref = -2;
+    c->more_ref = -2;
     tp_buf_init(&c->in, lim->max_frame + READ_CHUNK);
     tp_buf_init(&c->out, 0);
     int rc = kind == TP_CONN_PIPE ? uv_pipe_init(loop, &c->pipe, 0)
@@ -36,13 +37,15 @@ int tp_conn_init(tp_conn_t *c, uv_loop_t *loop, tp_conn_kind_t kind,
     if (rc != 0)
         return rc;
     uv_timer_init(loop, &c->timer);
+    uv_idle_init(loop, &c->idle);
     uv_timer_init(loop, &c->stall);
     uv_timer_init(loop, &c->deadline);
     c->stream.data = c;
     c->timer.data = c;
+    c->idle.data = c;
     c->stall.data = c;
     c->deadline.data = c;
-    c->handles_open = 4;
+    c->handles_open = 5;
     return 0;
 }
 
@@ -50,6 +53,7 @@ void tp_conn_unref(tp_conn_t *c)
 {
     uv_unref((uv_handle_t *)&c->stream);
     uv_unref((uv_handle_t *)&c->timer);
+    uv_unref((uv_handle_t *)&c->idle);
     uv_unref((uv_handle_t *)&c->stall);
     uv_unref((uv_handle_t *)&c->deadline);
 }
@@ -77,6 +81,7 @@ bool tp_conn_free_closed(tp_conn_t *c)
 {
     if (!uv_is_closing((uv_handle_t *)&c->stream) ||
         !uv_is_closing((uv_handle_t *)&c->timer) ||
+        !uv_is_closing((uv_handle_t *)&c->idle) ||
         !uv_is_closing((uv_handle_t *)&c->stall) ||
         !uv_is_closing((uv_handle_t *)&c->deadline))
         return false;
@@ -95,6 +100,8 @@ static void close_handles(tp_conn_t *c)
 {
     if (!uv_is_closing((uv_handle_t *)&c->timer))
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->idle))
+        uv_close((uv_handle_t *)&c->idle, on_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&c->stall))
         uv_close((uv_handle_t *)&c->stall, on_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&c->deadline))
@@ -230,8 +237,9 @@ static void on_write(uv_write_t *req, int status)
     }
     if (!c->closing)
         watch_output(c);
-    /* Below the high mark again: take up the requests that waited. */
-    if (!c->closing && !c->reading &&
+    /* Below the high mark again: take up the requests that waited (a
+     * throttled or yielded connection has its resume due already). */
+    if (!c->closing && !c->reading && !c->throttled &&
         tp_conn_output(c) < c->lim->output_high / 2) {
         tp_conn_process(c);
         if (!c->closing)
@@ -401,9 +409,9 @@ void tp_conn_process(tp_conn_t *c)
         tp_conn_stop_reading(c); /* processing is held: resumed later */
 }
 
-static void on_resume_timer(uv_timer_t *t)
+/* Processing goes on after a pause, a throttle or a yield. */
+static void resume(tp_conn_t *c)
 {
-    tp_conn_t *c = t->data;
     if (c->closing || c->paused)
         return;
     c->throttled = false;
@@ -412,13 +420,28 @@ static void on_resume_timer(uv_timer_t *t)
         start_reading(c);
 }
 
+static void on_resume_timer(uv_timer_t *t)
+{
+    resume(t->data);
+}
+
+static void on_yield(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    resume(h->data);
+}
+
 void tp_conn_yield(tp_conn_t *c)
 {
     /* Held like a throttled connection, for one loop iteration: the other
-     * connections' input is read and served before this one goes on. */
+     * connections' input is read and served before this one goes on. An
+     * idle handle, not a 0 ms timer: one started from a timer callback
+     * runs again in the same pass of the loop's timers (libuv before
+     * 1.45), before any I/O; an active idle handle makes the loop poll
+     * without blocking, and runs at the next iteration. */
     c->throttled = true;
     tp_conn_stop_reading(c);
-    uv_timer_start(&c->timer, on_resume_timer, 0, 0);
+    uv_idle_start(&c->idle, on_yield);
 }
 
 void tp_conn_resume_soon(tp_conn_t *c)

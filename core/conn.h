@@ -27,9 +27,10 @@
  * Bounds: the input buffer never holds more than one largest frame plus
  * one read; a header announcing a body past the frame cap is refused before
  * its payload is buffered. Output is bounded: past a high mark the
- * connection stops being read (pipelined requests wait); when it stays
- * there for the stall time, or passes the hard cap (frames pushed to a
- * client that never reads), it is disconnected and logged. Deadlines: a
+ * connection stops being read (pipelined requests wait, and so does the
+ * rest of a reply made in parts); when it stays there for the stall time,
+ * or passes the hard cap (frames pushed to a client that never reads), it
+ * is disconnected and logged. Deadlines: a
  * TLS handshake, then logging in. An optional request rate (a token
  * bucket: a client over it is read more slowly, nothing is dropped).
  */
@@ -113,6 +114,8 @@ struct tp_conn {
         uv_pipe_t pipe;        /* TP_CONN_PIPE */
     };
     uv_timer_t timer;          /* resume soon; linger timer while closing */
+    uv_idle_t idle;            /* a yield: processing goes on at the next
+                                  loop iteration, after the poll for I/O */
     uv_timer_t stall;          /* runs while output is over the high mark */
     uv_timer_t deadline;       /* TLS handshake, then login deadline */
     tp_server_t *srv;          /* TP: the server; NULL for the console */
@@ -135,7 +138,11 @@ struct tp_conn {
     bool tunnelled;            /* came in through an HTTP POST preamble */
     bool logged_in;            /* Lua reported a login: no deadline */
     bool refusing;             /* over max_conns: answer Fail, close */
-    bool throttled;            /* over the request rate: reading held */
+    bool throttled;            /* over the request rate, or yielded:
+                                  reading held, a resume is due */
+    bool more;                 /* the reply being sent is not complete:
+                                  the protocol makes the rest, a part per
+                                  loop iteration, before the next request */
     tp_tls_t *tls;             /* TLS session (tls transport), else NULL */
     uint64_t accepted_ms;      /* loop time of the accept */
     uint64_t last_input_ms;    /* loop time of the last bytes read */
@@ -152,6 +159,11 @@ struct tp_conn {
                                   frames (HTTP answers) */
     size_t write_pending;      /* bytes handed to libuv, not yet written */
     int lua_ref;               /* registry ref of the Lua object, or -2 */
+    int more_ref;              /* registry ref of the Lua function making
+                                  the rest of the reply (more), or -2 */
+    uint32_t more_type;        /* frame type of the request it answers */
+    uint64_t frames_out;       /* frames encoded into out by Lua (a
+                                  rollback does not uncount them) */
     char peer[64];             /* "ip:port" of the peer */
     tp_conn_t *prev, *next;    /* server's list (TP) */
 };
@@ -196,7 +208,8 @@ void tp_conn_send_text(tp_conn_t *c, const char *p, size_t n,
                        const char *reason);
 
 /* Lets the other connections go first: processing of c goes on at the
- * next loop iteration (fair service of a client that pipelines). */
+ * next loop iteration, after the loop has polled for I/O (fair service of
+ * a client that pipelines, and between the parts of a long reply). */
 void tp_conn_yield(tp_conn_t *c);
 
 /* Resumes frame processing after a pause, on the next loop iteration. */

@@ -116,10 +116,27 @@ size_t tp_framing_input(tp_conn_t *c, bool *held)
         }
         if (tp_conn_output(c) > srv->limits.output_high) {
             /* The client is not reading its answers: stop reading its
-             * requests until the output drains (conn.c resumes). */
+             * requests, and making the rest of a long reply, until the
+             * output drains (conn.c resumes). */
             tp_conn_stop_reading(c);
             *held = true;
             break;
+        }
+        if (c->more) {
+            /* A reply made in parts: one part per loop iteration, the
+             * other connections served in between, and the connection's
+             * later requests after the whole reply (arrival order). */
+            if (served > 0) {
+                tp_conn_yield(c);
+                *held = true;
+                break;
+            }
+            served = FAIR_FRAMES;
+            if (srv->handlers.more)
+                srv->handlers.more(srv->handlers.ud, c);
+            else
+                c->more = false;
+            continue;
         }
         const uint8_t *p = c->in.data + off;
         size_t n = c->in.len - off;

@@ -6,7 +6,10 @@
  * frame of another version refused), refuses frames over the size limit
  * before their payload is buffered, applies the request rate, answers
  * over-limit connections "server full", and hands each request frame to
- * the server's frame handler, strictly in order.
+ * the server's frame handler, strictly in order. A reply made in parts
+ * (c->more) goes first: the server's more handler makes one part per loop
+ * iteration, while the output is under the high mark, and the next frame
+ * waits for the whole reply.
  */
 #ifndef TP_FRAMING_H
 #define TP_FRAMING_H

@@ -90,6 +90,9 @@ typedef struct tp_conn_handlers {
     /* One whole request frame, version settled (frame.c). */
     void (*frame)(void *ud, tp_conn_t *c, const tp_header_t *h,
                   const uint8_t *body);
+    /* The next part of a reply made in parts (c->more is set): clears
+     * c->more with the last part. */
+    void (*more)(void *ud, tp_conn_t *c);
     /* The connection is closing (called once, before the last flush). */
     void (*closed)(void *ud, tp_conn_t *c, const char *reason);
 } tp_conn_handlers_t;

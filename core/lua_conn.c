@@ -6,11 +6,11 @@
  * Invariants: a connection's object is a full userdata (a conn_box) held
  * by a registry reference (c->lua_ref) while the connection is open; when
  * it closes, the box is cleared, so the object outlives the connection
- * safely: send answers false, "closed"; close, resume and set_logged_in
- * do nothing; the other methods raise "connection is closed". A frame is
- * encoded under the connection's frame cap (c->out.max) and raises when
- * it does not fit or does not encode; rolling the output back to a
- * savepoint is the caller's business.
+ * safely: send answers false, "closed"; close, resume, produce and
+ * set_logged_in do nothing; the other methods raise "connection is
+ * closed". A frame is encoded under the connection's frame cap
+ * (c->out.max) and raises when it does not fit or does not encode;
+ * rolling the output back to a savepoint is the caller's business.
  */
 #include "bridge.h"
 
@@ -66,6 +66,7 @@ void tp_lua_encode_frame(lua_State *L, int idx, tp_conn_t *c, uint32_t seq)
     size_t body = c->out.len - start - TP_HEADER_SIZE;
     tp_frame_write_header(c->out.data + start, version, seq, def->type,
                           (uint32_t)body);
+    c->frames_out++;
     tp_stats_frame_out(def->type);
     if (def->type == 1) {
         /* Every Fail sent, whoever built it, is counted and logged here. */
@@ -194,6 +195,39 @@ static int l_conn_pause(lua_State *L)
     return 0;
 }
 
+/* Drops c's producer (conn:produce): the reply is complete, or gone. */
+static void drop_producer(lua_State *L, tp_conn_t *c)
+{
+    if (c->more_ref >= 0)
+        luaL_unref(L, LUA_REGISTRYINDEX, c->more_ref);
+    c->more_ref = -2;
+    c->more = false;
+}
+
+/* conn:produce(fn | nil): fn() makes the next part of the reply being
+ * sent (conn:send with the request's sequence number), called once per
+ * loop iteration while the connection's output is under its high mark,
+ * the other connections served in between, until conn:produce(nil) says
+ * the reply is complete; until then the connection's later requests wait.
+ * Replaces an earlier fn; does nothing on a closed connection (the
+ * producer is dropped when the connection closes). fn must not raise
+ * (an error out of it closes the connection: see bridge.c). */
+static int l_conn_produce(lua_State *L)
+{
+    tp_conn_t *c = check_conn(L, 1, false);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!c)
+        return 0;
+    drop_producer(L, c);
+    if (lua_isfunction(L, 2) && !c->closing) {
+        lua_pushvalue(L, 2);
+        c->more_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        c->more = true;
+    }
+    return 0;
+}
+
 /* conn:set_logged_in(): the login succeeded, so the deadline for logging
  * in (limits.login_ms) no longer applies. */
 static int l_conn_set_logged_in(lua_State *L)
@@ -260,6 +294,22 @@ static int l_conn_index(lua_State *L)
         } else if (strcmp(key, "pending_output") == 0) {
             lua_pushnumber(L, (lua_Number)(c->out.len + c->write_pending));
             return 1;
+        } else if (strcmp(key, "output_high") == 0) {
+            /* Past it the connection is not read, nor its reply made. */
+            lua_pushnumber(L, (lua_Number)c->lim->output_high);
+            return 1;
+        } else if (strcmp(key, "max_frame") == 0) {
+            lua_pushnumber(L, (lua_Number)c->lim->max_frame);
+            return 1;
+        } else if (strcmp(key, "time_limit") == 0) {
+            /* Seconds a request may take (0: none), as bridge.c applies
+             * it: admin connections are not limited. */
+            lua_pushnumber(L, c->set == TP_SET_PLAYER ? c->lim->request_s
+                                                      : 0);
+            return 1;
+        } else if (strcmp(key, "frames_out") == 0) {
+            lua_pushnumber(L, (lua_Number)c->frames_out);
+            return 1;
         }
     }
     if (key && strcmp(key, "closed") == 0) {
@@ -278,6 +328,7 @@ void tp_lua_open_conn(lua_State *L)
         { "set_padding", l_conn_set_padding },
         { "pause", l_conn_pause },
         { "resume", l_conn_resume },
+        { "produce", l_conn_produce },
         { "set_logged_in", l_conn_set_logged_in },
         { NULL, NULL }
     };
@@ -330,6 +381,7 @@ void tp_lua_conn_closed(tp_lua_t *lx, tp_conn_t *c, const char *reason)
         tp_lua_pcall_logged(L, 2, "on_close");
     }
     lua_settop(L, top);
+    drop_producer(L, c);
     tp_lua_push_conn(L, c);
     conn_box_t *box = lua_touserdata(L, -1);
     if (box)

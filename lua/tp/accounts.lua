@@ -2,50 +2,240 @@
 --
 -- Passwords are never stored: each account keeps a random salt and the
 -- PBKDF2-HMAC-SHA256 hash of the password (OpenSSL), computed on libuv's
--- thread pool so that logins never stall the server. Names are unique
--- without regard to case; the part of a login name after the first '@'
--- names the game and is ignored.
+-- thread pool so that logins never stall the server.
 --
--- Keys: account/<lower-case name> -> { id, name, kdf, iter, salt, hash,
--- email, comment, created }; player/<id> -> { id, name, race, created }.
+-- Names (one set of rules for clients, the admin console and the TP admin
+-- port: every path goes through M.normalize, M.create and M.find):
+--   * the part of a login name after the first '@' names the game and is
+--     ignored; leading and trailing Unicode White_Space is dropped; the
+--     rest is put in Unicode NFC (tp.text, ICU). "Alice " is "Alice".
+--   * a name is 1 to MAX_NAME bytes (of UTF-8, after the above).
+--   * a new name must be UTF-8 without control characters, spaces other
+--     than U+0020, invisible characters (format characters, zero-width
+--     spaces and joiners, bidi controls, everything Default_Ignorable),
+--     private-use characters, noncharacters or unassigned code points;
+--     the refusal names the rule and the code point.
+--   * names are unique without regard to case (full Unicode case
+--     folding) and to look-alike characters: a new name is taken when a
+--     look-alike key of it (the Unicode TS #39 confusable skeleton, of the
+--     case-folded name and of the name) equals one of an existing account.
+--     "alıce", the Cyrillic "аlice" and "aIice" are taken by "alice".
+--   * logins are looked up without regard to case and form: the account
+--     stored under the typed name, else the one whose case-folded name is
+--     the typed one's.
+-- Accounts made before these rules keep working: their keys are read as
+-- they are, and the case-folded and look-alike indexes are built in
+-- memory from every account at start (nothing of them is stored).
+--
+-- New accounts from clients are limited per address (an IPv6 address
+-- counts by its /64) and in total over a sliding window
+-- (account_creation_limit, account_creation_total,
+-- account_creation_window); the admin's are not. The counts are in
+-- memory only.
+--
+-- Keys: account/<name with A-Z in lower case> -> { id, name, kdf, iter,
+-- salt, hash, email, comment, created }; player/<id> -> { id, name, race,
+-- created }.
 
+local core = require "tp.core"
 local crypto = require "tp.crypto"
 local db_mod = require "tp.db"
+local text = require "tp.text"
 
 local M = {}
 
 local KDF = "pbkdf2-sha256"
 local HASH_LEN = 32
 local MAX_NAME = 64
+M.MAX_NAME = MAX_NAME
+-- Longest login name looked at before trimming (tp.text's own cap).
+local MAX_TYPED = 1024
 
 local db          -- tp.db handle
 local iterations  -- for new hashes
+local config = {} -- the running configuration (the creation limits)
 local players = {}        -- id -> player record
 local player_list = {}    -- the same records in id order
 local next_player_id = 1
 M.version = 0             -- bumped whenever a player is added
 
--- Cuts name at the first '@' and checks it. Returns name or nil, why.
+-- The indexes of the stored accounts, rebuilt from the database by
+-- build_index: an entry is { key = the account's key, name = its stored
+-- name, id = its player id }.
+local by_fold = {}   -- case-folded normalized name -> entry (logins)
+local by_look = {}   -- look-alike key -> entry (uniqueness)
+local keys_memo = {} -- stored name -> { fold, looks }: the ICU work once
+local warned = {}    -- "name|name" pairs already logged as clashing
+
+local function log()
+    return require "tp.log"
+end
+
+local function codepoint(cp)
+    return string.format("U+%04X", cp)
+end
+
+-- Cuts name at the first '@', trims it and puts it in NFC. Returns name,
+-- or nil, why (a sentence for the Fail). This is the form of every name
+-- looked up (Login) and of every new one (then checked by M.check_new).
+-- Bytes that are not UTF-8 are kept as they are, so that a name stored
+-- by an older server can still log in.
 function M.normalize(name)
-    name = (name or ""):match("^([^@]*)")
+    name = tostring(name or ""):match("^([^@]*)")
+    if #name > MAX_TYPED then
+        return nil, "user name longer than " .. MAX_NAME .. " bytes"
+    end
+    name = text.trim(name)
+    if text.valid(name) then
+        name = assert(text.nfc(name))
+    end
     if name == "" then
         return nil, "empty user name"
     end
     if #name > MAX_NAME then
         return nil, "user name longer than " .. MAX_NAME .. " bytes"
     end
-    if name:find("[%c]") then
-        return nil, "user name with control characters"
+    local bad = name:find("%c")
+    if bad then
+        return nil, "account names may not contain control characters ("
+                    .. codepoint(name:byte(bad)) .. ")"
     end
     return name
+end
+
+local HIDDEN = {
+    control = "control characters",
+    space = "spaces other than the plain space (U+0020)",
+    invisible = "invisible characters",
+    private = "private-use characters",
+    noncharacter = "noncharacters",
+    unassigned = "unassigned code points",
+}
+
+-- The rules a new name (already through M.normalize) must meet besides
+-- being free. Returns true or nil, why.
+function M.check_new(name)
+    if not text.valid(name) then
+        return nil, "account names must be UTF-8 text"
+    end
+    local cp, kind = text.hidden(name)
+    if cp then
+        if kind == "space" then
+            return nil, "account names may not contain spaces other than "
+                        .. "the plain space (" .. codepoint(cp) .. ")"
+        end
+        return nil, "account names may not contain " ..
+                    (HIDDEN[kind] or kind) .. " (" .. codepoint(cp) .. ")"
+    end
+    return true
 end
 
 local function account_key(name)
     return "account/" .. name:lower()
 end
 
+-- The case-folded form of a normalized name (logins are looked up by it).
+local function fold_key(name)
+    return text.fold(name) or name:lower()
+end
+
+-- The look-alike keys of a normalized name: the skeleton of its folded
+-- form ("ALICE" and "alice"; "alıce" and "alice") and the skeleton of the
+-- folded skeleton ("aIice", whose capital I looks like l, and "alice";
+-- "bob0" and "bobo"). Two names clash when any key of one is a key of the
+-- other. A name that is not UTF-8 (an old account) has its fold only.
+local function looks_of(name, folded)
+    local out = {}
+    local function add(k)
+        if k and k ~= "" then
+            for _, have in ipairs(out) do
+                if have == k then
+                    return
+                end
+            end
+            out[#out + 1] = k
+        end
+    end
+    if not text.valid(name) then
+        add(folded)
+        return out
+    end
+    add(text.skeleton(folded))
+    local skel = text.skeleton(name)
+    if skel then
+        local f = text.fold(skel)
+        add(f and text.skeleton(f))
+    end
+    return out
+end
+
+-- { fold, looks } of a stored name.
+local function keys_of_stored(name)
+    local k = keys_memo[name]
+    if not k then
+        local norm = M.normalize(name) or name
+        local folded = fold_key(norm)
+        k = { fold = folded, looks = looks_of(norm, folded) }
+        keys_memo[name] = k
+    end
+    return k
+end
+
+-- Of two entries, the older account (the lower id): an older server
+-- stored names that are now one, and the older keeps the lookups.
+local function older(a, b)
+    if (tonumber(b.id) or 0) < (tonumber(a.id) or 0) then
+        return b
+    end
+    return a
+end
+
+-- Two stored accounts that the rules make one: logged once per pair.
+local function clash(a, b)
+    local first = older(a, b)
+    local other = first == a and b or a
+    local pair = first.name .. "|" .. other.name
+    if warned[pair] then
+        return
+    end
+    warned[pair] = true
+    log().warning("game", "accounts '%s' (player %d) and '%s' (player %d) "
+                  .. "are one name under the account name rules (case, "
+                  .. "Unicode form, spaces at the ends): logins by that "
+                  .. "name reach player %d (the older) unless typed "
+                  .. "exactly as the other is stored (which a name with "
+                  .. "spaces at its ends cannot be); remove_player can "
+                  .. "remove one", first.name, first.id or 0, other.name,
+                  other.id or 0, first.id or 0)
+end
+
+local function index_account(key, account)
+    if type(account) ~= "table" or type(account.name) ~= "string" then
+        return
+    end
+    local e = { key = key, name = account.name, id = account.id }
+    local k = keys_of_stored(account.name)
+    local have = by_fold[k.fold]
+    if have and have.key ~= key then
+        clash(have, e)
+    end
+    by_fold[k.fold] = have and older(have, e) or e
+    for _, look in ipairs(k.looks) do
+        have = by_look[look]
+        by_look[look] = have and older(have, e) or e
+    end
+end
+
+local function build_index()
+    by_fold, by_look = {}, {}
+    for key, account in db:each("account/") do
+        index_account(key, account)
+    end
+end
+
 function M.init(database, cfg)
     db = database
+    config = cfg
     iterations = cfg.password_iterations
     players = {}
     player_list = {}
@@ -57,11 +247,220 @@ function M.init(database, cfg)
             next_player_id = p.id + 1
         end
     end
+    build_index()
     M.version = M.version + 1
 end
 
+-- The account of a name: the one stored under it, else the one whose
+-- case-folded normalized name is the name's. nil when there is none.
 function M.find(name)
-    return db:get(account_key(name))
+    local account = db:get(account_key(name))
+    if account then
+        return account
+    end
+    local norm = M.normalize(name)
+    local e = norm and by_fold[fold_key(norm)]
+    return e and db:get(e.key)
+end
+
+-- Why a new (normalized) name cannot be had: "account name 'alice' is
+-- taken" (the same name but for case and form; the stored name is
+-- given), "the name is taken (looks like 'alice')"; nil when it is free.
+function M.taken(name)
+    local folded = fold_key(name)
+    local e = by_fold[folded]
+    if e or db:get(account_key(name)) then
+        return "account name '" .. (e and e.name or name) .. "' is taken"
+    end
+    for _, look in ipairs(looks_of(name, folded)) do
+        e = by_look[look]
+        if e then
+            return "the name is taken (looks like '" .. e.name .. "')"
+        end
+    end
+    return nil
+end
+
+-- ------------------------------------------------------------ creation limit
+
+-- New accounts from clients, for account_creation_limit (per address) and
+-- account_creation_total (all together) over account_creation_window
+-- seconds: lists of slots { t, source }, oldest first. A slot is taken
+-- when a creation starts (so that requests in flight count) and given
+-- back if it fails.
+local recent_by_source = {}  -- source -> list of slots
+local recent_all = {}        -- list of slots
+local logged_at = {}         -- source or "*" -> when a refusal was logged
+local swept_at = 0
+
+local function now_s()
+    return core.hrtime() / 1000
+end
+
+-- The group an address is counted in: an IPv4 address, or the /64 of an
+-- IPv6 one (one host commonly has a whole /64); IPv4-mapped IPv6 is IPv4.
+function M.source_of(peer)
+    local addr = require("tp.login_guard").address(peer)
+    if not addr:find(":", 1, true) then
+        return addr
+    end
+    addr = addr:gsub("%%.*$", "")           -- a zone (fe80::1%eth0)
+    local v4 = addr:match("^::[fF][fF][fF][fF]:(%d+%.%d+%.%d+%.%d+)$")
+    if v4 then
+        return v4
+    end
+    local function split(s)
+        local out = {}
+        for g in s:gmatch("[^:]+") do
+            out[#out + 1] = g
+            if g:find(".", 1, true) then    -- a dotted quad: two groups
+                out[#out + 1] = "0"
+            end
+        end
+        return out
+    end
+    local head, tail = addr:match("^(.-)::(.*)$")
+    local groups
+    if head then
+        local h, t = split(head), split(tail)
+        groups = h
+        for _ = 1, 8 - #h - #t do
+            groups[#groups + 1] = "0"
+        end
+        for _, g in ipairs(t) do
+            groups[#groups + 1] = g
+        end
+    else
+        groups = split(addr)
+    end
+    if #groups < 4 then
+        return addr
+    end
+    local out = {}
+    for i = 1, 4 do
+        out[i] = string.format("%x", tonumber(groups[i], 16) or 0)
+    end
+    return table.concat(out, ":") .. "::/64"
+end
+
+-- "40 seconds", "1 minute", "7 minutes" (rounded up).
+local function span(seconds)
+    local s = math.max(1, math.ceil(seconds - 1e-6))
+    if s < 120 then
+        return s .. (s == 1 and " second" or " seconds")
+    end
+    return math.ceil(s / 60) .. " minutes"
+end
+
+local function drop_old(list, since)
+    while list[1] and list[1].t <= since do
+        table.remove(list, 1)
+    end
+end
+
+local function remove_slot(list, slot)
+    for i = #list, 1, -1 do
+        if list[i] == slot then
+            table.remove(list, i)
+            return
+        end
+    end
+end
+
+-- Once a window, forgets the sources with nothing in it.
+local function sweep(now, window)
+    if now - swept_at < window then
+        return
+    end
+    swept_at = now
+    for source, list in pairs(recent_by_source) do
+        drop_old(list, now - window)
+        if #list == 0 then
+            recent_by_source[source] = nil
+        end
+    end
+    for key, at in pairs(logged_at) do
+        if now - at >= window then
+            logged_at[key] = nil
+        end
+    end
+end
+
+-- A refusal, logged once a window per source (and once for the total).
+local function refused(key, fmt, ...)
+    local now = now_s()
+    local window = config.account_creation_window or 600
+    if not logged_at[key] or now - logged_at[key] >= window then
+        logged_at[key] = now
+        log().warning("session", fmt, ...)
+    end
+end
+
+-- Takes a slot for a new account from peer: slot, or nil, why (a
+-- sentence saying when to try again). No peer (the admin) or both limits
+-- 0: no slot, no limit.
+local function reserve(peer)
+    local limit = config.account_creation_limit or 0
+    local total = config.account_creation_total or 0
+    if peer == nil or (limit <= 0 and total <= 0) then
+        return nil
+    end
+    local window = config.account_creation_window or 600
+    local now = now_s()
+    sweep(now, window)
+    local source = M.source_of(peer)
+    local mine = recent_by_source[source]
+    if mine then
+        drop_old(mine, now - window)
+    end
+    if limit > 0 and mine and #mine >= limit then
+        refused(source, "account creation refused for %s: %d new accounts "
+                .. "from it in the last %s (account_creation_limit); "
+                .. "refusals from it are logged once in that time",
+                source, #mine, span(window))
+        return nil, string.format("too many new accounts from your address "
+                                  .. "(%d in %s); try again in %s", limit,
+                                  span(window),
+                                  span(mine[1].t + window - now))
+    end
+    drop_old(recent_all, now - window)
+    if total > 0 and #recent_all >= total then
+        refused("*", "account creation refused for %s: %d new accounts "
+                .. "from all clients in the last %s "
+                .. "(account_creation_total); refusals are logged once in "
+                .. "that time", source, #recent_all, span(window))
+        return nil, string.format("too many new accounts on this server "
+                                  .. "just now (%d in %s); try again in %s",
+                                  total, span(window),
+                                  span(recent_all[1].t + window - now))
+    end
+    local slot = { t = now, source = source }
+    if limit > 0 then
+        mine = mine or {}
+        recent_by_source[source] = mine
+        mine[#mine + 1] = slot
+    end
+    if total > 0 then
+        recent_all[#recent_all + 1] = slot
+    end
+    return slot
+end
+
+-- Gives back the slot of a creation that failed.
+local function release(slot)
+    if not slot then
+        return
+    end
+    local mine = recent_by_source[slot.source]
+    if mine then
+        remove_slot(mine, slot)
+    end
+    remove_slot(recent_all, slot)
+end
+
+-- Forgets every creation counted (tests; an admin after a false alarm).
+function M.clear_creation_limits()
+    recent_by_source, recent_all, logged_at = {}, {}, {}
 end
 
 function M.player(id)
@@ -92,26 +491,51 @@ local function hash_new(password, done)
 end
 
 -- Creates an account and its player. done(player) on success, or
--- done(nil, "taken" | "full" | "error", message). extra: email, comment,
--- max_players (refuse when the game has that many; nil or 0: no cap).
+-- done(nil, why, message), why being "name" (the name breaks a rule),
+-- "taken", "full", "limited" (too many new accounts from the address, or
+-- from everyone, just now; message says when to try again) or "error".
+-- extra: email, comment, max_players (refuse when the game has that many;
+-- nil or 0: no cap), peer (the client's address "ip:port", counted
+-- against the creation limits; nil for the admin, who is not limited).
 function M.create(name, password, extra, done)
-    if M.find(name) then
-        return done(nil, "taken", "account name '" .. name .. "' is taken")
+    local why
+    name, why = M.normalize(name)
+    if name then
+        local ok
+        ok, why = M.check_new(name)
+        if not ok then
+            name = nil
+        end
+    end
+    if not name then
+        return done(nil, "name", why)
+    end
+    local taken = M.taken(name)
+    if taken then
+        return done(nil, "taken", taken)
+    end
+    local slot
+    slot, why = reserve(extra.peer)
+    if why then
+        return done(nil, "limited", why)
     end
     hash_new(password, function(secret, err)
         if not secret then
+            release(slot)
             return done(nil, "error", "cannot hash password: " .. err)
         end
         -- The game may have filled, or the name been taken, while
         -- hashing.
         local cap = extra.max_players or 0
         if cap > 0 and #player_list >= cap then
+            release(slot)
             return done(nil, "full", string.format("the game is full (%d "
                         .. "players)", cap))
         end
-        if M.find(name) then
-            return done(nil, "taken", "account name '" .. name ..
-                        "' is taken")
+        taken = M.taken(name)
+        if taken then
+            release(slot)
+            return done(nil, "taken", taken)
         end
         local id = next_player_id
         local now = os.time()
@@ -148,11 +572,13 @@ function M.create(name, password, extra, done)
             if M.on_join_failed then
                 M.on_join_failed()
             end
-            require("tp.log").error("game", "player %s could not join: %s",
-                                    name, tostring(err))
+            release(slot)
+            log().error("game", "player %s could not join: %s", name,
+                        tostring(err))
             return done(nil, "error", "the game could not take a new "
                         .. "player (see the server log)")
         end
+        index_account(account_key(name), account)
         require("tp.model").committed()
         done(player)
     end)
@@ -204,6 +630,7 @@ function M.remove(name)
     M.version = M.version + 1
     db:batch():delete(account_key(account.name))
               :delete(db_mod.key("player", account.id)):commit(true)
+    build_index()
     return p or { id = account.id, name = account.name }
 end
 

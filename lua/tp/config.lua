@@ -65,16 +65,20 @@ M.schema = {
                       max = 1000000,
                       doc = "requests a connection may send at once before "
                             .. "request_rate applies" },
-    request_time_limit = { type = "number", default = 10, min = 0,
+    -- Nobody else is served while one request or turn runs, so these are
+    -- what a game needs and not much more: the heaviest request measured,
+    -- the object list of a 100,000-object MiniSec game, takes 0.1-0.3 s,
+    -- and that game's turn about 0.25 s (README.md, Performance).
+    request_time_limit = { type = "number", default = 2, min = 0,
                            max = 86400,
-                           doc = "seconds of Lua one player request may "
-                                 .. "take before it is stopped with a Fail "
-                                 .. "(0: no limit)" },
-    turn_time_limit = { type = "number", default = 600, min = 0,
+                           doc = "seconds one player request may take "
+                                 .. "(Lua, and the C it calls) before it "
+                                 .. "is stopped with a Fail (0: no limit)" },
+    turn_time_limit = { type = "number", default = 60, min = 0,
                         max = 86400,
-                        doc = "seconds of Lua the ruleset's turn may take "
-                              .. "before it is stopped and the turn fails "
-                              .. "(0: no limit)" },
+                        doc = "seconds the ruleset's turn may take (Lua, "
+                              .. "and the C it calls) before it is stopped "
+                              .. "and the turn fails (0: no limit)" },
     sync = { type = "boolean", default = false,
              doc = "flush every write to the device (power-loss safety); "
                    .. "off: writes reach the OS (process-crash safety)" },
@@ -109,6 +113,25 @@ M.schema = {
                     doc = "players the game takes; past it clients cannot "
                           .. "create accounts (admins still can; 0: no "
                           .. "cap)" },
+    account_creation_limit = { type = "integer", default = 3, min = 0,
+                               max = 1000000,
+                               doc = "new accounts clients from one address "
+                                     .. "(an IPv6 /64) may create in "
+                                     .. "account_creation_window; more get "
+                                     .. "a Fail saying when to try again "
+                                     .. "(admins are not limited; 0: no "
+                                     .. "limit)" },
+    account_creation_total = { type = "integer", default = 30, min = 0,
+                               max = 1000000,
+                               doc = "new accounts all clients together may "
+                                     .. "create in account_creation_window "
+                                     .. "(0: no limit)" },
+    account_creation_window = { type = "number", default = 600, min = 1,
+                                max = 7 * 86400,
+                                doc = "seconds over which "
+                                      .. "account_creation_limit and "
+                                      .. "account_creation_total count "
+                                      .. "(a sliding window)" },
     auto_create_accounts = { type = "boolean", default = false,
                              doc = "an unknown login name creates the account" },
     password_iterations = { type = "integer", default = 100000, min = 1000,

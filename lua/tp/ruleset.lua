@@ -5,8 +5,32 @@
 -- environment built from an allow-list (no io, os.execute, load or debug),
 -- with chunk names that point at the real file so errors name it and the
 -- line. The server core never names a ruleset: the configuration does.
+--
+-- Time limits hold in ruleset code (rulesets/README.md, "What a ruleset
+-- may call"): its files are kept out of LuaJIT's trace compiler, whose
+-- compiled loops run no hooks; and they load under a budget, whose push
+-- puts in the string and table functions that heed the limits
+-- (core/budget_lib.c) if no budget has yet, so that even a ruleset that
+-- keeps `local find = string.find` gets those.
 
 local M = {}
+
+local core = require "tp.core"
+local jit = require "jit"
+
+-- Seconds a ruleset's files may take to load (they declare; the universe
+-- is made later, in setup).
+local LOAD_LIMIT = 10
+
+-- A ruleset file, loaded: never compiled to a trace, with its functions
+-- and every function made in them (jit.off with true: recursively).
+local function load_ruleset_file(path)
+    local chunk, err = loadfile(path)
+    if chunk then
+        jit.off(chunk, true)
+    end
+    return chunk, err
+end
 
 local ALLOWED = {
     "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
@@ -37,7 +61,7 @@ local function sandbox(dir)
         if not name:match("^[%w_%-/]+%.lua$") or name:find("%.%.") then
             error("include: bad file name '" .. name .. "'", 2)
         end
-        local chunk, err = loadfile(dir .. "/" .. name)
+        local chunk, err = load_ruleset_file(dir .. "/" .. name)
         if not chunk then
             error(err, 2)
         end
@@ -61,7 +85,7 @@ function M.load(home, name)
         return nil, "bad ruleset name '" .. name .. "'"
     end
     local path = dir .. "/init.lua"
-    local chunk, err = loadfile(path)
+    local chunk, err = load_ruleset_file(path)
     if not chunk then
         local f = io.open(path, "r")
         if not f then
@@ -72,7 +96,10 @@ function M.load(home, name)
         return nil, "ruleset " .. name .. ": " .. tostring(err)
     end
     setfenv(chunk, sandbox(dir))
-    local ok, rs = xpcall(chunk, debug.traceback)
+    -- Under a budget of its own (whose push puts the limited library in
+    -- first, if no budget has yet): a file that loops at load fails the
+    -- start, or the console's ruleset check, instead of hanging it.
+    local ok, rs = core.time_limit(LOAD_LIMIT, "ruleset load", chunk)
     if not ok then
         return nil, "ruleset " .. name .. " failed to load: " .. tostring(rs)
     end

@@ -11,7 +11,9 @@ into another player's board is rate-limited (own boards are not);
 connections: a cap per address, idle logged-in clients and half-sent
 frames closed; a total of unsent output over all clients; a player cap
 (max_players) that admins may pass; fair service of a pipelining
-client."""
+client; account creation limited per address and in total over a window
+(account_creation_limit, account_creation_total, account_creation_window),
+which the admin console passes and 0 turns off."""
 
 import os
 import stat
@@ -252,6 +254,106 @@ def test_player_cap():
         b.c.close()
 
 
+def limited(f, text):
+    """A Fail UnavailableTemporarily whose text has text."""
+    return (f.is_("Fail") and f["code"] == 3 and
+            f["result"].startswith("cannot create account: ") and
+            text in f["result"])
+
+
+def test_creation_limit():
+    """account_creation_limit=3: the fourth account from one address
+    within the window gets a Fail saying when to try again, logged with
+    the address; refused and failed attempts do not count; the console
+    still adds players; a Login that would auto-create is limited too."""
+    from test_console import console
+    with tplib.Server("--set", "account_creation_limit=3",
+                      "--set", "account_creation_window=600",
+                      "--set", "auto_create_accounts=true") as srv:
+        c = srv_client(srv)
+        for i in range(3):
+            f = c.create_account("flood%d" % i, "pw")
+            T.ok(f.is_("Okay"), "limit 3: account %d of 3 from 127.0.0.1 "
+                 "-> Okay" % (i + 1), repr(f))
+        f = c.create_account("flood3", "pw")
+        T.ok(limited(f, "too many new accounts from your address (3 in 10 "
+                     "minutes); try again in 10 minutes"),
+             "limit 3: the fourth -> Fail 3 'too many new accounts from "
+             "your address (3 in 10 minutes); try again in 10 minutes'",
+             repr(f))
+        c2 = srv_client(srv)
+        f = c2.create_account("flood4", "pw")
+        T.ok(limited(f, "from your address"), "limit 3: another "
+             "connection from the same address is refused too", repr(f))
+        f = c2.create_account("flood0", "pw")
+        T.ok(f.is_("Fail") and f["code"] == 1 and "is taken" in f["result"],
+             "limit 3: a taken name is still answered 'taken'", repr(f))
+        f = c2.login("auto_new", "pw")
+        T.ok(f.is_("Fail") and "too many new accounts" in f["result"],
+             "limit 3: a Login that would create the account is refused",
+             repr(f))
+        c2 = srv_client(srv)
+        check_ok = c2.login("flood1", "pw")
+        T.ok(check_ok.is_("Okay"), "limit 3: the accounts made log in",
+             repr(check_ok))
+        T.ok("account creation refused for 127.0.0.1: 3 new accounts from "
+             "it in the last 10 minutes (account_creation_limit)"
+             in srv.log(), "limit 3: the refusal is logged with the "
+             "address", srv.log_tail(5))
+        T.is_(srv.log().count("account creation refused for 127.0.0.1"), 1,
+              "limit 3: and logged once, not for every refusal")
+        rc, out, err = console(srv, 'add_player("admins_own", "pw").name')
+        T.ok(rc == 0 and "admins_own" in out, "limit 3: the console adds a "
+             "player regardless", out + err)
+        T.ok(c.ping().is_("Okay"), "limit 3: the refused client is still "
+             "served")
+        c.close()
+        c2.close()
+        T.ok(not srv.error_lines(), "limit 3: no error in the log",
+             "\n".join(srv.error_lines()))
+
+    # The window slides: a slot is free again once its account is older.
+    with tplib.Server("--set", "account_creation_limit=1",
+                      "--set", "account_creation_window=2") as srv:
+        c = srv_client(srv)
+        T.ok(c.create_account("slide0", "pw").is_("Okay"),
+             "window 2 s, limit 1: the first account")
+        f = c.create_account("slide1", "pw")
+        T.ok(limited(f, "(1 in 2 seconds); try again in 2 seconds"),
+             "window 2 s: the second at once -> 'try again in 2 seconds'",
+             repr(f))
+        time.sleep(2.2)
+        f = c.create_account("slide1", "pw")
+        T.ok(f.is_("Okay"), "window 2 s: after 2 s it is taken", repr(f))
+        c.close()
+
+    # 0 turns the per-address limit off (the total keeps its default, 30).
+    with tplib.Server("--set", "account_creation_limit=0",
+                      "--set", "account_creation_total=30") as srv:
+        c = srv_client(srv)
+        made = sum(1 for i in range(6)
+                   if c.create_account("free%d" % i, "pw").is_("Okay"))
+        T.is_(made, 6, "account_creation_limit=0: six accounts from one "
+              "address")
+        c.close()
+
+    # The total over all addresses.
+    with tplib.Server("--set", "account_creation_limit=0",
+                      "--set", "account_creation_total=2") as srv:
+        c = srv_client(srv)
+        T.ok(c.create_account("all0", "pw").is_("Okay") and
+             c.create_account("all1", "pw").is_("Okay"),
+             "total 2: two accounts")
+        f = c.create_account("all2", "pw")
+        T.ok(limited(f, "too many new accounts on this server just now (2 "
+                     "in 10 minutes); try again in"),
+             "total 2: the third -> Fail 3 'too many new accounts on this "
+             "server just now'", repr(f))
+        T.ok("(account_creation_total)" in srv.log(), "total 2: the "
+             "refusal is logged", srv.log_tail(5))
+        c.close()
+
+
 def test_fair_service():
     """A client pipelining a flood of Pings does not hold the loop: a
     quiet client's Ping is answered while the flood is being served, not
@@ -309,7 +411,8 @@ def srv_client(srv):
 def main():
     T.run(test_new_data_directory, test_open_data_directory,
           test_password_guessing, test_board_spam, test_connection_limits,
-          test_total_output, test_player_cap, test_fair_service)
+          test_total_output, test_player_cap, test_creation_limit,
+          test_fair_service)
     T.done()
 
 

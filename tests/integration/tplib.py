@@ -863,6 +863,13 @@ def free_port():
 
 _running = []
 
+# Every test client comes from 127.0.0.1 and many tests make more accounts
+# than a real address would: the servers the tests start have the account
+# creation limits off, unless a test sets them again (its --set comes
+# later and wins).
+NO_CREATION_LIMITS = ["--set", "account_creation_limit=0",
+                      "--set", "account_creation_total=0"]
+
 
 def _cleanup_at_exit():
     for srv in list(_running):
@@ -879,7 +886,9 @@ class Server:
     """A tpserver process on 127.0.0.1 with its own temporary folder.
 
     Server(*extra_args, data_dir=None): extra_args are appended to the
-    command line (e.g. "--set", "allow_account_creation=false"). With
+    command line (e.g. "--set", "allow_account_creation=false"), after
+    the defaults (password_iterations=1000, the account creation limits
+    off: NO_CREATION_LIMITS), which they override. With
     data_dir the server uses that data directory (e.g. another Server's,
     for restart tests); otherwise <tmp>/data.
     """
@@ -906,7 +915,8 @@ class Server:
             more += [flag, str(self.ports[flag])]
         return [tpserver_path(), "-f", "--port", str(self.port),
                 "--bind", "127.0.0.1", "--data", self.data_dir,
-                "--set", "password_iterations=1000"] + more + self.extra
+                "--set", "password_iterations=1000"] + NO_CREATION_LIMITS + \
+            more + self.extra
 
     def start(self):
         last = ""
@@ -1080,7 +1090,8 @@ class Daemon:
     def command(self, *more):
         return [tpserver_path(), "--port", str(self.port), "--bind",
                 "127.0.0.1", "--data", self.data_dir, "--set",
-                "password_iterations=1000"] + self.extra + list(more)
+                "password_iterations=1000"] + NO_CREATION_LIMITS + \
+            self.extra + list(more)
 
     def run(self, *more, timeout=None):
         """Runs tpserver with the common arguments plus more; returns the

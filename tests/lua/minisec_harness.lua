@@ -141,14 +141,35 @@ function Game:join(name)
     return self:join_many({ name })[1]
 end
 
--- A logged-in TP04 connection of player id (what handlers see).
+-- A logged-in TP04 connection of player id (what handlers see). What is
+-- sent on it (conn:send, as replies made item by item are) is kept in
+-- c.sent; a reply made in parts (conn:produce) is made to its end at once.
+local Conn = {}
+Conn.__index = Conn
+
+function Conn:send(frames, seq)
+    for _, f in ipairs(frames._type and { frames } or frames) do
+        self.sent[#self.sent + 1] = f
+        self.frames_out = self.frames_out + 1
+    end
+    return true
+end
+
+function Conn:produce(fn)
+    self.producer = fn
+end
+
 function Game:conn(player_id, version)
     local key = player_id .. "/" .. (version or 4)
     local c = self.conns[key]
     if not c then
-        c = { player = player_id, version = version or 4, state = "READY",
-              padding = false, client = "minisec-test/1.0", id = 0,
-              send = function() end }
+        c = setmetatable({ player = player_id, version = version or 4,
+                           state = "READY", padding = false,
+                           client = "minisec-test/1.0", id = 0,
+                           closed = false, max_frame = 1048576,
+                           output_high = math.huge, pending_output = 0,
+                           time_limit = 0, frames_out = 0, sent = {} },
+                         Conn)
         self.conns[key] = c
     end
     return c
@@ -167,8 +188,16 @@ end
 function Game:request(player_id, name, req)
     req._name = name
     req._seq = 1
-    local ok, reply = pcall(dispatch.dispatch, self:conn(player_id), req)
+    local conn = self:conn(player_id)
+    conn.sent, conn.producer = {}, nil
+    local ok, reply = pcall(dispatch.dispatch, conn, req)
     if ok then
+        while conn.producer do
+            conn.producer()
+        end
+        if reply == nil and #conn.sent > 0 then
+            reply = conn.sent
+        end
         return true, reply
     end
     if type(reply) == "table" and reply.tp_fail then

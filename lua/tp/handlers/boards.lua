@@ -36,11 +36,12 @@ local function readable_board(conn, id)
 end
 
 M.GetBoards = handler(function(conn, req)
-    return per_id(req.ids, function(id)
+    return per_id(conn, req, req.ids, function(id)
         return views.board_frame(readable_board(conn, id))
     end)
 end)
 
+-- The board is looked up again for each slot, as GetOrder's queue.
 M.GetMessage = handler(function(conn, req)
     local b = readable_board(conn, req.id)
     local slots = req.slots
@@ -50,7 +51,8 @@ M.GetMessage = handler(function(conn, req)
             slots[i] = i - 1
         end
     end
-    return per_id(slots, function(slot)
+    return per_id(conn, req, slots, function(slot)
+        b = readable_board(conn, req.id)
         local m = slot >= 0 and model.message(b, slot)
         if not m then
             raise("NoSuchThing", string.format("no message in slot %d "

@@ -3,6 +3,7 @@
 -- answering a list of ids item by item, ID lists and the lookups of static
 -- data.
 
+local dispatch = require "tp.dispatch"
 local fail = require "tp.fail"
 local idseq = require "tp.idseq"
 local proto = require "tp.proto"
@@ -38,23 +39,25 @@ function M.handler(fn)
     return { states = READY, fn = fn }
 end
 
--- Sequence + one frame (or Fail) per id, in request order: fn(id) returns
--- the id's frame or raises with tp.fail; any other error is a bug and
--- fails the whole request.
-function M.per_id(ids, fn)
-    local out = { proto.sequence(#ids) }
-    for _, id in ipairs(ids) do
-        local ok, frame = pcall(fn, id)
+-- Answers req with Sequence + one frame (or Fail) per id, in request
+-- order: fn(id) returns the id's frame or raises with tp.fail. The one
+-- way every per-id handler answers: the reply is made in parts
+-- (tp.dispatch.stream), so fn runs when the id's part is made, and an id
+-- whose thing is gone by then gets its Fail like a missing one. Any other
+-- error is a bug: in the first part it fails the whole request, later it
+-- fails that id. Returns nothing for the handler to send.
+function M.per_id(conn, req, ids, fn)
+    local function item(i)
+        local ok, frame = pcall(fn, ids[i])
         if not ok then
             if type(frame) == "table" and frame.tp_fail then
-                frame = M.item_fail(frame.code, frame.message, frame.refs)
-            else
-                error(frame, 0)
+                return M.item_fail(frame.code, frame.message, frame.refs)
             end
+            error(frame, 0)
         end
-        out[#out + 1] = frame
+        return frame
     end
-    return out
+    return dispatch.stream(conn, req, #ids, item)
 end
 
 function M.no_such(what, id, reftype)
@@ -102,7 +105,7 @@ end
 -- its frame.
 function M.static_getter(registry, what, reftype, frame)
     return M.handler(function(conn, req)
-        return M.per_id(req.ids, function(id)
+        return M.per_id(conn, req, req.ids, function(id)
             local e = registry()[id]
             if not e then
                 M.no_such(what, id, reftype)

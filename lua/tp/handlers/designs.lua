@@ -38,7 +38,7 @@ M.GetProperty = common.static_getter(function() return types.properties end,
                                      "property", 11, views.property_frame)
 
 M.GetDesign = handler(function(conn, req)
-    return per_id(req.ids, function(id)
+    return per_id(conn, req, req.ids, function(id)
         local d = model.designs[id]
         if id < 0 or not views.design_visible(conn.player, d) then
             no_such("design", id, 9)

@@ -43,13 +43,20 @@ M.GetObjectDescIDs = common.id_list("ObjectDescIDs", function()
     return common.static_list(types.objects)
 end)
 
+-- The frame of object id as conn's player sees it (Fail when it does not
+-- exist for them, or no longer does: per_id calls it as the id's part of
+-- the reply is made).
+local function object_frame(conn, id)
+    local o = id >= 0 and views.object(conn.player, id)
+    if not o then
+        no_such("object", id, 1)
+    end
+    return views.object_frame(conn, o)
+end
+
 M.GetObjectsByID = handler(function(conn, req)
-    return per_id(req.ids, function(id)
-        local o = id >= 0 and views.object(conn.player, id)
-        if not o then
-            no_such("object", id, 1)
-        end
-        return views.object_frame(conn, o)
+    return per_id(conn, req, req.ids, function(id)
+        return object_frame(conn, id)
     end)
 end)
 
@@ -83,13 +90,16 @@ local function objects_at(conn, pos, r)
     return out
 end
 
+-- Answered like GetObjectsByID with the ids found, in parts: an object
+-- gone before its part is made gets Fail(4).
 M.GetObjectsByPos = handler(function(conn, req)
-    local list = objects_at(conn, req.pos, req.r)
-    local out = { proto.sequence(#list) }
-    for _, o in ipairs(list) do
-        out[#out + 1] = views.object_frame(conn, o)
+    local ids = {}
+    for i, o in ipairs(objects_at(conn, req.pos, req.r)) do
+        ids[i] = o.id
     end
-    return out
+    return per_id(conn, req, ids, function(id)
+        return object_frame(conn, id)
+    end)
 end)
 
 local function id_list_frame(list)
@@ -121,7 +131,7 @@ M.GetObjectIDsByContainer = handler(function(conn, req)
 end)
 
 M.GetObjectDesc = handler(function(conn, req)
-    return per_id(req.ids, function(id)
+    return per_id(conn, req, req.ids, function(id)
         local ot = types.objects[id]
         if not ot then
             no_such("object type", id, 12)

@@ -39,7 +39,7 @@ local function owned_queue(conn, id)
 end
 
 M.GetOrderDesc = handler(function(conn, req)
-    return per_id(req.ids, function(id)
+    return per_id(conn, req, req.ids, function(id)
         local ot = types.orders[id]
         if not ot then
             no_such("order type", id, 2)
@@ -54,14 +54,16 @@ M.GetOrderDesc = handler(function(conn, req)
 end)
 
 M.GetOrderQueue = handler(function(conn, req)
-    return per_id(req.ids, function(id)
+    return per_id(conn, req, req.ids, function(id)
         local q = owned_queue(conn, id)
         return views.order_queue_frame(q)
     end)
 end)
 
+-- The queue is looked up again for each slot: a reply made in parts sees
+-- the queue as it is when the slot's part is made.
 M.GetOrder = handler(function(conn, req)
-    local q, obj = owned_queue(conn, req.id)
+    local q = owned_queue(conn, req.id)
     local slots = req.slots
     if #slots == 0 then
         slots = {}
@@ -69,7 +71,9 @@ M.GetOrder = handler(function(conn, req)
             slots[i] = i - 1
         end
     end
-    return per_id(slots, function(slot)
+    return per_id(conn, req, slots, function(slot)
+        local obj
+        q, obj = owned_queue(conn, req.id)
         local order = slot >= 0 and q.orders[slot + 1]
         if not order then
             raise("NoSuchThing", string.format("no order in slot %d of "

@@ -17,7 +17,7 @@ M.GetPlayerIDs = common.id_list("PlayerIDs", function()
 end)
 
 M.GetPlayer = common.handler(function(conn, req)
-    return common.per_id(req.ids, function(id)
+    return common.per_id(conn, req, req.ids, function(id)
         local p = accounts.player(id == 0 and conn.player or id)
         if id < 0 or not p then
             common.no_such("player", id, 7)

@@ -110,7 +110,7 @@ M.Login = { states = CONNECTED, fn = function(conn, req)
                 end
                 if not accounts.find(name) and cfg.auto_create_accounts then
                     return accounts.create(name, req.password,
-                        { max_players = cfg.max_players },
+                        { max_players = cfg.max_players, peer = conn.peer },
                         dispatch.guard(conn, req, reply, function(p, _, msg)
                             if not p then
                                 fail.raise("PermissionDenied",
@@ -152,11 +152,13 @@ M.CreateAccount = { states = CONNECTED, fn = function(conn, req)
     dispatch.defer(conn, req, function(reply)
         accounts.create(name, req.password,
             { email = req.email, comment = req.comment,
-              max_players = cfg.max_players },
+              max_players = cfg.max_players, peer = conn.peer },
             dispatch.guard(conn, req, reply, function(player, why, msg)
                 if not player then
                     fail.raise(why == "full" and "PermissionDenied"
-                               or "Frame", "cannot create account: " .. msg)
+                               or why == "limited" and
+                               "UnavailableTemporarily" or "Frame",
+                               "cannot create account: " .. msg)
                 end
                 log.info("session", "conn=%d account \"%s\" created, "
                          .. "player %d", conn.id, name, player.id)
