@@ -104,7 +104,8 @@ void tp_budget_poll(lua_State *L);
  * in L's VM with budget_lib.c's (in the tables package.loaded holds, which
  * the string metatable and every sandbox read). tp_lua_init does it
  * right after the standard libraries; tests call it on states of their
- * own. Raises only on
+ * own. LuaJIT's own functions stay in the registry, as the table
+ * "tp.budget.native" (name -> function), for the tests that compare. Raises only on
  * memory errors. */
 void tp_budget_open_lib(lua_State *L);
 
