@@ -211,28 +211,54 @@ static int l_text_nfc(lua_State *L)
     return 1;
 }
 
-static int l_text_fold(lua_State *L)
+/* A UTF-8 to UTF-8 conversion of ICU's shape: the length it needs when
+ * out is too small (U_BUFFER_OVERFLOW_ERROR), else the length made. */
+typedef int32_t (*convert_fn)(const text_icu_t *t, const char *s,
+                              int32_t len, char *out, int32_t cap,
+                              UErrorCode *err);
+
+static int32_t fold_utf8(const text_icu_t *t, const char *s, int32_t len,
+                         char *out, int32_t cap, UErrorCode *err)
 {
-    text_icu_t *t = icu_of(L);
-    if (!t->fold)
-        return luaL_error(L, "tp.text: closed");
+    return ucasemap_utf8FoldCase(t->fold, out, cap, s, len, err);
+}
+
+static int32_t skeleton_utf8(const text_icu_t *t, const char *s,
+                             int32_t len, char *out, int32_t cap,
+                             UErrorCode *err)
+{
+    return uspoof_getSkeletonUTF8(t->spoof, 0, s, len, out, cap, err);
+}
+
+/* Pushes fn applied to the string argument: the size is asked first,
+ * then the result is made in a buffer of that size. */
+static int push_converted(lua_State *L, const text_icu_t *t, convert_fn fn)
+{
     int32_t len;
     int nret;
     const char *s = check_input(L, &len, &nret);
     if (!s)
         return nret;
     UErrorCode err = U_ZERO_ERROR;
-    int32_t need = ucasemap_utf8FoldCase(t->fold, NULL, 0, s, len, &err);
+    int32_t need = fn(t, s, len, NULL, 0, &err);
     if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err))
         return fail(L, "not UTF-8");
     err = U_ZERO_ERROR;
     int32_t cap = need + 1;
     char *out = lua_newuserdata(L, (size_t)cap);
-    int32_t n = ucasemap_utf8FoldCase(t->fold, out, cap, s, len, &err);
+    int32_t n = fn(t, s, len, out, cap, &err);
     if (U_FAILURE(err) || n > cap)
         return fail(L, "too long");
     lua_pushlstring(L, out, (size_t)n);
     return 1;
+}
+
+static int l_text_fold(lua_State *L)
+{
+    text_icu_t *t = icu_of(L);
+    if (!t->fold)
+        return luaL_error(L, "tp.text: closed");
+    return push_converted(L, t, fold_utf8);
 }
 
 static int l_text_skeleton(lua_State *L)
@@ -240,24 +266,7 @@ static int l_text_skeleton(lua_State *L)
     text_icu_t *t = icu_of(L);
     if (!t->spoof)
         return luaL_error(L, "tp.text: closed");
-    int32_t len;
-    int nret;
-    const char *s = check_input(L, &len, &nret);
-    if (!s)
-        return nret;
-    UErrorCode err = U_ZERO_ERROR;
-    int32_t need = uspoof_getSkeletonUTF8(t->spoof, 0, s, len, NULL, 0,
-                                          &err);
-    if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err))
-        return fail(L, "not UTF-8");
-    err = U_ZERO_ERROR;
-    int32_t cap = need + 1;
-    char *out = lua_newuserdata(L, (size_t)cap);
-    int32_t n = uspoof_getSkeletonUTF8(t->spoof, 0, s, len, out, cap, &err);
-    if (U_FAILURE(err) || n > cap)
-        return fail(L, "too long");
-    lua_pushlstring(L, out, (size_t)n);
-    return 1;
+    return push_converted(L, t, skeleton_utf8);
 }
 
 /* The kind of code point c for text.hidden, or NULL when a name may hold
