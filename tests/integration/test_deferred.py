@@ -24,17 +24,9 @@ SRV = None
 USER = tplib.unique_name("slow")
 
 
-def frames_in(data, version=4):
+def frames_in(data):
     """Splits received bytes into frames (a short tail is ignored)."""
-    out = []
-    i = 0
-    while i + 16 <= len(data):
-        n = int.from_bytes(data[i + 12:i + 16], "big")
-        if i + 16 + n > len(data):
-            break
-        out.append(tplib.Frame(data[i:i + 16], data[i + 16:i + 16 + n]))
-        i += 16 + n
-    return out
+    return [tplib.Frame(h, b) for h, b in tplib.split_frames(data)[0]]
 
 
 def summary(frames):

@@ -35,17 +35,9 @@ MISSING = 999999        # an object id that does not exist
 
 def frames_of(data):
     """Splits bytes into (seq, type, body) of whole frames; the rest."""
-    out = []
-    i = 0
-    while i + 16 <= len(data):
-        n = int.from_bytes(data[i + 12:i + 16], "big")
-        if i + 16 + n > len(data):
-            break
-        out.append((int.from_bytes(data[i + 4:i + 8], "big"),
-                    int.from_bytes(data[i + 8:i + 12], "big"),
-                    data[i + 16:i + 16 + n]))
-        i += 16 + n
-    return out, data[i:]
+    frames, rest = tplib.split_frames(data)
+    return [(int.from_bytes(h[4:8], "big"), int.from_bytes(h[8:12], "big"),
+             b) for h, b in frames], rest
 
 
 class Reader:

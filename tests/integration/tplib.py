@@ -487,6 +487,20 @@ def encode_frame(version, seq, name_or_type, fields=None, body=None,
     return header(version, seq, t, len(body), frame_version) + body
 
 
+def split_frames(data):
+    """Cuts received bytes into whole frames: a list of (16-byte header,
+    body) and the bytes left over (a frame not complete yet)."""
+    out = []
+    i = 0
+    while i + 16 <= len(data):
+        n = int.from_bytes(data[i + 12:i + 16], "big")
+        if i + 16 + n > len(data):
+            break
+        out.append((data[i:i + 16], data[i + 16:i + 16 + n]))
+        i += 16 + n
+    return out, data[i:]
+
+
 class Frame:
     """A received frame. fields is the decoded body (None when the type is
     unknown or the body did not decode; error then says why). The body
