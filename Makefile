@@ -34,7 +34,8 @@ endif
 # Debian packages the build, the tests and the fuzzer need.
 DEB_PKGS = pkg-config libuv1-dev libluajit-5.1-dev luajit libssl-dev openssl \
            libleveldb-dev libsnappy-dev lua-cjson lua-cjson-dev python3 \
-           clang libclang-rt-dev libedit-dev libicu-dev
+           clang libclang-rt-dev libedit-dev libicu-dev \
+           libhttp-parser-dev chromium chromium-driver python3-selenium
 
 PKGS      = libuv luajit openssl libedit icu-uc icu-i18n
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -45,7 +46,7 @@ WARN     = -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wvla \
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) \
              $(PKG_CFLAGS) -Icore -MMD -MP
-LDLIBS_ALL = $(PKG_LIBS) -lleveldb -llua5.1-cjson -lm -lpthread
+LDLIBS_ALL = $(PKG_LIBS) -lleveldb -llua5.1-cjson -lhttp_parser -lm -lpthread
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 CORE_SRC  = $(wildcard core/*.c)

@@ -395,6 +395,11 @@ static void on_conn_more(void *ud, tp_conn_t *c)
     tp_lua_more(ud, c);
 }
 
+static void on_conn_http(void *ud, tp_conn_t *c, struct tp_http *h)
+{
+    tp_lua_http(ud, c, h);
+}
+
 static void on_conn_closed(void *ud, tp_conn_t *c, const char *reason)
 {
     tp_lua_conn_closed(ud, c, reason);
@@ -410,7 +415,8 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     srv->handlers = (tp_conn_handlers_t){ .ud = lx, .open = on_conn_open,
                                           .frame = on_conn_frame,
                                           .more = on_conn_more,
-                                          .closed = on_conn_closed };
+                                          .closed = on_conn_closed,
+                                          .http = on_conn_http };
     lua_State *L = luaL_newstate();
     if (!L)
         return -1;

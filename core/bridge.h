@@ -91,6 +91,18 @@ void tp_lua_encode_frame(lua_State *L, int idx, tp_conn_t *c, uint32_t seq);
 void tp_lua_encode_replies(lua_State *L, int idx, tp_conn_t *c,
                            uint32_t seq);
 
+/* lua_conn.c: the connection of the tp.conn at idx: NULL when it has
+ * closed (or a raise then, if must_be_open). */
+tp_conn_t *tp_lua_check_conn(lua_State *L, int idx, bool must_be_open);
+
+/* lua_http.c: one whole HTTP request (the server's http handler). */
+struct tp_http;
+void tp_lua_http(tp_lua_t *lx, tp_conn_t *c, struct tp_http *h);
+
+/* lua_http.c: conn:http_respond(answer) and conn:http_write(s). */
+int tp_lua_conn_http_respond(lua_State *L);
+int tp_lua_conn_http_write(lua_State *L);
+
 /* lua_core.c: registers the tp.timer class (tp_lua_init calls it). */
 void tp_lua_open_timers(lua_State *L);
 

@@ -7,11 +7,16 @@
 #include <string.h>
 
 #include "framing.h"
+#include "http.h"
 #include "log.h"
 
 /* The HTTP request header before a tunnel, at most. */
 #define PREAMBLE_MAX 8192
 
+static const char HTTP_NOT_ALLOWED[] =
+    "HTTP/1.0 405 Method Not Allowed\r\n"
+    "Allow: GET, POST\r\n"
+    "Content-Length: 0\r\n\r\n";
 /* PROTOCOL.md 1.2: the exact answer to a tunnel's POST. */
 static const char HTTP_TUNNEL_OK[] =
     "HTTP/1.0 200 OK\r\n"
@@ -30,50 +35,38 @@ static const char HTTP_PAGE[] =
     "Content-Type: text/html; charset=utf-8\r\n"
     "Content-Length: %zu\r\n\r\n%s";
 
-/* 1 when the n bytes at p start with word, 0 when they are a proper
- * prefix of it (more needed), -1 when they differ. */
-static int starts_with(const uint8_t *p, size_t n, const char *word)
-{
-    size_t wl = strlen(word);
-    size_t m = n < wl ? n : wl;
-    if (memcmp(p, word, m) != 0)
-        return -1;
-    return n >= wl ? 1 : 0;
-}
-
 bool tp_http_sniff(tp_conn_t *c)
 {
     const uint8_t *p = c->in.data;
     size_t n = c->in.len;
     if (n == 0)
         return false;
-    int tp = starts_with(p, n, "TP");
-    int post = starts_with(p, n, "POST");
-    int get = starts_with(p, n, "GET ");
-    if (tp == 1) {
+    /* Raw TP: its frames start with "TP" (PROTOCOL.md 3.1). */
+    if (p[0] == 'T' && (n < 2 || p[1] == 'P')) {
+        if (n < 2)
+            return false;
         c->sniff = false;
         return true;
     }
-    if (tp < 0 && post < 0 && get < 0) {
+    size_t hlen = 0;
+    switch (tp_http_preamble(p, n, PREAMBLE_MAX, &hlen)) {
+    case TP_PRE_MORE:
+        return false;
+    case TP_PRE_TOO_LONG:
+        tp_log_info("net", "conn=%llu peer=%s HTTP request header over "
+                    "%d bytes", (unsigned long long)c->id, c->peer,
+                    PREAMBLE_MAX);
+        tp_conn_close(c, "HTTP header too long");
+        return false;
+    case TP_PRE_BAD:
         tp_conn_send_text(c, TP_MSG_NOT_TP, sizeof TP_MSG_NOT_TP - 1,
                           "neither TP nor HTTP");
         return false;
-    }
-    if (post != 1 && get != 1)
+    case TP_PRE_OTHER:
+        tp_conn_send_text(c, HTTP_NOT_ALLOWED, sizeof HTTP_NOT_ALLOWED - 1,
+                          "HTTP method other than POST or GET");
         return false;
-    size_t lim = n < PREAMBLE_MAX ? n : PREAMBLE_MAX;
-    const uint8_t *end = memmem(p, lim, "\r\n\r\n", 4);
-    if (!end) {
-        if (n >= PREAMBLE_MAX) {
-            tp_log_info("net", "conn=%llu peer=%s HTTP request header over "
-                        "%d bytes", (unsigned long long)c->id, c->peer,
-                        PREAMBLE_MAX);
-            tp_conn_close(c, "HTTP header too long");
-        }
-        return false;
-    }
-    size_t hlen = (size_t)(end - p) + 4;
-    if (get == 1) {
+    case TP_PRE_GET: {
         char page[1024];
         int len = snprintf(page, sizeof page, HTTP_PAGE,
                            sizeof HTTP_PAGE_BODY - 1, HTTP_PAGE_BODY);
@@ -82,6 +75,9 @@ bool tp_http_sniff(tp_conn_t *c)
         tp_conn_send_text(c, page, (size_t)len, NULL);
         tp_conn_close(c, "HTTP GET answered");
         return false;
+    }
+    case TP_PRE_POST:
+        break;
     }
     tp_conn_send_text(c, HTTP_TUNNEL_OK, sizeof HTTP_TUNNEL_OK - 1, NULL);
     tp_buf_consume(&c->in, hlen);

@@ -15,6 +15,7 @@
 
 #include "codec.h"
 #include "framing.h"
+#include "http.h"
 #include "log.h"
 #include "tls.h"
 
@@ -34,6 +35,10 @@ static void on_sweep(uv_timer_t *t)
         next = c->next;
         if (c->closing || c->refusing)
             continue;
+        if (c->proto == &tp_http_proto) {
+            tp_http_sweep(c, now);
+            continue;
+        }
         if (lim->idle_ms && c->logged_in &&
             now - c->last_input_ms > lim->idle_ms) {
             tp_log_info("net", "conn=%llu peer=%s sent nothing for %llu s: "
@@ -76,6 +81,10 @@ void tp_server_init(tp_server_t *srv, uv_loop_t *loop)
     srv->limits.idle_ms = 3600000;
     srv->limits.frame_ms = 60000;
     srv->limits.per_addr = 1024;
+    srv->limits.http_header_max = 16384;
+    srv->limits.http_body_max = 1u << 20;
+    srv->limits.http_request_ms = 30000;
+    srv->limits.http_keepalive_ms = 60000;
     srv->next_conn_id = 1;
     /* The sweep never keeps the loop alive by itself. */
     uv_timer_init(loop, &srv->sweep);
@@ -272,7 +281,8 @@ static void on_connection(uv_stream_t *server, int status)
     /* The transport is the listener's kind: the one place it is picked. */
     if (tp_conn_init(c, srv->loop, TP_CONN_TCP,
                      lst->tls ? &tp_transport_tls : &tp_transport_tcp,
-                     &tp_proto, &srv->limits) != 0) {
+                     lst->web ? &tp_http_proto : &tp_proto,
+                     &srv->limits) != 0) {
         free(c);
         refuse_now(server, lst);
         return;
@@ -286,6 +296,14 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (lst->web) {
+        if (!tp_http_attach(c)) {
+            lst->stats.refused++;
+            tp_conn_abort(c);
+            return;
+        }
+        c->logged_in = true;    /* no TP login deadline; http.h's own */
+    }
     c->id = srv->next_conn_id++;
     c->sniff = lst->http;
     c->accepted_ms = now;
@@ -365,8 +383,10 @@ int tp_server_listen_tls(tp_server_t *srv, const char *host, int port,
 {
     struct sockaddr_storage ss;
     int rc;
-    bool tls = strcmp(kind, "tps") == 0 || strcmp(kind, "https") == 0;
+    bool tls = strcmp(kind, "tps") == 0 || strcmp(kind, "https") == 0 ||
+               strcmp(kind, "webs") == 0;
     bool http = strcmp(kind, "http") == 0 || strcmp(kind, "https") == 0;
+    bool web = strcmp(kind, "web") == 0 || strcmp(kind, "webs") == 0;
     if (tls && (!cert || !*cert || !key || !*key)) {
         snprintf(err, errlen, "the %s listener on %s port %d needs a TLS "
                  "certificate and key", kind, host, port);
@@ -410,6 +430,7 @@ int tp_server_listen_tls(tp_server_t *srv, const char *host, int port,
     lst->set = set;
     lst->tls = tls;
     lst->http = http;
+    lst->web = web;
     lst->tls_ctx = ctx;
     snprintf(lst->kind, sizeof lst->kind, "%s", kind);
     snprintf(lst->host, sizeof lst->host, "%s", host);

@@ -9,7 +9,8 @@
  *
  * Listener kinds: "tp" (plain TP), "tps" (TLS, then TP), "http" (raw TP or
  * an HTTP POST preamble, then TP: PROTOCOL.md 1.2), "https" (TLS, then the
- * same as http) and "admin" (the TP admin protocol).
+ * same as http), "web" (HTTP/1.1: the JSON API and the page, http.h),
+ * "webs" (TLS, then the same as web) and "admin" (the TP admin protocol).
  *
  * What the connections carry is the business of whoever registers the
  * handlers (the Lua bridge): the network side calls it only through them.
@@ -26,6 +27,7 @@
 #include "frame.h"
 
 typedef struct tp_tls_ctx tp_tls_ctx_t;
+struct tp_http;
 
 /* Statistics kept per listener. */
 typedef struct tp_listener_stats {
@@ -40,11 +42,12 @@ struct tp_listener {
     uv_tcp_t tcp;              /* the listening socket */
     tp_server_t *srv;          /* owner */
     int set;                   /* TP_SET_PLAYER or TP_SET_ADMIN */
-    char kind[16];             /* "tp", "tps", "http", "https", "admin" */
+    char kind[16];             /* "tp", "tps", "http", "https", "web", ... */
     char host[64];             /* address as configured */
     int port;                  /* port actually bound */
     bool tls;                  /* tps, https: TLS first */
     bool http;                 /* http, https: an HTTP preamble may come */
+    bool web;                  /* web, webs: HTTP/1.1 (http.h) */
     tp_tls_ctx_t *tls_ctx;     /* certificate and key (TLS kinds only) */
     tp_listener_stats_t stats; /* counters */
     struct tp_listener *next;  /* server's list */
@@ -74,6 +77,12 @@ typedef struct tp_limits {
                                   begun, is not whole after this; 0: never */
     uint32_t per_addr;         /* player connections from one address;
                                   0: no cap */
+    size_t http_header_max;    /* HTTP request line and headers (431) */
+    size_t http_body_max;      /* HTTP request body (413) */
+    uint64_t http_request_ms;  /* an HTTP request must be whole in this
+                                  once begun (408); 0: no limit */
+    uint64_t http_keepalive_ms; /* close an idle keep-alive connection
+                                  after this; 0: never */
 } tp_limits_t;
 
 /* Rate-limits one kind of log line to one a second. */
@@ -95,6 +104,9 @@ typedef struct tp_conn_handlers {
     void (*more)(void *ud, tp_conn_t *c);
     /* The connection is closing (called once, before the last flush). */
     void (*closed)(void *ud, tp_conn_t *c, const char *reason);
+    /* One whole HTTP request on a web connection (http.h): answered with
+     * tp_http_respond, now or later. */
+    void (*http)(void *ud, tp_conn_t *c, struct tp_http *h);
 } tp_conn_handlers_t;
 
 struct tp_server {

@@ -115,7 +115,7 @@ typedef struct conn_box {
 
 /* The connection of the object at idx: NULL when it has closed, or a
  * raise then if must_be_open. Raises on anything but a tp.conn. */
-static tp_conn_t *check_conn(lua_State *L, int idx, bool must_be_open)
+tp_conn_t *tp_lua_check_conn(lua_State *L, int idx, bool must_be_open)
 {
     conn_box_t *box = luaL_checkudata(L, idx, CONN_MT);
     if (!box->c && must_be_open)
@@ -163,7 +163,7 @@ static int l_conn_send(lua_State *L)
 /* Registered as "tp.bridge.encode_replies": (conn, frames, seq). */
 static int l_encode_replies(lua_State *L)
 {
-    tp_conn_t *c = check_conn(L, 1, true);
+    tp_conn_t *c = tp_lua_check_conn(L, 1, true);
     tp_lua_encode_replies(L, 2, c, (uint32_t)luaL_checknumber(L, 3));
     return 0;
 }
@@ -171,7 +171,7 @@ static int l_encode_replies(lua_State *L)
 /* conn:close([reason]): flushes what is buffered, then closes. */
 static int l_conn_close(lua_State *L)
 {
-    tp_conn_t *c = check_conn(L, 1, false);
+    tp_conn_t *c = tp_lua_check_conn(L, 1, false);
     const char *reason = luaL_optstring(L, 2, "closed by server");
     if (c)
         tp_conn_close(c, reason);
@@ -181,7 +181,7 @@ static int l_conn_close(lua_State *L)
 /* conn:set_padding(on): the string padding filter of the codec. */
 static int l_conn_set_padding(lua_State *L)
 {
-    tp_conn_t *c = check_conn(L, 1, true);
+    tp_conn_t *c = tp_lua_check_conn(L, 1, true);
     c->pad = lua_toboolean(L, 2);
     return 0;
 }
@@ -190,7 +190,7 @@ static int l_conn_set_padding(lua_State *L)
  * request answers later). */
 static int l_conn_pause(lua_State *L)
 {
-    tp_conn_t *c = check_conn(L, 1, true);
+    tp_conn_t *c = tp_lua_check_conn(L, 1, true);
     c->paused = true;
     return 0;
 }
@@ -214,7 +214,7 @@ static void drop_producer(lua_State *L, tp_conn_t *c)
  * (an error out of it closes the connection: see bridge.c). */
 static int l_conn_produce(lua_State *L)
 {
-    tp_conn_t *c = check_conn(L, 1, false);
+    tp_conn_t *c = tp_lua_check_conn(L, 1, false);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TFUNCTION);
     if (!c)
@@ -232,7 +232,7 @@ static int l_conn_produce(lua_State *L)
  * in (limits.login_ms) no longer applies. */
 static int l_conn_set_logged_in(lua_State *L)
 {
-    tp_conn_t *c = check_conn(L, 1, false);
+    tp_conn_t *c = tp_lua_check_conn(L, 1, false);
     if (c)
         tp_conn_set_logged_in(c);
     return 0;
@@ -241,7 +241,7 @@ static int l_conn_set_logged_in(lua_State *L)
 /* Resumes on the next loop iteration, never from inside another call. */
 static int l_conn_resume(lua_State *L)
 {
-    tp_conn_t *c = check_conn(L, 1, false);
+    tp_conn_t *c = tp_lua_check_conn(L, 1, false);
     if (c)
         tp_conn_resume_soon(c);
     return 0;
@@ -330,6 +330,8 @@ void tp_lua_open_conn(lua_State *L)
         { "resume", l_conn_resume },
         { "produce", l_conn_produce },
         { "set_logged_in", l_conn_set_logged_in },
+        { "http_respond", tp_lua_conn_http_respond },
+        { "http_write", tp_lua_conn_http_write },
         { NULL, NULL }
     };
     tp_lua_object_class(L, CONN_MT, conn_methods, l_conn_index, NULL,

@@ -359,6 +359,36 @@ static int l_core_set_limits(lua_State *L)
                               "to 1000000");
         lim.per_addr = (uint32_t)v;
     }
+    lua_getfield(L, 1, "http_header_max");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 1024 && v <= 1048576))
+            return luaL_error(L, "http_max_header must be 1024 to 1048576");
+        lim.http_header_max = (size_t)v;
+    }
+    lua_getfield(L, 1, "http_body_max");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0 && v <= 1073741824))
+            return luaL_error(L, "http_max_body must be 0 to 1 GiB");
+        lim.http_body_max = (size_t)v;
+    }
+    lua_getfield(L, 1, "http_request_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0))
+            return luaL_error(L, "http_request_timeout must not be "
+                              "negative");
+        lim.http_request_ms = (uint64_t)v;
+    }
+    lua_getfield(L, 1, "http_keepalive_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = luaL_checknumber(L, -1);
+        if (!(v >= 0))
+            return luaL_error(L, "http_keepalive_timeout must not be "
+                              "negative");
+        lim.http_keepalive_ms = (uint64_t)v;
+    }
     tp_server_set_limits(lx->srv, &lim);
     return 0;
 }

@@ -69,6 +69,7 @@ static void usage(FILE *out)
 "      --tls-port N       TP over TLS (tps) listener on ADDR (0: none)\n"
 "      --http-port N      HTTP tunnel listener on ADDR (0: none)\n"
 "      --https-port N     HTTP tunnel over TLS listener on ADDR (0: none)\n"
+"      --web-port N       web side (HTTP: JSON API, page) on ADDR (0: none)\n"
 "      --cert FILE        TLS certificate chain, PEM (default: a\n"
 "                         self-signed one made in DIR/tls/)\n"
 "      --key FILE         its private key, PEM\n"
@@ -255,6 +256,7 @@ typedef struct options {
     const char *tls_port;       /* --tls-port N (checked), or NULL */
     const char *http_port;      /* --http-port N (checked), or NULL */
     const char *https_port;     /* --https-port N (checked), or NULL */
+    const char *web_port;       /* --web-port N (checked), or NULL */
     const char *cert;           /* --cert FILE */
     const char *key;            /* --key FILE */
     const char *admin_port;     /* --admin-port N (checked), or NULL */
@@ -267,7 +269,8 @@ static int parse_options(int argc, char **argv, options_t *o)
 {
     /* Above 255: a long-only option cannot clash with a short one's char. */
     enum { OPT_STOP = 256, OPT_STATUS, OPT_STATS, OPT_PID_FILE };
-    enum { OPT_TLS_PORT = 320, OPT_HTTP_PORT, OPT_HTTPS_PORT, OPT_CERT,
+    enum { OPT_TLS_PORT = 320, OPT_HTTP_PORT, OPT_HTTPS_PORT, OPT_WEB_PORT,
+           OPT_CERT,
            OPT_KEY };
     enum { OPT_ADMIN_PORT = 340 };
     static const struct option opts[] = {
@@ -289,6 +292,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         { "tls-port", required_argument, NULL, OPT_TLS_PORT },
         { "http-port", required_argument, NULL, OPT_HTTP_PORT },
         { "https-port", required_argument, NULL, OPT_HTTPS_PORT },
+        { "web-port", required_argument, NULL, OPT_WEB_PORT },
         { "cert", required_argument, NULL, OPT_CERT },
         { "key", required_argument, NULL, OPT_KEY },
         { "admin-port", required_argument, NULL, OPT_ADMIN_PORT },
@@ -325,11 +329,13 @@ static int parse_options(int argc, char **argv, options_t *o)
         }
         case OPT_TLS_PORT:
         case OPT_HTTP_PORT:
-        case OPT_HTTPS_PORT: {
+        case OPT_HTTPS_PORT:
+        case OPT_WEB_PORT: {
             char *end;
             long port = strtol(optarg, &end, 10);
             const char *name = ch == OPT_TLS_PORT ? "tls-port" :
                                ch == OPT_HTTP_PORT ? "http-port" :
+                               ch == OPT_WEB_PORT ? "web-port" :
                                "https-port";
             /* !*optarg: strtol reads "" as 0, which here means no listener. */
             if (!*optarg || *end || port < 0 || port > 65535) {
@@ -339,7 +345,8 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             /* Kept as a string: NULL (not given) must differ from 0 (none). */
             *(ch == OPT_TLS_PORT ? &o->tls_port : ch == OPT_HTTP_PORT ?
-              &o->http_port : &o->https_port) = optarg;
+              &o->http_port : ch == OPT_WEB_PORT ? &o->web_port :
+              &o->https_port) = optarg;
             break;
         }
         case OPT_ADMIN_PORT: {
@@ -431,6 +438,7 @@ static void push_args(lua_State *L, const options_t *o, const char *home,
     set_port(L, over, "tls_port", o->tls_port);
     set_port(L, over, "http_port", o->http_port);
     set_port(L, over, "https_port", o->https_port);
+    set_port(L, over, "web_port", o->web_port);
     set_string(L, over, "tls_cert", o->cert);
     set_string(L, over, "tls_key", o->key);
     set_port(L, over, "admin_port", o->admin_port);

@@ -47,6 +47,10 @@ core.set_limits { max_frame = cfg.max_frame_size,
                   idle_ms = cfg.idle_timeout * 1000,
                   frame_ms = cfg.frame_timeout * 1000,
                   per_address = cfg.max_connections_per_address,
+                  http_header_max = cfg.http_max_header,
+                  http_body_max = cfg.http_max_body,
+                  http_request_ms = cfg.http_request_timeout * 1000,
+                  http_keepalive_ms = cfg.http_keepalive_timeout * 1000,
                   output_total = cfg.max_output_total }
 
 local proto = require "tp.proto"
@@ -115,6 +119,9 @@ for _, family in ipairs(require("tp.handlers.game").families) do
     dispatch.add(require(family).handlers)
 end
 
+-- The web side (tp.web): its routes run the handlers registered above.
+local web = require("tp.web").init(cfg, args.home)
+
 -- The admin console socket and the TP admin listener (admin/), before
 -- the players' listeners: once a client can connect, so can the admin.
 local admin = require "admin.init"
@@ -142,8 +149,13 @@ log.info("main", "tpserver %s serving %s %s (turn %d) from %s", core.version,
          rs.name, rs.version, game.turn_number(), cfg.data)
 -- On the terminal (a daemon has not left it yet).
 for _, l in ipairs(cfg.listeners) do
-    io.stderr:write(string.format("tpserver: %s game on %s://%s:%d/\n",
-                    rs.name, l.kind, l.host, l.port))
+    if require("tp.listeners").is_web(l.kind) then
+        io.stderr:write(string.format("tpserver: web page at %s\n",
+                        require("tp.listeners").url(l)))
+    else
+        io.stderr:write(string.format("tpserver: %s game on %s://%s:%d/\n",
+                        rs.name, l.kind, l.host, l.port))
+    end
 end
 service.started(cfg, db)
 
@@ -164,7 +176,10 @@ return admin.hooks {
     on_open = dispatch.hooks.on_open,
     on_close = function(conn, reason)
         game.sessions[conn] = nil
+        web.on_close(conn)
     end,
+    http = web.http,
+    http_failed = web.http_failed,
     on_hup = function()
         require("tp.hup").run()
     end,

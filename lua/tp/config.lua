@@ -29,6 +29,40 @@ M.schema = {
     https_port = { type = "integer", default = 0, min = 0, max = 65535,
                    doc = "port of an HTTPS tunnel (https) listener on "
                          .. "bind; 0: none" },
+    web_port = { type = "integer", default = 0, min = 0, max = 65535,
+                 doc = "port of the web side (web: HTTP, docs/http.md) on "
+                       .. "bind; 0: none" },
+    webs_port = { type = "integer", default = 0, min = 0, max = 65535,
+                  doc = "port of the web side over HTTPS (webs) on bind; "
+                        .. "0: none" },
+    web_root = { type = "string", default = "",
+                 doc = "folder of the web page's files; \"\": the web/ "
+                       .. "folder shipped with the server" },
+    web_spectators = { type = "boolean", also = { "after_end" },
+                       default = false,
+                       doc = "visitors may watch the whole universe: "
+                             .. "false, true, or \"after_end\" (once the "
+                             .. "game has ended)" },
+    web_session_timeout = { type = "number", default = 86400, min = 60,
+                            max = 31536000,
+                            doc = "seconds a web login lasts unused" },
+    http_max_header = { type = "integer", default = 16384, min = 1024,
+                        max = 1048576,
+                        doc = "bytes of an HTTP request line and headers "
+                              .. "(more: 431)" },
+    http_max_body = { type = "integer", default = 1048576, min = 0,
+                      max = 1073741824,
+                      doc = "bytes of an HTTP request body (more: 413)" },
+    http_request_timeout = { type = "number", default = 30, min = 0,
+                             max = 3600,
+                             doc = "seconds an HTTP request may take to "
+                                   .. "arrive once begun (then 408); 0: "
+                                   .. "no limit" },
+    http_keepalive_timeout = { type = "number", default = 60, min = 0,
+                               max = 86400,
+                               doc = "seconds an idle HTTP keep-alive "
+                                     .. "connection stays open; 0: "
+                                     .. "forever" },
     tls_cert = { type = "string", default = "",
                  doc = "certificate chain (PEM) of the TLS listeners; \"\": "
                        .. "a self-signed one, <data>/tls/cert.pem, made "
@@ -332,6 +366,16 @@ function M.check(raw)
         local ok
         if want == "integer" then
             ok = type(v) == "number" and v == math.floor(v)
+        elseif spec.also and type(v) == "string" then
+            -- A boolean that may also be one of a few words.
+            for _, w in ipairs(spec.also) do
+                ok = ok or v == w
+            end
+            if not ok then
+                return nil, string.format("configuration key '%s' must be "
+                    .. "true, false or \"%s\"", k,
+                    table.concat(spec.also, "\", \""))
+            end
         else
             ok = type(v) == want
         end

@@ -286,8 +286,10 @@ function M.game_frame()
     local conns = {}
     local game_type = require("tp.listeners").GAME_TYPE
     for _, l in ipairs(cfg.listeners) do
-        conns[#conns + 1] = { type = game_type[l.kind] or l.kind, dns = "",
-                              ip = l.host, port = l.port }
+        if game_type[l.kind] then   -- TP listeners only, not the web's
+            conns[#conns + 1] = { type = game_type[l.kind], dns = "",
+                                  ip = l.host, port = l.port }
+        end
     end
     local params = {
         { id = 8, strval = cfg.game_name, intval = 0 },

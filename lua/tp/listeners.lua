@@ -4,9 +4,11 @@
 --
 -- Kinds (PROTOCOL.md 1.1, 1.2): "tp" plain TP, "tps" TLS then TP, "http"
 -- raw TP or an HTTP POST preamble then TP, "https" TLS then the same as
--- http. Without an explicit `listeners` list the configuration gives one
+-- http; "web" the web side (HTTP/1.1, docs/http.md), "webs" TLS then the
+-- same. Without an explicit `listeners` list the configuration gives one
 -- tp listener on bind:port, plus tps, http and https listeners on bind at
--- tls_port, http_port and https_port when those are not 0. With a list,
+-- tls_port, http_port, https_port, web_port and webs_port when those are
+-- not 0. With a list,
 -- the flags --port/--bind change its first tp listener and --tls-port,
 -- --http-port and --https-port its first listener of their kind (adding
 -- one on --bind when there is none; 0 removes them).
@@ -24,6 +26,8 @@ M.KINDS = {
     tps = { tls = true, http = false },
     http = { tls = false, http = true },
     https = { tls = true, http = true },
+    web = { tls = false, http = false, web = true },
+    webs = { tls = true, http = false, web = true },
 }
 
 -- The connection "type" of each kind in the Game frame (PROTOCOL.md 7.2).
@@ -33,7 +37,24 @@ M.GAME_TYPE = { tp = "tp", tps = "tps", http = "tp+http",
 -- The configuration key (and command-line flag) giving the port of each
 -- extra kind on the bind address, in the order the listeners are made.
 M.PORT_KEYS = { { "tps", "tls_port" }, { "http", "http_port" },
-                { "https", "https_port" } }
+                { "https", "https_port" }, { "web", "web_port" },
+                { "webs", "webs_port" } }
+
+-- Whether a kind serves the web side (HTTP/1.1: docs/http.md) rather
+-- than TP.
+function M.is_web(kind)
+    local k = M.KINDS[kind]
+    return k ~= nil and k.web == true
+end
+
+-- The URL of a listener (tp://host:port/, https://..., [v6] bracketed).
+function M.url(l)
+    local scheme = ({ tp = "tp", tps = "tps", http = "tp+http",
+                      https = "tp+https", web = "http",
+                      webs = "https" })[l.kind] or l.kind
+    local host = l.host:find(":", 1, true) and "[" .. l.host .. "]" or l.host
+    return string.format("%s://%s:%d/", scheme, host, l.port)
+end
 
 local ENTRY_KEYS = { kind = true, host = true, port = true, cert = true,
                      key = true }
@@ -91,7 +112,7 @@ function M.normalize(cfg)
         l.kind = l.kind or "tp"
         if not M.KINDS[l.kind] then
             return nil, where .. ": kind '" .. tostring(l.kind) ..
-                        "' is not one of tp, tps, http, https"
+                        "' is not one of tp, tps, http, https, web, webs"
         end
         l.host = l.host or cfg.bind
         if type(l.host) ~= "string" or l.host == "" then
@@ -103,8 +124,8 @@ function M.normalize(cfg)
                 return nil, where .. ": " .. k .. " must be a file name"
             end
             if l[k] ~= nil and not M.KINDS[l.kind].tls then
-                return nil, where .. ": " .. k .. " is only for tps and "
-                            .. "https listeners"
+                return nil, where .. ": " .. k .. " is only for tps, "
+                            .. "https and webs listeners"
             end
         end
         if (l.cert == nil) ~= (l.key == nil) then
@@ -236,7 +257,13 @@ function M.start(cfg)
         end
     end
     for _, l in ipairs(cfg.listeners) do
-        if not M.is_tls(l.kind) then
+        if not M.is_tls(l.kind) and l.kind ~= "tp" then
+            order[#order + 1] = l
+        end
+    end
+    -- Plain TP last, so that when it answers every other port is open.
+    for _, l in ipairs(cfg.listeners) do
+        if l.kind == "tp" then
             order[#order + 1] = l
         end
     end

@@ -634,6 +634,21 @@ function M.post(board, m, slot)
     board.modtime = M.stamp()
     dirty.board[board.id] = true
     dirty.msg[msg_key(board.id, serial)] = m
+    -- Told once the request or turn that posted it is over: only when it
+    -- was kept (a failed one is undone, and the message is gone).
+    local bid, subject = board.id, m.subject
+    core.timer(0, 0, function()
+        local b = M.boards[bid]
+        if b and M.messages[bid] and M.messages[bid][serial] == m then
+            for i, s in ipairs(b.msgs) do
+                if s == serial then
+                    require("tp.events").emit("message", { board = bid,
+                        slot = i - 1, owner = b.owner, subject = subject })
+                    break
+                end
+            end
+        end
+    end)
     return slot
 end
 

@@ -43,6 +43,9 @@ M.live = {
     request_time_limit = true, turn_time_limit = true,
     idle_timeout = true, frame_timeout = true,
     max_connections_per_address = true, max_output_total = true,
+    http_max_header = true, http_max_body = true,
+    http_request_timeout = true, http_keepalive_timeout = true,
+    web_spectators = true, web_session_timeout = true,
     stats_file = true, stats_interval = true,
 }
 
@@ -391,6 +394,10 @@ function M.reload()
                       idle_ms = cfg.idle_timeout * 1000,
                       frame_ms = cfg.frame_timeout * 1000,
                       per_address = cfg.max_connections_per_address,
+                      http_header_max = cfg.http_max_header,
+                      http_body_max = cfg.http_max_body,
+                      http_request_ms = cfg.http_request_timeout * 1000,
+                      http_keepalive_ms = cfg.http_keepalive_timeout * 1000,
                       output_total = cfg.max_output_total }
     arm_stats_timer(cfg)
     for _, k in ipairs(restart) do

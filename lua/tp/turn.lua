@@ -147,6 +147,8 @@ function M.arm_timer()
         warn_timer = core.timer((left - warn) * 1000, 0, function()
             warn_timer = nil
             M.broadcast_time(proto.REASON.TimerWarning, warn)
+            require("tp.events").emit("turn_warning", { turn = turn.turn,
+                                      seconds_left = warn })
         end)
     end
 end
@@ -251,6 +253,7 @@ function M.end_turn(why)
                    or proto.REASON.EndOfTurnStarted
     log.info("turn", "turn ending", { turn = turn.turn, reason = why })
     M.broadcast_time(reason, 0)
+    require("tp.events").emit("turn_end", { turn = turn.turn })
     local started = core.hrtime()
     local next_turn = turn.turn + 1
     -- Under the turn's own time limit (a request's limit, when a
@@ -313,6 +316,8 @@ function M.end_turn(why)
              processing_ms = M.last_turn_ms })
     M.arm_timer()
     M.broadcast_time(proto.REASON.TimerStarted)
+    require("tp.events").emit("turn_start", { turn = turn.turn,
+                              seconds_left = M.time_remaining() })
     return true
 end
 
@@ -337,6 +342,7 @@ function M.finished_turn(id)
     end
     local waiting = M.waiting()
     local mode = game.cfg.turn_mode
+    require("tp.events").emit("player_finished", { player = id })
     if paused then
         M.broadcast_time(proto.REASON.TimerWarning)
     elseif mode == "players_finished" and #waiting == 0 then

@@ -1,0 +1,39 @@
+-- tp.events: what happens in the game, for whoever listens (the web
+-- side's event stream). The turn engine and the model emit; listeners
+-- are called in the order they subscribed, each under protection (a
+-- listener that raises is logged and the others still run).
+--
+-- Events: turn_end { turn }, turn_start { turn, seconds_left },
+-- turn_warning { turn, seconds_left }, player_finished { player },
+-- message { board, slot, owner } (emitted once the request or turn that
+-- posted it has been stored: see model.post).
+
+local M = {}
+
+local listeners = {}
+
+-- Calls fn(name, data) for every event from now on; returns a function
+-- that stops it.
+function M.subscribe(fn)
+    listeners[#listeners + 1] = fn
+    return function()
+        for i, f in ipairs(listeners) do
+            if f == fn then
+                table.remove(listeners, i)
+                return
+            end
+        end
+    end
+end
+
+function M.emit(name, data)
+    for _, fn in ipairs({ unpack(listeners) }) do
+        local ok, err = pcall(fn, name, data)
+        if not ok then
+            require("tp.log").error("events", "a listener of %s failed: %s",
+                                    name, tostring(err))
+        end
+    end
+end
+
+return M
