@@ -332,6 +332,12 @@ static size_t http_input(tp_conn_t *c, bool *held)
     tp_http_t *h = c->ud;
     size_t off = 0;
     unsigned served = 0;
+    if (c->refusing) {
+        /* Over a connection limit (listener.c): told so, and closed. */
+        refuse(c, 503, c->refuse_why ? c->refuse_why :
+               "server full: too many connections, try again later");
+        return c->in.len;
+    }
     while (!c->closing) {
         if (h->streaming)
             return c->in.len;        /* nothing more is read: dropped */

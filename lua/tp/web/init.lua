@@ -241,7 +241,8 @@ local function tp_ids(req, name, from)
     local list = tp(req, name, { key = -1, start = 0, amount = -1,
                                  from = from or -1 })[1]
     local ids, mods = {}, {}
-    for _, e in ipairs(list.modtimes or {}) do
+    local entries = type(list.modtimes) == "table" and list.modtimes or {}
+    for _, e in ipairs(entries) do
         if type(e) == "table" then
             ids[#ids + 1] = e.id
             mods[e.id] = e.modtime
