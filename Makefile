@@ -138,7 +138,7 @@ UNITS = $(DESTDIR)$(PREFIX)/lib/systemd/system
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE) $(ETC)
 	install -m 0755 tpserver $(DESTDIR)$(PREFIX)/bin/tpserver
-	cp -R lua rulesets admin $(SHARE)/
+	cp -R lua rulesets admin web $(SHARE)/
 	[ -e $(ETC)/tpserver.lua ] || install -m 0644 tpserver.lua $(ETC)/tpserver.lua
 	install -d $(MAN1) $(UNITS) $(SHARE)/packaging
 	install -m 0644 packaging/tpserver.1 $(MAN1)/tpserver.1

@@ -20,8 +20,28 @@ return {
     tls_port = 0,
     http_port = 0,
     https_port = 0,
-    -- An explicit list replaces bind, port and the three above; kinds tp,
-    -- tps, http, https; IPv4 or IPv6 addresses (an IPv6 one listens to
+    -- The web side (docs/http.md): the game's page, the JSON API, the
+    -- event stream, /healthz and /metrics, over HTTP on bind (also
+    -- --web-port; 0: none); webs_port the same over HTTPS, with the TLS
+    -- certificate below. Loopback by default: put a reverse proxy in
+    -- front, or set bind, to serve other machines.
+    web_port = 8080,
+    webs_port = 0,
+    -- web_root = "",                    -- the page's files; "": web/
+    -- Visitors who are not logged in may watch the whole universe
+    -- (read-only, with a turn slider over the object history): false,
+    -- true, or "after_end" (once the game is over).
+    web_spectators = false,
+    web_session_timeout = 86400,         -- seconds a web login lasts unused
+    -- Bounds of an HTTP request: its line and headers (431 past it), its
+    -- body (413), the seconds it may take to arrive (408), and how long an
+    -- idle keep-alive connection stays open.
+    http_max_header = 16384,
+    http_max_body = 1048576,
+    http_request_timeout = 30,
+    http_keepalive_timeout = 60,
+    -- An explicit list replaces bind, port and the five above; kinds tp,
+    -- tps, http, https, web, webs; IPv4 or IPv6 addresses (an IPv6 one listens to
     -- IPv6 only); a TLS listener may name its own cert and key:
     -- listeners = {
     --     { kind = "tp", host = "0.0.0.0", port = 6923 },

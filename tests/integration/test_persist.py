@@ -277,7 +277,7 @@ def run_server(data_dir, *extra, timeout=20):
     port = tplib.free_port()
     cmd = [tplib.tpserver_path(), "-f", "--port", str(port), "--bind",
            "127.0.0.1", "--data", data_dir, "--set",
-           "password_iterations=1000"] + list(extra)
+           "password_iterations=1000"] + tplib.NO_WEB + list(extra)
     proc = subprocess.Popen(cmd, cwd=os.path.dirname(data_dir),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)

@@ -881,6 +881,11 @@ _running = []
 # than a real address would: the servers the tests start have the account
 # creation limits off, unless a test sets them again (its --set comes
 # later and wins).
+# The shipped tpserver.lua opens the web side on 127.0.0.1:8080; test
+# servers open it only when asked (port_flags=["--web-port"]), on a free
+# port, so that they never contend for 8080.
+NO_WEB = ["--web-port", "0"]
+
 NO_CREATION_LIMITS = ["--set", "account_creation_limit=0",
                       "--set", "account_creation_total=0"]
 
@@ -927,6 +932,9 @@ class Server:
         more = []
         for flag in self.port_flags:
             more += [flag, str(self.ports[flag])]
+        if "--web-port" not in self.port_flags and \
+                "--web-port" not in self.extra:
+            more += NO_WEB
         return [tpserver_path(), "-f", "--port", str(self.port),
                 "--bind", "127.0.0.1", "--data", self.data_dir,
                 "--set", "password_iterations=1000"] + NO_CREATION_LIMITS + \
@@ -1104,7 +1112,7 @@ class Daemon:
     def command(self, *more):
         return [tpserver_path(), "--port", str(self.port), "--bind",
                 "127.0.0.1", "--data", self.data_dir, "--set",
-                "password_iterations=1000"] + NO_CREATION_LIMITS + \
+                "password_iterations=1000"] + NO_CREATION_LIMITS + NO_WEB + \
             self.extra + list(more)
 
     def run(self, *more, timeout=None):

@@ -61,7 +61,7 @@ t.ok(not cfg and err:find("'prot'", 1, true), "unknown keys in an entry",
      err)
 cfg, err = load("return { listeners = { { kind = 'tp', port = 1, "
                 .. "cert = 'a.pem', key = 'a.key' } } }")
-t.ok(not cfg and err:find("only for tps and https", 1, true),
+t.ok(not cfg and err:find("only for tps, https and webs", 1, true),
      "cert on a plain listener is an error", err)
 cfg, err = load("return { listeners = { { kind = 'tps', port = 1, "
                 .. "cert = 'a.pem' } } }")
