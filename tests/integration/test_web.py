@@ -506,6 +506,51 @@ def test_connection_cap():
         srv.stop()
 
 
-T.run(test_public_and_limits, test_players_data, test_events_and_spectators,
+def test_https():
+    port = tplib.free_port()
+    srv = tplib.Server("--set", "webs_port=%d" % port).start()
+    try:
+        a = player(srv, "alice")
+        ctx = tplib.tls_context()
+        h = http.client.HTTPSConnection("127.0.0.1", port, timeout=15,
+                                        context=ctx)
+        h.request("GET", "/api/game")
+        r = h.getresponse()
+        g = json.loads(r.read())
+        T.ok(r.status == 200 and g["ruleset"]["name"] == "MiniSec" and
+             g["web"] == "https://127.0.0.1:%d/" % port,
+             "webs: the API over HTTPS", repr(g)[:200])
+        h.request("POST", "/api/login", body=json.dumps(
+            {"username": "alice", "password": "pw"}),
+            headers={"Content-Type": "application/json"})
+        r = h.getresponse()
+        r.read()
+        cookie = r.getheader("Set-Cookie") or ""
+        T.ok(r.status == 200 and "; Secure" in cookie and
+             "HttpOnly" in cookie,
+             "over HTTPS the session cookie is Secure", cookie)
+        h.request("GET", "/api/objects", headers={
+            "Cookie": cookie.split(";")[0]})
+        r = h.getresponse()
+        objs = json.loads(r.read())
+        T.ok(r.status == 200 and own(objs["objects"], 1, "Planet"),
+             "and the player's objects", repr(objs)[:200])
+        h.close()
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                     timeout=10),
+                            server_hostname="localhost")
+        s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = read_events(s, ["hello"])
+        T.ok(b"event: hello" in got, "an event stream over HTTPS",
+             got[:200])
+        s.close()
+        a.close()
+        T.ok(srv.alive() and not srv.error_lines(), "no error lines",
+             "\n".join(srv.error_lines()[:5]))
+    finally:
+        srv.stop()
+
+
+T.run(test_public_and_limits, test_https, test_players_data, test_events_and_spectators,
       test_connection_cap)
 T.done()
