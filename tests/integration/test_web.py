@@ -551,6 +551,99 @@ def test_https():
         srv.stop()
 
 
-T.run(test_public_and_limits, test_https, test_players_data, test_events_and_spectators,
+def test_fog_views():
+    """The fog ruleset shows a player the universe and their own objects:
+    over HTTP, exactly what TP shows, and nothing of the other player."""
+    from test_protocol import FOG, Player, home_ids
+    srv = tplib.Server("--ruleset", FOG, "--set", "turn_length=0",
+                       port_flags=[WEB]).start()
+    try:
+        a, b = Player(srv), Player(srv)
+        a_planet, a_fleet = home_ids(a)
+        b_planet, b_fleet = home_ids(b)
+        wa = Web(srv)
+        st, _, v = wa.login(a.name, "pw-" + a.name)
+        T.is_(st, 200, "fog: alice logs in over HTTP")
+        st, _, objs = wa.get("/api/objects")
+        ids = sorted(o["id"] for o in objs["objects"])
+        T.is_(ids, sorted(tplib_ids(a.c)), "fog: the objects over HTTP are "
+              "those TP lists for her")
+        T.ok(a_planet in ids and a_fleet in ids and b_planet not in ids and
+             b_fleet not in ids, "fog: hers are there, bob's are not",
+             repr(ids))
+        for path in ("/api/objects/%d" % b_planet,
+                     "/api/objects/%d" % b_fleet,
+                     "/api/objects/%d/orders" % b_fleet):
+            st, _, v = wa.get(path)
+            T.ok(st == 404 and "no such object" in v["error"],
+                 "fog: GET %s of bob's: 404, as if it did not exist" % path,
+                 repr(v))
+        st, _, v = wa.get("/api/objects?ids=%d,%d" % (a_fleet, b_fleet))
+        T.ok(st == 200 and v[0]["id"] == a_fleet and "error" in v[1] and
+             "name" not in v[1], "fog: ?ids= with one of bob's: his is an "
+             "error item, nothing of it shown", repr(v)[:300])
+        st, _, v = wa.post("/api/objects/%d/orders" % b_fleet,
+                           {"otype": 1, "params": {}})
+        T.is_(st, 404, "fog: an order for bob's fleet: 404")
+        st, _, v = wa.post("/api/objects/%d/orders/probe" % b_fleet,
+                           {"otype": 1, "params": {}})
+        T.is_(st, 404, "fog: a probe on bob's fleet: 404")
+        st, _, v = wa.call("DELETE", "/api/objects/%d/orders/0" % b_fleet)
+        T.is_(st, 404, "fog: removing bob's order: 404")
+        st, _, boards = wa.get("/api/boards")
+        T.ok(st == 200 and all(bd["name"] != b.name for bd in boards),
+             "fog: only her boards", repr(boards))
+        st, _, bb = Web(srv).get("/api/universe")
+        T.is_(st, 403, "fog: no spectating by default")
+        st, _, v = wa.get("/api/objects?since=0")
+        T.ok(st == 200 and all(o["id"] in ids for o in v["objects"]),
+             "fog: changed-since shows nothing new of bob's", repr(v)[:200])
+        T.ok(srv.alive() and not srv.error_lines(), "no error lines",
+             "\n".join(srv.error_lines()[:5]))
+    finally:
+        srv.stop()
+
+
+def test_garbage():
+    """Random bytes and mangled requests on the web port: each gets an
+    HTTP error or a closed connection; the server stays up and serves."""
+    import random
+    seed = int(os.environ.get("TP_SEED", "4242"))
+    rnd = random.Random(seed)
+    srv = tplib.Server(port_flags=[WEB]).start()
+    try:
+        port = srv.ports[WEB]
+        good = (b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                b"application/json\r\nContent-Length: 37\r\n\r\n"
+                b'{"username":"a","password":"b"}     ')
+        bad_answers = 0
+        for i in range(150):
+            if i % 3 == 0:
+                data = bytes(rnd.randrange(256) for _ in
+                             range(rnd.randrange(1, 400)))
+            else:
+                data = bytearray(good)
+                for _ in range(rnd.randrange(1, 6)):
+                    data[rnd.randrange(len(data))] = rnd.randrange(256)
+                data = bytes(data)
+            got = raw(port, data, timeout=3)
+            if got and not got.startswith(b"HTTP/1.1 "):
+                bad_answers += 1
+        T.ok(bad_answers == 0, "150 random and mangled requests (seed %d):"
+             " every answer is HTTP" % seed, str(bad_answers))
+        got = raw(port, b"GET /api/game HTTP/1.1\r\n" +
+                  b"".join(b"X-%d: y\r\n" % i for i in range(150)) +
+                  b"\r\n")
+        T.ok(got.startswith(b"HTTP/1.1 431 "), "more than 100 headers: 431",
+             got[:100])
+        st, _, g = Web(srv).get("/api/game")
+        T.ok(srv.alive() and st == 200, "still served afterwards")
+        T.ok(not srv.error_lines(), "no error lines",
+             "\n".join(srv.error_lines()[:5]))
+    finally:
+        srv.stop()
+
+
+T.run(test_public_and_limits, test_https, test_fog_views, test_garbage, test_players_data, test_events_and_spectators,
       test_connection_cap)
 T.done()

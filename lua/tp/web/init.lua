@@ -468,8 +468,10 @@ end
 route("GET", "/api/objects", auth(function(req)
     local q = req.query
     if q.ids then
+        -- As the TP reply: an item per id, a Fail item for one the
+        -- player may not see.
         return json_answer(200, json.array(tp(req, "GetObjectsByID",
-                                              { ids = ids_param(q.ids) })))
+            { ids = ids_param(q.ids) }, { keep_fails = true })))
     end
     local since = q.since and number(q.since, "since") or -1
     local ids, mods = tp_ids(req, "GetObjectIDs", since)
