@@ -487,6 +487,30 @@ def test_events_and_spectators():
         srv.stop()
 
 
+def test_after_end():
+    srv = tplib.Server("--set", "web_spectators=after_end",
+                       port_flags=[WEB]).start()
+    try:
+        a, b = player(srv, "alice"), player(srv, "bob")
+        w = Web(srv)
+        st, _, g = w.get("/api/game")
+        st2, _, v = w.get("/api/universe")
+        T.ok(g["spectators"] is False and st2 == 403,
+             "after_end: no spectating while two players are in the game",
+             repr(v))
+        rc, out, err = console(srv, "require('tp.accounts').player(2)"
+                               ".alive = false")
+        st, _, g = w.get("/api/game")
+        st2, _, u = w.get("/api/universe")
+        T.ok(g["spectators"] is True and st2 == 200 and
+             len(u["objects"]) > 5, "after_end: once one player is left, "
+             "visitors may watch", repr(g)[:200])
+        a.close()
+        b.close()
+    finally:
+        srv.stop()
+
+
 def test_connection_cap():
     srv = tplib.Server("--set", "max_connections_per_address=3",
                        port_flags=[WEB]).start()
@@ -644,6 +668,7 @@ def test_garbage():
         srv.stop()
 
 
-T.run(test_public_and_limits, test_https, test_fog_views, test_garbage, test_players_data, test_events_and_spectators,
+T.run(test_public_and_limits, test_https, test_fog_views, test_garbage,
+      test_after_end, test_players_data, test_events_and_spectators,
       test_connection_cap)
 T.done()
