@@ -29,7 +29,7 @@ M.schema = {
     https_port = { type = "integer", default = 0, min = 0, max = 65535,
                    doc = "port of an HTTPS tunnel (https) listener on "
                          .. "bind; 0: none" },
-    web_port = { type = "integer", default = 0, min = 0, max = 65535,
+    web_port = { type = "integer", default = 8080, min = 0, max = 65535,
                  doc = "port of the web side (web: HTTP, docs/http.md) on "
                        .. "bind; 0: none" },
     webs_port = { type = "integer", default = 0, min = 0, max = 65535,
