@@ -381,6 +381,29 @@ def test_players_data():
              "an id that does not exist", repr(v))
         st, _, v = wa.get("/api/objects/999999")
         T.is_(st, 404, "GET /api/objects/999999: 404")
+        # A login (answered later: the hash is made on the thread pool)
+        # pipelined with a request after it, and the write side closed:
+        # both answered, in order.
+        body = b'{"username": "bob", "password": "pw"}'
+        s = socket.create_connection(("127.0.0.1", srv.ports[WEB]),
+                                     timeout=10)
+        s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: %d\r\n\r\n%s"
+                  b"GET /api/time HTTP/1.1\r\nHost: x\r\n\r\n"
+                  % (len(body), body))
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        parts = got.split(b"HTTP/1.1 200 OK")[1:]
+        T.ok(len(parts) == 2 and b'"csrf"' in parts[0] and
+             b'"seconds_left"' in parts[1],
+             "a login pipelined with another request, then EOF: both "
+             "answered in order", got[:400])
         T.ok(srv.alive() and not srv.error_lines(), "no error lines",
              "\n".join(srv.error_lines()[:5]))
     finally:
