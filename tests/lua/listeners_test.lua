@@ -21,15 +21,21 @@ local function kinds(cfg)
 end
 
 local cfg, err = load("return {}")
-t.is(kinds(cfg), "tp@127.0.0.1:6923", "default: one tp listener")
+t.is(kinds(cfg), "tp@127.0.0.1:6923 web@127.0.0.1:8080",
+     "default: one tp listener and the web side")
 
-cfg = assert(load("return { tls_port = 6924, http_port = 8080, "
-                  .. "https_port = 8443, bind = '::1' }"))
-t.is(kinds(cfg), "tp@::1:6923 tps@::1:6924 http@::1:8080 https@::1:8443",
-     "tls_port, http_port and https_port add listeners on bind")
-cfg = assert(load("return {}", { tls_port = 7001, bind = "[::1]" }))
-t.is(kinds(cfg), "tp@::1:6923 tps@::1:7001",
-     "--tls-port adds a tps listener; a bracketed IPv6 address is taken")
+cfg = assert(load("return { tls_port = 6924, http_port = 8081, "
+                  .. "https_port = 8443, bind = '::1', web_port = 0, "
+                  .. "webs_port = 8444 }"))
+t.is(kinds(cfg), "tp@::1:6923 tps@::1:6924 http@::1:8081 https@::1:8443 "
+     .. "webs@::1:8444",
+     "tls_port, http_port, https_port and webs_port add listeners on "
+     .. "bind; web_port = 0 has none")
+cfg = assert(load("return {}", { tls_port = 7001, bind = "[::1]",
+                                 web_port = 9000 }))
+t.is(kinds(cfg), "tp@::1:6923 tps@::1:7001 web@::1:9000",
+     "--tls-port adds a tps listener; a bracketed IPv6 address is taken; "
+     .. "--web-port moves the web side")
 
 local list = "return { listeners = { { port = 7000 }, "
     .. "{ kind = 'tps', host = '0.0.0.0', port = 7001 }, "
