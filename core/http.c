@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "listener.h"
@@ -137,6 +138,20 @@ static int on_headers_complete(http_parser *p)
         return -1;
     }
     h->head_only = p->method == HTTP_HEAD;
+    /* A client waiting to be told to send its body (curl does for a
+     * large one) is told at once: it fits. */
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const tp_http_header_t *e = &h->headers[i];
+        if (e->name_len == 6 && e->value_len == 12 &&
+            memcmp(h->hdr.data + e->name, "expect", 6) == 0 &&
+            strncasecmp((const char *)h->hdr.data + e->value,
+                        "100-continue", 12) == 0 &&
+            p->content_length != ULLONG_MAX && p->content_length > 0) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            tp_conn_send_text(conn_of(p), cont, sizeof cont - 1, NULL);
+            tp_conn_flush_now(conn_of(p));
+        }
+    }
     return 0;
 }
 

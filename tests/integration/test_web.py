@@ -213,6 +213,17 @@ def test_public_and_limits():
         T.ok(got.startswith(b"HTTP/1.1 408 ") and time.monotonic() - t0 < 5,
              "a request not finished in http_request_timeout: 408",
              got[:200])
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nExpect: "
+                  b"100-continue\r\nContent-Length: 2\r\n\r\n")
+        first = s.recv(4096)
+        s.sendall(b"{}")
+        rest = s.recv(4096)
+        s.close()
+        T.ok(first == b"HTTP/1.1 100 Continue\r\n\r\n" and
+             rest.startswith(b"HTTP/1.1 400 "),
+             "Expect: 100-continue is answered before the body",
+             repr(first + rest)[:200])
         got = raw(port, b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
         T.ok(got.startswith(b"HTTP/1.1 400 "), "not HTTP: 400 and closed",
              got[:200])
