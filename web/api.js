@@ -1,0 +1,67 @@
+// The JSON API of the server (docs/http.md): fetch with the session's
+// CSRF token on every state-changing request, and errors as ApiError
+// carrying the server's {error, code, status} body.
+
+let csrf = null;
+
+export function setCsrf(token) {
+  csrf = token || null;
+}
+
+export class ApiError extends Error {
+  constructor(status, body, path) {
+    const text = body && typeof body === 'object' && body.error
+      ? body.error
+      : (typeof body === 'string' && body) || `HTTP ${status}`;
+    super(text);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = body && typeof body === 'object' ? body.code ?? null : null;
+    this.body = body;
+    this.path = path;
+  }
+
+  // A line for the page: the message, the HTTP status and the TP code.
+  describe() {
+    if (this.status === 0) {
+      return this.message;
+    }
+    const code = this.code !== null && this.code !== undefined ? `, TP code ${this.code}` : '';
+    return `${this.message} (${this.status}${code})`;
+  }
+}
+
+// Paths are relative ("api/game"), so the page also works under a prefix.
+export async function api(method, path, body) {
+  const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  if (csrf && method !== 'GET' && method !== 'HEAD') {
+    opts.headers['X-TP-CSRF'] = csrf;
+  }
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (err) {
+    throw new ApiError(0, { error: `cannot reach the server (${err.message})` }, path);
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text;
+    }
+  }
+  if (!res.ok) {
+    throw new ApiError(res.status, data, path);
+  }
+  return data;
+}
+
+export const get = (path) => api('GET', path);
+export const post = (path, body) => api('POST', path, body ?? {});
+export const del = (path) => api('DELETE', path);
