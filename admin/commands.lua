@@ -209,6 +209,12 @@ local function connections_of(id)
             out[#out + 1] = c
         end
     end
+    -- Web sessions (tp.web.vconn): logged in without a TP connection.
+    for c, pid in pairs(game.sessions) do
+        if c.virtual and pid == id and not c.closed then
+            out[#out + 1] = c
+        end
+    end
     return out
 end
 

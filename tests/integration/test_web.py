@@ -392,6 +392,19 @@ def test_players_data():
              "an id that does not exist", repr(v))
         st, _, v = wa.get("/api/objects/999999")
         T.is_(st, 404, "GET /api/objects/999999: 404")
+        rc, out, err = console(srv, 'return kick("alice")')
+        st, _, v = wa.get("/api/session")
+        T.ok(st == 401 and out.strip() == "2",
+             "the console's kick ends alice's web session too (2 closed: "
+             "her TP connection and her web session)", repr((out, v)))
+        wb2 = Web(srv)
+        wb2.login("bob", "pw")
+        console(srv, 'ban("bob")')
+        st, _, v = wb2.get("/api/objects")
+        st2, _, v2 = Web(srv).login("bob", "pw")
+        T.ok(st == 401 and st2 == 401, "ban ends bob's web session, and "
+             "he cannot log in again", repr((v, v2)))
+        console(srv, 'unban("bob")')
         # A login (answered later: the hash is made on the thread pool)
         # pipelined with a request after it, and the write side closed:
         # both answered, in order.

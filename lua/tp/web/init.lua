@@ -184,8 +184,9 @@ local function session_of(req)
         return nil
     end
     local now = core.now()
+    local account = accounts.find(s.name)
     if s.vc.closed or now - s.last > cfg.web_session_timeout or
-       not accounts.player(s.player) then
+       not accounts.player(s.player) or not account or account.banned then
         drop_session(token, s.vc.closed and "closed by the server" or
                      "expired")
         return nil
