@@ -274,6 +274,21 @@ end
 
 -- ------------------------------------------------------------ public
 
+-- The number of objects, counted again only when the model has changed
+-- (every change stamps the model's clock), not on every request.
+local count_at, count_cached
+local function object_count()
+    local at = model.clock()
+    if at ~= count_at then
+        local n = 0
+        for _ in pairs(model.objects) do
+            n = n + 1
+        end
+        count_at, count_cached = at, n
+    end
+    return count_cached
+end
+
 local function game_info()
     local rs = game.ruleset()
     local record = game.turn_record()
@@ -288,10 +303,7 @@ local function game_info()
         end
     end
     local left = game.time_remaining()
-    local count = 0
-    for _ in pairs(model.objects) do
-        count = count + 1
-    end
+    local count = object_count()
     return {
         name = cfg.game_longname ~= "" and cfg.game_longname or
                cfg.game_name,
