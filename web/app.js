@@ -89,6 +89,7 @@ async function refreshGame() {
   state.game = g;
   setCountdown(g.seconds_left, g.paused);
   renderGame();
+  showSignup(g);
 }
 
 function updateTitle() {
@@ -600,6 +601,40 @@ async function login(e) {
   }
 }
 
+// A new account (where the server takes them), then logging in with it.
+async function signup() {
+  const btn = $('signup-btn');
+  const err = $('login-error');
+  err.hidden = true;
+  const username = $('login-user').value;
+  const password = $('login-pass').value;
+  if (!username || !password) {
+    err.textContent = 'Choose a name and a password first.';
+    err.hidden = false;
+    return;
+  }
+  btn.disabled = true;
+  try {
+    await api('POST', 'api/accounts', { username, password });
+    const s = await api('POST', 'api/login', { username, password });
+    $('login-pass').value = '';
+    await enterSession(s);
+  } catch (ex) {
+    err.textContent = ex instanceof ApiError ? ex.describe() : String(ex);
+    err.hidden = false;
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// Whether the game takes new accounts (GET /api/game).
+function showSignup(game) {
+  const on = Boolean(game && game.account_creation);
+  $('signup-btn').hidden = !on;
+  $('signup-hint-on').hidden = !on;
+  $('signup-hint-off').hidden = on;
+}
+
 async function enterSession(s) {
   state.session = s;
   setCsrf(s.csrf);
@@ -849,6 +884,7 @@ async function onTurnStart(d) {
 
 function wire() {
   $('login-form').addEventListener('submit', login);
+  $('signup-btn').addEventListener('click', signup);
   $('logout-btn').addEventListener('click', logout);
   $('end-turn').addEventListener('click', endTurn);
   $('watch-btn').addEventListener('click', startWatching);

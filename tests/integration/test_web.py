@@ -534,6 +534,53 @@ def test_events_and_spectators():
         srv.stop()
 
 
+def test_accounts():
+    srv = tplib.Server("--set", "max_players=2", port_flags=[WEB]).start()
+    try:
+        w = Web(srv)
+        st, _, g = w.get("/api/game")
+        T.ok(g["account_creation"] is True, "the game takes new accounts",
+             repr(g)[:200])
+        st, _, v = w.post("/api/accounts", {"username": "dora",
+                                            "password": "pw"})
+        T.ok(st == 201 and v["ok"], "POST /api/accounts: 201", repr(v))
+        st, _, v = w.login("dora", "pw")
+        T.is_(st, 200, "and the new account logs in")
+        c = srv.client()
+        c.connect()
+        T.ok(c.login("dora", "pw").is_("Okay"), "over TP too")
+        c.close()
+        st, _, v = w.post("/api/accounts", {"username": "DORA",
+                                            "password": "x"})
+        T.ok(st in (400, 409) and "dora" in v["error"].lower(),
+             "a name taken (without regard to case): refused as over TP",
+             repr(v))
+        st, _, v = w.post("/api/accounts", {"username": "a\u200bb",
+                                            "password": "x"})
+        T.ok(st == 400 and "U+200B" in v["error"],
+             "the name rules of TP apply", repr(v))
+        st, _, v = w.post("/api/accounts", {"username": "erin",
+                                            "password": "pw"})
+        st, _, v = w.post("/api/accounts", {"username": "fay",
+                                            "password": "pw"})
+        T.ok(st == 403 and "full" in v["error"], "max_players: the game is "
+             "full", repr(v))
+        st, _, g = w.get("/api/game")
+        T.ok(g["account_creation"] is False, "and /api/game says so",
+             repr(g)[:200])
+    finally:
+        srv.stop()
+    srv = tplib.Server("--set", "allow_account_creation=false",
+                       port_flags=[WEB]).start()
+    try:
+        st, _, v = Web(srv).post("/api/accounts", {"username": "gil",
+                                                   "password": "pw"})
+        T.ok(st == 403 and "disabled" in v["error"],
+             "allow_account_creation=false: 403", repr(v))
+    finally:
+        srv.stop()
+
+
 def test_after_end():
     srv = tplib.Server("--set", "web_spectators=after_end",
                        port_flags=[WEB]).start()
@@ -716,6 +763,6 @@ def test_garbage():
 
 
 T.run(test_public_and_limits, test_https, test_fog_views, test_garbage,
-      test_after_end, test_players_data, test_events_and_spectators,
+      test_after_end, test_accounts, test_players_data, test_events_and_spectators,
       test_connection_cap)
 T.done()

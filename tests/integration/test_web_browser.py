@@ -739,6 +739,36 @@ def test_spectators_off():
     b.shot("5-spectating-off")
 
 
+def test_signup():
+    """A visitor makes an account from the page and is playing at once."""
+    b = BROWSER
+    b.open(url(SRV))
+    shown = b.wait(lambda: b.shown("signup-btn"), 10)
+    check(shown, "the server takes new accounts: the page offers "
+          "\"Create this account\"", b)
+    if not shown:
+        return
+    name = tplib.unique_name("carol")
+    b.set_value("login-user", name)
+    b.set_value("login-pass", PW)
+    b.el("signup-btn").click()
+    playing = b.wait(lambda: b.dbg("tpDebug.mode()") == "play" and
+                     b.text("session-user") == name, 20)
+    check(playing, "a new account made from the page, logged in with it",
+          b, repr(b.text("login-error")))
+    b.shot("5-signed-up")
+    st, v, _ = Api(SRV.ports[WEB]).call("GET", "/api/players")
+    check(st == 200 and any(p["name"] == name for p in v),
+          "the new player is in the game", None, repr(v)[:300])
+    c = SRV.client()
+    c.connect()
+    check(c.login(name, PW).is_("Okay"), "and logs in over TP with the "
+          "same name and password")
+    c.close()
+    b.el("logout-btn").click()
+    b.wait(lambda: b.dbg("tpDebug.mode()") == "front", 10)
+
+
 def test_spectators_on():
     srv = tplib.Server("--set", "web_spectators=true",
                        port_flags=[WEB]).start()
@@ -1020,7 +1050,7 @@ def main():
                  % e)
             return
         T.run(test_front_page, test_login_and_map, test_orders_and_turn,
-              test_boards, test_spectators_off)
+              test_boards, test_spectators_off, test_signup)
     finally:
         if BROWSER:
             BROWSER.quit()

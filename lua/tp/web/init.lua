@@ -321,6 +321,9 @@ local function game_info()
         admin = cfg.admin_email, comment = cfg.game_comment,
         spectators = M.spectating(),
         history_turns = cfg.history_turns,
+        account_creation = cfg.allow_account_creation and
+                           (cfg.max_players == 0 or
+                            accounts.count() < cfg.max_players),
     }
 end
 
@@ -435,6 +438,46 @@ route("POST", "/api/login", function(req)
                 local f = frames[1] or {}
                 ans = error_answer(401, f.result or "login failed",
                                    f.code)
+            end
+            M.finish(req, ans)
+        end)
+    return nil
+end, { public_post = true })
+
+-- A new account, by the TP CreateAccount handler (its name rules, the
+-- player cap, the creation limits per address and allow_account_creation
+-- apply as they do to TP clients).
+route("POST", "/api/accounts", function(req)
+    local b = body_json(req)
+    if type(b.username) ~= "string" or type(b.password) ~= "string" or
+       (b.email ~= nil and type(b.email) ~= "string") then
+        refuse(400, "username and password (and email, if given) must be "
+               .. "strings")
+    end
+    local vc = vconn.new(req.conn.peer, { tls = req.conn.tls,
+                                          max_frame = cfg.max_frame_size })
+    req.conn:pause()
+    vconn.call_later(vc, "CreateAccount", { username = b.username,
+                                            password = b.password,
+                                            email = b.email or "",
+                                            comment = "" },
+        function(frames, err)
+            local ans
+            if not frames then
+                ans = raised_answer(err, "account")
+                if ans.status == 400 and type(err) == "table" and
+                   tostring(err.message):find("taken", 1, true) then
+                    ans = error_answer(409, err.message, err.code)
+                end
+            elseif frames[1] and frames[1]._type == proto.id.Okay then
+                log.info("http", "account %s created from the web (%s)",
+                         b.username, req.conn.peer)
+                ans = json_answer(201, { ok = true,
+                                         message = frames[1].result })
+            else
+                local f = frames[1] or {}
+                ans = error_answer(FAIL_STATUS[f.code] or 400,
+                                   f.result or "not created", f.code)
             end
             M.finish(req, ans)
         end)
