@@ -476,8 +476,9 @@ route("POST", "/api/accounts", function(req)
                                          message = frames[1].result })
             else
                 local f = frames[1] or {}
-                ans = error_answer(FAIL_STATUS[f.code] or 400,
-                                   f.result or "not created", f.code)
+                local taken = tostring(f.result):find("is taken", 1, true)
+                ans = error_answer(taken and 409 or FAIL_STATUS[f.code] or
+                                   400, f.result or "not created", f.code)
             end
             M.finish(req, ans)
         end)
