@@ -119,8 +119,9 @@ end
 local function find_route(method, path)
     local allowed = {}
     for _, r in ipairs(routes) do
+        -- (A pattern without captures gives the whole match.)
         local caps = { path:match(r.pattern) }
-        if caps[1] ~= nil or path:match(r.pattern) then
+        if caps[1] ~= nil then
             if r.method == method or (method == "HEAD" and
                                       r.method == "GET") then
                 local params = {}
