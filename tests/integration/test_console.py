@@ -333,6 +333,12 @@ def test_terminal():
             T.ok(term.expect(b"sq(3)", 5) is not None,
                  "a new session recalls the last one's lines",
                  term.screen())
+            # The recalled line's redraw shows a prompt too: let it all
+            # arrive before Ctrl-C, so that the prompt waited for is the
+            # one after Ctrl-C (typed earlier, quit() would be dropped by
+            # the Ctrl-C still on its way: the cause of a rare failure).
+            term.read(0.5)
+            term.mark = len(term.out)
             term.send(b"\x03")
             term.prompt()
             term.line("quit()")

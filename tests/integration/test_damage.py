@@ -80,9 +80,15 @@ def flip_in_objects(db):
         if objs and (best is None or len(objs) > len(best[2])):
             best = (path, data, objs)
     path, data, objs = best
-    names = [i for i in range(objs[0], len(data))
+    # An object's record whose key is stored whole (a block's restart
+    # point: "obj/" and ten digits, then its JSON value): a byte inside
+    # that value, so that the damaged block is one of objects (a name in
+    # the middle of the file could be a player's).
+    whole = [i for i in objs if data[i + 14:i + 15] == b"{"]
+    at = whole[len(whole) // 2] + 14 if whole else objs[len(objs) // 2]
+    names = [i for i in range(at, len(data))
              if data.startswith(b'"name":"', i)]
-    pos = names[len(names) // 2] + 9
+    pos = names[0] + 9 if names else at + 5
     data[pos] ^= 0x80
     with open(path, "wb") as f:
         f.write(bytes(data))
