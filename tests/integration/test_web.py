@@ -377,6 +377,16 @@ def test_players_data():
         T.ok(st == 200, "DELETE an order", repr(v))
         st, _, q = wa.get("/api/objects/%d/orders" % fleet["id"])
         T.is_(q["orders"], [], "the queue is empty again")
+        st, _, qs = wa.get("/api/queues")
+        T.ok(st == 200 and sorted(q["queue"] for q in qs) ==
+             sorted(o["queue"] for o in mine if o.get("queue")) and
+             all(q["orders"] == [] for q in qs),
+             "GET /api/queues: every queue of hers", repr(qs)[:300])
+        st, _, pl = wa.get("/api/players/2")
+        T.ok(st == 200 and pl["name"] == "bob", "GET /api/players/2",
+             repr(pl))
+        st, _, pl = wa.get("/api/players/99")
+        T.is_(st, 404, "GET /api/players/99: 404")
         for path in ("/api/resources", "/api/categories", "/api/designs",
                      "/api/components", "/api/properties",
                      "/api/objecttypes"):

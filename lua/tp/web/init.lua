@@ -753,6 +753,26 @@ route("GET", "/api/me", auth(function(req)
     return json_answer(200, tp(req, "GetPlayer", { ids = { 0 } })[1])
 end))
 
+route("GET", "/api/players/{id}", auth(function(req, p)
+    return json_answer(200, tp(req, "GetPlayer", { ids = { p.id } })[1])
+end))
+
+-- Every order queue of the player's, with its orders (GetOrderQueueIDs,
+-- GetOrderQueue, GetOrder).
+route("GET", "/api/queues", auth(function(req)
+    local ids = tp_ids(req, "GetOrderQueueIDs")
+    local out = {}
+    for _, q in ipairs(#ids > 0 and
+                       tp(req, "GetOrderQueue", { ids = ids }) or {}) do
+        local orders = (q.numorders or 0) > 0 and
+            tp(req, "GetOrder", { id = q.id, slots = {} }) or {}
+        out[#out + 1] = { queue = q.id, object = q.id,
+                          allowed = json.array(q.ordertypes),
+                          orders = json.array(orders) }
+    end
+    return json_answer(200, json.array(out))
+end))
+
 -- ------------------------------------------------------------ spectators
 
 local function history_range()
