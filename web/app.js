@@ -872,7 +872,9 @@ async function onTurnStart(d) {
   setCountdown(d.seconds_left);
   const work = [refreshGame(), refreshPlayers()];
   if (state.mode === 'play') {
-    work.push(refreshObjects(), boards.refresh());
+    // The whole view at a new turn: "changed since" misses objects that
+    // only came into or went out of sight (fog of war).
+    work.push(refreshObjects(true), boards.refresh());
   } else if (state.mode === 'watch') {
     work.push(refreshWatch());
   }
