@@ -19,8 +19,11 @@ from test_console import console  # noqa: E402
 from test_protocol import Player  # noqa: E402
 
 T = tplib.Tap.current or tplib.Tap()
+# Compacted without compression, so that the tables' bytes can be found
+# and damaged where a test means to (a compressed block hides them).
 COMPACT = ('local s = require "tp.store"; local d = assert(s.open(arg[1], '
-           '{ create_if_missing = false })); d:compact(); d:close()')
+           '{ create_if_missing = false, compression = "none" })); '
+           'd:compact(); d:close()')
 
 
 def tool(*args):
