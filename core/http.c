@@ -420,19 +420,10 @@ static size_t http_input(tp_conn_t *c, bool *held)
 
 static void http_closed(tp_conn_t *c, const char *reason)
 {
-    tp_server_t *srv = c->srv;
     tp_log(TP_LOG_DEBUG, "http",
            "conn=%llu peer=%s closed reason=\"%s\"",
            (unsigned long long)c->id, c->peer, reason ? reason : "");
-    if (c->tr->encrypted && !c->tr->ready(c) && !srv->stopping && c->lst)
-        c->lst->stats.tls_failed++;
-    if (srv->handlers.closed)
-        srv->handlers.closed(srv->handlers.ud, c, reason);
-}
-
-static void http_gone(tp_conn_t *c)
-{
-    tp_server_unlink(c->srv, c);
+    tp_server_conn_closed(c, reason);
 }
 
 static void http_freed(tp_conn_t *c)
@@ -449,7 +440,8 @@ static void http_freed(tp_conn_t *c)
 
 const tp_conn_proto_t tp_http_proto = {
     .name = "http", .stats = false, .input = http_input,
-    .closed = http_closed, .gone = http_gone, .freed = http_freed,
+    .closed = http_closed, .gone = tp_server_conn_gone,
+    .freed = http_freed,
 };
 
 bool tp_http_attach(tp_conn_t *c)

@@ -165,31 +165,35 @@ void tp_server_unlink(tp_server_t *srv, tp_conn_t *c)
 
 /* ------------------------------------------------------------ TP */
 
-/* A TP connection starts closing: the log line, the TLS count, the
- * server's closed handler. */
-static void tp_closed(tp_conn_t *c, const char *reason)
+void tp_server_conn_closed(tp_conn_t *c, const char *reason)
 {
     tp_server_t *srv = c->srv;
-    /* Refused connections were counted and logged (rate-limited) when
-     * they came in. */
-    tp_log(c->refusing ? TP_LOG_DEBUG : TP_LOG_INFO, "net",
-           "conn=%llu peer=%s closed reason=\"%s\"",
-           (unsigned long long)c->id, c->peer, reason ? reason : "");
     if (c->tr->encrypted && !c->tr->ready(c) && !srv->stopping && c->lst)
         c->lst->stats.tls_failed++;
     if (srv->handlers.closed)
         srv->handlers.closed(srv->handlers.ud, c, reason);
 }
 
-static void tp_gone(tp_conn_t *c)
+void tp_server_conn_gone(tp_conn_t *c)
 {
     tp_server_unlink(c->srv, c);
+}
+
+/* A TP connection starts closing: the log line, then the server's part. */
+static void tp_closed(tp_conn_t *c, const char *reason)
+{
+    /* Refused connections were counted and logged (rate-limited) when
+     * they came in. */
+    tp_log(c->refusing ? TP_LOG_DEBUG : TP_LOG_INFO, "net",
+           "conn=%llu peer=%s closed reason=\"%s\"",
+           (unsigned long long)c->id, c->peer, reason ? reason : "");
+    tp_server_conn_closed(c, reason);
 }
 
 /* What TP connections carry: frames (framing.c). */
 static const tp_conn_proto_t tp_proto = {
     .name = "tp", .stats = true, .input = tp_framing_input,
-    .closed = tp_closed, .gone = tp_gone,
+    .closed = tp_closed, .gone = tp_server_conn_gone,
 };
 
 /* ------------------------------------------------------------ accepting */

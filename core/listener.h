@@ -162,4 +162,10 @@ void tp_server_stop(tp_server_t *srv);
 /* Takes c off the server's list and its counts (once). */
 void tp_server_unlink(tp_server_t *srv, tp_conn_t *c);
 
+/* What every player connection's protocol does as it starts closing
+ * (after logging why): the failed-handshake count, the server's closed
+ * handler; and once its handles go: off the server's list. */
+void tp_server_conn_closed(tp_conn_t *c, const char *reason);
+void tp_server_conn_gone(tp_conn_t *c);
+
 #endif

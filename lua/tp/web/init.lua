@@ -12,7 +12,6 @@ local accounts = require "tp.accounts"
 local core = require "tp.core"
 local crypto = require "tp.crypto"
 local dispatch = require "tp.dispatch"
-local events = require "tp.events"
 local game = require "tp.game"
 local json = require "tp.web.json"
 local log = require "tp.log"
@@ -243,15 +242,14 @@ end
 local function tp_ids(req, name, from)
     local list = tp(req, name, { key = -1, start = 0, amount = -1,
                                  from = from or -1 })[1]
-    local ids, mods = {}, {}
+    local ids = {}
     local entries = type(list.modtimes) == "table" and list.modtimes or {}
     for _, e in ipairs(entries) do
         if type(e) == "table" then
             ids[#ids + 1] = e.id
-            mods[e.id] = e.modtime
         end
     end
-    return ids, mods
+    return ids
 end
 
 -- A number from a query or body value, or a 400.
@@ -533,7 +531,7 @@ route("GET", "/api/objects", auth(function(req)
             { ids = ids_param(q.ids) }, { keep_fails = true })))
     end
     local since = q.since and number(q.since, "since") or -1
-    local ids, mods = tp_ids(req, "GetObjectIDs", since)
+    local ids = tp_ids(req, "GetObjectIDs", since)
     local present, gone = {}, {}
     for _, id in ipairs(ids) do
         -- A removed object is listed with the modtime of its removal.
@@ -552,7 +550,6 @@ route("GET", "/api/objects", auth(function(req)
             out[#out + 1] = o
         end
     end
-    local _ = mods
     return json_answer(200, { turn = game.turn_number(),
                               objects = json.array(out),
                               gone = json.array(gone) })
@@ -652,14 +649,13 @@ end
 
 route("POST", "/api/objects/{id}/orders", auth(function(req, p)
     local fields = order_fields(req, p, body_json(req))
-    local got = tp(req, "OrderInsert", fields)[1]
+    tp(req, "OrderInsert", fields)
     -- The order as stored: read back like any client would.
     local slot = fields.slot
     if slot < 0 then
         local q = tp(req, "GetOrderQueue", { ids = { fields.id } })[1]
         slot = q.numorders - 1
     end
-    local _ = got
     local order = tp(req, "GetOrder", { id = fields.id, slots = { slot } })
     return json_answer(201, order[1])
 end))

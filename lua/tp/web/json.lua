@@ -157,16 +157,22 @@ function M.order(frame, layout_of)
     return out
 end
 
+-- Described parameters ({ name, type (id), description }) with their
+-- type's name too (names: params.order_name or params.object_name).
+local function described(list, names)
+    local out = {}
+    for _, p in ipairs(list or {}) do
+        out[#out + 1] = { name = p.name, type_id = p.type,
+                          type = names[p.type] or "",
+                          description = p.description }
+    end
+    return M.array(out)
+end
+
 -- An OrderDesc frame as JSON.
 function M.order_desc(frame)
     local out = plain(frame)
-    local list = {}
-    for _, p in ipairs(frame.parameters or {}) do
-        list[#list + 1] = { name = p.name, type_id = p.type,
-                            type = params.order_name[p.type] or "",
-                            description = p.description }
-    end
-    out.parameters = M.array(list)
+    out.parameters = described(frame.parameters, params.order_name)
     return out
 end
 
@@ -175,15 +181,10 @@ function M.object_desc(frame)
     local out = plain(frame)
     local groups = {}
     for _, g in ipairs(frame.groups or {}) do
-        local ps = {}
-        for _, p in ipairs(g.parameters or {}) do
-            ps[#ps + 1] = { name = p.name, type_id = p.type,
-                            type = params.object_name[p.type] or "",
-                            description = p.description }
-        end
         groups[#groups + 1] = { id = g.id, name = g.name,
                                 description = g.description,
-                                parameters = M.array(ps) }
+                                parameters = described(g.parameters,
+                                                       params.object_name) }
     end
     out.groups = M.array(groups)
     return out
@@ -199,7 +200,6 @@ end
 
 -- Converts one frame by its type; a Fail is returned as (nil, fail).
 function M.frame(frame, layout_of)
-    local name = frame._name or proto.name and proto.name[frame._type]
     local t = frame._type
     if t == proto.id.Fail then
         return nil, frame
@@ -214,7 +214,6 @@ function M.frame(frame, layout_of)
     elseif t == proto.id.Message then
         return M.message(frame)
     end
-    local _ = name
     return plain(frame)
 end
 

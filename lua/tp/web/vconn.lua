@@ -64,13 +64,18 @@ function VConn:pause()
     self.paused = true
 end
 
-function VConn:resume()
-    self.paused = false
-    local done = self.on_resume
+-- The request answered later has its answer (or its session is gone).
+local function answered(vc)
+    local done = vc.on_resume
     if done then
-        self.on_resume = nil
+        vc.on_resume = nil
         done()
     end
+end
+
+function VConn:resume()
+    self.paused = false
+    answered(self)
 end
 
 function VConn:produce(fn)
@@ -79,11 +84,7 @@ end
 
 function VConn:close()
     self.closed = true
-    local done = self.on_resume
-    if done then
-        self.on_resume = nil
-        done()
-    end
+    answered(self)
 end
 
 function VConn:set_padding() end
@@ -173,11 +174,7 @@ function M.call_later(vc, name, fields, done)
         return done(nil, answer or err)
     end
     if not vc.paused then
-        local f = vc.on_resume
-        vc.on_resume = nil
-        if f then
-            f()
-        end
+        answered(vc)
     end
 end
 
