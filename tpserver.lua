@@ -209,6 +209,10 @@ return {
     admin_port = 0,
     admin_bind = "127.0.0.1",
     -- admins = { { name = "root", password_hash = "pbkdf2-sha256$..." } },
+    -- The same accounts log in to the control UI at /admin on the web
+    -- listener (docs/admin-ui.md), which exists only when admins has an
+    -- account; a login there lasts this many seconds unused.
+    web_admin_session_timeout = 3600,
 
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from

@@ -146,7 +146,7 @@ local function step(s, ...)
         return
     end
     local slice = s.slice or cfg.console_time_slice
-    local r = pack(cons.run(s.handle, t.co, slice, ...))
+    local r = pack(cons.run(s.chandle, t.co, slice, ...))
     local status = r[1]
     if status == "yield" then
         if r[2] == task.WAIT then
@@ -170,8 +170,7 @@ end
 
 local function run(s, text, chunkname)
     local h = s.handle
-    log.info("console", "session=%d user=%s uid=%d pid=%d command: %s",
-             h.id, h.user, h.uid, h.pid,
+    log.info("console", "%s command: %s", s.log_as,
              #text > LOGGED_TEXT and (text:sub(1, LOGGED_TEXT) .. "...")
              or text)
     local fn, err = compile(text, chunkname)
@@ -293,6 +292,9 @@ local handlers = {}
 function handlers.open(h)
     local s = {
         handle = h,
+        chandle = h,
+        log_as = string.format("session=%d user=%s uid=%d pid=%d", h.id,
+                               h.user, h.uid, h.pid),
         env = setmetatable({}, { __index = commands.api }),
         who = string.format("console session %d (%s, uid %d, pid %d)",
                             h.id, h.user, h.uid, h.pid),
@@ -338,6 +340,72 @@ function handlers.close(h)
     end
 end
 
+-- ------------------------------------------------------------ elsewhere
+
+-- A session of the console for another transport (the control UI's
+-- console pane): the same environment, time slice, logging, commit and
+-- rollback as a session on the socket, without Ctrl-C (a command that
+-- holds the server is stopped by the time slice; one that waits longer
+-- than MAX_WAIT seconds stops waiting). who names the user in the log
+-- and in what commands log ("web admin root (10.0.0.5:4242)").
+M.MAX_WAIT = 60
+
+function M.session(who)
+    local s
+    local h = { closed = false, id = 0 }
+    function h.send(_, kind, text)
+        if kind == "o" then
+            s.out[#s.out + 1] = text
+        elseif kind == "r" or kind == "x" then
+            local done = s.done
+            s.done = nil
+            if done then
+                done(kind == "r", table.concat(s.out), text)
+            end
+        end
+    end
+    function h.close()
+        -- quit() at the console: nothing to leave here.
+    end
+    s = { handle = h, chandle = nil, log_as = who, who = who,
+          env = setmetatable({}, { __index = commands.api }), printed = 0,
+          out = {} }
+    return s
+end
+
+-- Runs one chunk in session s (made by session()); done(ok, output,
+-- text) gets what print() wrote and the result (ok) or the error, maybe
+-- before eval returns. Returns false, why when a chunk still runs.
+function M.eval(s, text, done)
+    if s.task then
+        return false, "the last command is still running"
+    end
+    s.out, s.done = {}, done
+    run(s, text, "=web")
+    local t = s.task
+    if t then
+        core.timer(M.MAX_WAIT * 1000, 0, function()
+            if s.task == t and t.waiting then
+                log.info("console", "%s stopped waiting after %d s",
+                         s.log_as, M.MAX_WAIT)
+                finish(s, false, string.format("stopped waiting after %d "
+                       .. "s; what it waited for goes on in the background",
+                       M.MAX_WAIT))
+            end
+        end)
+    end
+    return true
+end
+
+-- Drops a session of session(): a command still waiting is stopped.
+function M.close_session(s)
+    s.done = nil
+    if s.task then
+        s.task:cancel()
+        s.task = nil
+    end
+end
+
 -- The socket path of the configuration: console_socket, else
 -- <data>/console.sock (data is absolute by now).
 function M.socket_path(config)
@@ -350,6 +418,11 @@ function M.socket_path(config)
         path = service.absolute(path)
     end
     return path
+end
+
+-- The running configuration, for sessions of session() too.
+function M.configure(config)
+    cfg = config
 end
 
 -- Opens the console socket. Raises a message when it cannot.

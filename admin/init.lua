@@ -1,6 +1,7 @@
 -- admin: the admin console (a Lua REPL in the server over a Unix socket,
--- admin/console.lua) and the TP admin protocol listener
--- (admin/protocol.lua), over one admin API (admin/commands.lua).
+-- admin/console.lua), the TP admin protocol listener (admin/protocol.lua)
+-- and the control UI on the web listeners (admin/web.lua), over one admin
+-- API (admin/commands.lua).
 --
 -- boot.lua calls start() once the game and the player listeners are up,
 -- and wraps its hooks with hooks(): admin connections go to the admin
@@ -49,9 +50,18 @@ function M.start(cfg, args)
         io.stderr:write(string.format("tpserver: admin protocol on "
             .. "tp://%s:%d/\n", cfg.admin_bind, port))
     end
+    require("admin.console").configure(cfg)
     if cfg.console then
         console = require "admin.console"
         console.start(cfg)
+    end
+    -- The control UI (/admin), on the web listeners.
+    local listeners = require "tp.listeners"
+    for _, l in ipairs(cfg.listeners or {}) do
+        if listeners.is_web(l.kind) then
+            require("admin.web").start(cfg)
+            break
+        end
     end
     started = true
 end
@@ -64,6 +74,7 @@ function M.stop()
     if protocol then
         protocol.stop()
     end
+    require("tp.logbus").stop()
 end
 
 -- Wraps boot.lua's hooks: admin connections are served by the admin

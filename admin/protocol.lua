@@ -19,10 +19,9 @@
 --
 -- While an admin is logged in, every log line the server writes is pushed
 -- to it as LogMessage (sequence 0). Lines logged while pushing are not
--- pushed again (tp.console's log hook).
+-- pushed again (tp.console's log hook, through tp.logbus).
 
 local codec = require "tp.codec"
-local cons = require "tp.console"
 local core = require "tp.core"
 local dispatch = require "tp.dispatch"
 local fail = require "tp.fail"
@@ -30,6 +29,7 @@ local game = require "tp.game"
 local idseq = require "tp.idseq"
 local login_guard = require "tp.login_guard"
 local log = require "tp.log"
+local logbus = require "tp.logbus"
 local per_id = require("tp.handlers.common").per_id
 local proto = require "tp.proto"
 local commands = require "admin.commands"
@@ -396,11 +396,7 @@ end }
 
 -- The admin account named name, or nil.
 local function admin_account(name)
-    for _, a in ipairs(cfg.admins or {}) do
-        if type(a) == "table" and a.name == name then
-            return a
-        end
-    end
+    return secret.account(cfg, name)
 end
 
 H.Login = { states = CONNECTED, fn = function(conn, req)
@@ -524,18 +520,27 @@ local function push_lines(lines, dropped)
 end
 
 -- conn is a logged-in admin: it gets the log from now on.
+local unsubscribe
+
 function M.attach(conn)
-    if next(logged_in) == nil then
-        cons.log_hook(push_lines)
+    if not unsubscribe then
+        unsubscribe = logbus.subscribe(push_lines)
     end
     logged_in[conn] = true
+end
+
+local function detach_all()
+    if unsubscribe then
+        unsubscribe()
+        unsubscribe = nil
+    end
 end
 
 function M.closed(conn)
     if logged_in[conn] then
         logged_in[conn] = nil
         if next(logged_in) == nil then
-            cons.log_hook(nil)
+            detach_all()
         end
     end
 end
@@ -545,10 +550,8 @@ function M.start(config)
 end
 
 function M.stop()
-    if next(logged_in) ~= nil then
-        logged_in = {}
-        cons.log_hook(nil)
-    end
+    logged_in = {}
+    detach_all()
 end
 
 return M

@@ -40,6 +40,15 @@ function M.parse(stored)
     return { iter = iter, salt = crypto.unhex(salt), hash = hash:lower() }
 end
 
+-- The admin account of cfg.admins named name, or nil.
+function M.account(cfg, name)
+    for _, a in ipairs(cfg.admins or {}) do
+        if type(a) == "table" and a.name == name then
+            return a
+        end
+    end
+end
+
 -- Checks password against stored off the loop; done(true | false). A
 -- stored hash that does not parse is hashed against anyway (the same
 -- time either way) and never matches.

@@ -310,6 +310,26 @@ static int l_conn_index(lua_State *L)
         } else if (strcmp(key, "frames_out") == 0) {
             lua_pushnumber(L, (lua_Number)c->frames_out);
             return 1;
+        } else if (strcmp(key, "idle") == 0) {
+            /* Seconds since the peer last sent anything. */
+            uint64_t now = uv_now(c->timer.loop);
+            uint64_t last = c->last_input_ms > c->accepted_ms
+                            ? c->last_input_ms : c->accepted_ms;
+            lua_pushnumber(L, now > last ? (lua_Number)(now - last) / 1000
+                                         : 0);
+            return 1;
+        } else if (strcmp(key, "age") == 0) {
+            uint64_t now = uv_now(c->timer.loop);
+            lua_pushnumber(L, now > c->accepted_ms
+                           ? (lua_Number)(now - c->accepted_ms) / 1000 : 0);
+            return 1;
+        } else if (strcmp(key, "listener") == 0) {
+            /* "host:port" of the listener it came in on. */
+            if (!c->lst)
+                lua_pushliteral(L, "?");
+            else
+                lua_pushfstring(L, "%s:%d", c->lst->host, c->lst->port);
+            return 1;
         }
     }
     if (key && strcmp(key, "closed") == 0) {

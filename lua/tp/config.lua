@@ -46,6 +46,10 @@ M.schema = {
     web_session_timeout = { type = "number", default = 86400, min = 60,
                             max = 31536000,
                             doc = "seconds a web login lasts unused" },
+    web_admin_session_timeout = { type = "number", default = 3600,
+                                  min = 60, max = 604800,
+                                  doc = "seconds a login to the control "
+                                        .. "UI (/admin) lasts unused" },
     http_max_header = { type = "integer", default = 16384, min = 1024,
                         max = 1048576,
                         doc = "bytes of an HTTP request line and headers "

@@ -46,6 +46,7 @@ M.live = {
     http_max_header = true, http_max_body = true,
     http_request_timeout = true, http_keepalive_timeout = true,
     web_spectators = true, web_session_timeout = true,
+    web_admin_session_timeout = true,
     stats_file = true, stats_interval = true,
 }
 

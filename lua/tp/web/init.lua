@@ -321,6 +321,7 @@ local function game_info()
         admin = cfg.admin_email, comment = cfg.game_comment,
         spectators = M.spectating(),
         history_turns = cfg.history_turns,
+        admin_ui = M.admin_ui and M.admin_ui() or false,
         account_creation = cfg.allow_account_creation and
                            (cfg.max_players == 0 or
                             accounts.count() < cfg.max_players),
@@ -426,7 +427,8 @@ route("POST", "/api/login", function(req)
                 local token = new_token()
                 local s = { vc = vc, player = vc.player, token = token,
                             name = accounts.player(vc.player).name,
-                            csrf = new_token(), last = core.now() }
+                            csrf = new_token(), last = core.now(),
+                            started = core.now() }
                 sessions[token] = s
                 log.info("http", "web login", { player = s.player,
                          name = s.name, peer = conn.peer })
@@ -913,7 +915,8 @@ local function route_answer(req)
                      req.method, req.path, tostring(req.headers.origin))
             return error_answer(403, "cross-site request refused")
         end
-        if req.session and not r.opts.public_post and
+        if req.session and not r.opts.public_post and not r.opts.own_csrf
+           and
            req.headers["x-tp-csrf"] ~= req.session.csrf then
             return error_answer(403, "missing or wrong X-TP-CSRF header "
                                 .. "(the csrf of the login answer)")
@@ -1007,14 +1010,28 @@ function M.init(config, home)
     return M
 end
 
--- Every web session (for the console): { name, player, peer, idle }.
+-- Every web session (for the console): { id, name, player, peer, tls,
+-- idle, age }.
 function M.sessions()
     local out = {}
+    local now = core.now()
     for _, s in pairs(sessions) do
-        out[#out + 1] = { name = s.name, player = s.player,
-                          peer = s.vc.peer, idle = core.now() - s.last }
+        out[#out + 1] = { id = s.vc.id, name = s.name, player = s.player,
+                          peer = s.vc.peer, tls = s.vc.tls and true or false,
+                          idle = now - s.last, age = now - (s.started or
+                          s.last) }
     end
+    table.sort(out, function(a, b) return a.id < b.id end)
     return out
 end
+
+-- For the modules that add routes (admin/web.lua): the router and the
+-- answers, as the routes here use them.
+M.internal = {
+    route = route, answer = answer, json_answer = json_answer,
+    error_answer = error_answer, raised_answer = raised_answer,
+    refuse = refuse, body_json = body_json, static = static,
+    new_token = new_token, same_origin = same_origin,
+}
 
 return M
