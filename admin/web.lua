@@ -143,14 +143,17 @@ local function audit_key(n)
     return string.format("audit/%010d", n)
 end
 
--- Notes an action of session s (or { name, peer }) in the log, the
--- database and the dashboard.
-local function record(s, action, detail, ok, result)
+-- Notes an action of session s (or { name, peer }) in the log (unless
+-- logged: it has been already), the database and the dashboard.
+local function record(s, action, detail, ok, result, logged)
     audit_seq = audit_seq + 1
     local e = { id = audit_seq, time = os.time(), admin = s.name,
                 peer = s.peer, action = action, detail = cut(detail, 1000),
                 ok = ok and true or false, result = cut(result, 1000) }
     local level = ok and log.info or log.warning
+    if logged then
+        level = function() end
+    end
     level("admin", "web admin %s (%s): %s -> %s%s", tostring(s.name),
           tostring(s.peer), e.detail, ok and "" or "failed: ",
           cut(result, 200):gsub("\n", " "))
@@ -737,7 +740,7 @@ local function routes()
                                     .. "\"%s\" from %s", name, conn.peer)
                         login_guard.login_failed(conn, key, log)
                         record(who, "login", "login as " .. name, false,
-                               "bad name or password")
+                               "bad name or password", true)
                         answer(W.error_answer(401, "bad name or password"))
                         return
                     end
@@ -768,8 +771,8 @@ local function routes()
                 return W.error_answer(403, "missing or wrong "
                                       .. "X-TP-Admin-CSRF header")
             end
-            record({ name = s.name, peer = req.conn.peer }, "logout",
-                   "logout", true, "logged out")
+            s.peer = req.conn.peer
+            record(s, "logout", "logout", true, "logged out")
             drop(s.token, "logged out")
         end
         return W.json_answer(200, { ok = true }, {

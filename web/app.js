@@ -180,6 +180,7 @@ function renderGame() {
 
   $('spectate-on').hidden = !g.spectators;
   $('spectate-off').hidden = !!g.spectators;
+  $('admin-link').hidden = g.admin_ui !== true;
 }
 
 // ------------------------------------------------------------ players
