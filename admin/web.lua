@@ -233,15 +233,6 @@ local function session_of(req)
     return s
 end
 
-local function cookie(req, token, max_age)
-    local c = string.format("%s=%s; Path=/; HttpOnly; SameSite=Strict; "
-                            .. "Max-Age=%d", COOKIE, token, max_age)
-    if req.conn.tls then
-        c = c .. "; Secure"
-    end
-    return c
-end
-
 local function not_here()
     return W.error_answer(404, "no such endpoint (the control UI needs an "
                           .. "admin account: admins in tpserver.lua)")
@@ -754,7 +745,7 @@ local function routes()
                     answer(W.json_answer(200, {
                         name = name, csrf = s.csrf,
                         timeout = cfg.web_admin_session_timeout },
-                        { ["Set-Cookie"] = cookie(req, token,
+                        { ["Set-Cookie"] = W.cookie(req, COOKIE, token,
                               math.floor(cfg.web_admin_session_timeout)) }))
                 end)
             end)
@@ -776,7 +767,7 @@ local function routes()
             drop(s.token, "logged out")
         end
         return W.json_answer(200, { ok = true }, {
-            ["Set-Cookie"] = cookie(req, "", 0) })
+            ["Set-Cookie"] = W.cookie(req, COOKIE, "", 0) })
     end, { own_csrf = true })
 
     route("GET", "/api/admin/session", guarded(function(_, _, s)

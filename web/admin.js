@@ -4,7 +4,7 @@
 // admin API (POST /api/admin/action), the console pane a session of the
 // server's Lua console (POST /api/admin/console).
 
-import { ApiError } from '/api.js';
+import { ApiError, request } from '/api.js';
 import { h, clear, fmtDuration, fmtInt, plural } from '/format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -46,38 +46,20 @@ const MODE_TEXT = {
 
 // ------------------------------------------------------------ requests
 
+// A request of the control UI: api.js's with the admin's CSRF header,
+// never cached. A 401 (but from login and the session check) means the
+// session has ended.
 async function call(method, path, body) {
-  const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  if (method !== 'GET' && S.csrf) {
-    opts.headers['X-TP-Admin-CSRF'] = S.csrf;
-  }
-  let res;
   try {
-    res = await fetch(path, opts);
+    return await request(method, path, body,
+      { csrfHeader: 'X-TP-Admin-CSRF', csrfToken: S.csrf, cache: 'no-store' });
   } catch (err) {
-    throw new ApiError(0, { error: `cannot reach the server (${err.message})` }, path);
-  }
-  const text = await res.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = text;
-    }
-  }
-  if (!res.ok) {
-    const err = new ApiError(res.status, data, path);
-    if (res.status === 401 && path !== '/api/admin/login' && path !== '/api/admin/session') {
+    if (err instanceof ApiError && err.status === 401 &&
+        path !== '/api/admin/login' && path !== '/api/admin/session') {
       sessionLost('Your admin session has ended: log in again.');
     }
     throw err;
   }
-  return data;
 }
 
 // ------------------------------------------------------------ formatting

@@ -1,6 +1,7 @@
 // The JSON API of the server (docs/http.md): fetch with the session's
 // CSRF token on every state-changing request, and errors as ApiError
-// carrying the server's {error, code, status} body.
+// carrying the server's {error, code, status} body. request() is that
+// fetch for any CSRF header (the control UI's admin.js uses it too).
 
 let csrf = null;
 
@@ -31,15 +32,22 @@ export class ApiError extends Error {
   }
 }
 
-// Paths are relative ("api/game"), so the page also works under a prefix.
-export async function api(method, path, body) {
+// One JSON request: the body (if any) as JSON, csrfToken in the header
+// csrfHeader on all but GET and HEAD, cache as fetch's option (if given).
+// Answers the parsed body (the text if it is not JSON, null if empty);
+// throws ApiError for a status that is not 2xx, with status 0 when the
+// server cannot be reached.
+export async function request(method, path, body, { csrfHeader, csrfToken, cache } = {}) {
   const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  if (cache !== undefined) {
+    opts.cache = cache;
+  }
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }
-  if (csrf && method !== 'GET' && method !== 'HEAD') {
-    opts.headers['X-TP-CSRF'] = csrf;
+  if (csrfHeader && csrfToken && method !== 'GET' && method !== 'HEAD') {
+    opts.headers[csrfHeader] = csrfToken;
   }
   let res;
   try {
@@ -60,6 +68,11 @@ export async function api(method, path, body) {
     throw new ApiError(res.status, data, path);
   }
   return data;
+}
+
+// Paths are relative ("api/game"), so the page also works under a prefix.
+export function api(method, path, body) {
+  return request(method, path, body, { csrfHeader: 'X-TP-CSRF', csrfToken: csrf });
 }
 
 export const get = (path) => api('GET', path);

@@ -33,7 +33,6 @@ fails saying so ("make deps" installs them)."""
 import base64
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -42,35 +41,14 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-# Debian's python3-selenium is installed for the system interpreter; when
-# this runs under another python3 (a virtual environment, pyenv) that
-# lacks it, run again under the system one.
-SYSTEM_PYTHON = "/usr/bin/python3"
-try:
-    from selenium import webdriver
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import Select
-    SELENIUM_ERROR = None
-except ImportError as e:
-    SELENIUM_ERROR = str(e)
-    if (not os.environ.get("TP_WEB_TEST_REEXEC") and
-            os.path.exists(SYSTEM_PYTHON) and
-            os.path.realpath(sys.executable) !=
-            os.path.realpath(SYSTEM_PYTHON) and
-            subprocess.run([SYSTEM_PYTHON, "-c", "import selenium"],
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL).returncode == 0):
-        os.environ["TP_WEB_TEST_REEXEC"] = "1"
-        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
-
 import tplib  # noqa: E402
+import weblib  # noqa: E402
+from weblib import Keys, Select  # noqa: E402
+
+weblib.use_system_python()
 
 T = tplib.Tap()
-WEB = "--web-port"
+WEB = weblib.WEB
 PW = "secret pw"
 ADMIN = "root"
 ADMIN_PW = "browser-adm1n-%d" % os.getpid()
@@ -166,87 +144,19 @@ def board_messages(c):
 # ------------------------------------------------------------ browser
 
 
-def find_browser():
-    """(chromium binary, chromedriver) or raises with what is missing."""
-    missing = []
-    if SELENIUM_ERROR:
-        missing.append("python3-selenium (%s)" % SELENIUM_ERROR)
-    chrome = (shutil.which("chromium") or shutil.which("chromium-browser")
-              or shutil.which("google-chrome"))
-    if not chrome:
-        missing.append("chromium")
-    driver = shutil.which("chromedriver")
-    if not driver:
-        missing.append("chromium-driver (chromedriver)")
-    if missing:
-        raise RuntimeError("missing: %s. `make deps` installs them "
-                           "(chromium chromium-driver python3-selenium)"
-                           % ", ".join(missing))
-    return chrome, driver
+class Browser(weblib.Browser):
+    """The control UI in headless Chromium; waits longer under a
+    sanitizer."""
 
+    # 401 without a session and for the wrong password, 409 and 422 of
+    # refused commands.
+    expected_statuses = (401, 409, 422)
 
-class Browser:
     def __init__(self, name, size=(1400, 1000)):
-        chrome, driver = find_browser()
-        opts = Options()
-        opts.binary_location = chrome
-        for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                  "--window-size=%d,%d" % size, "--disable-extensions",
-                  "--no-first-run", "--disable-background-networking",
-                  "--force-device-scale-factor=1"):
-            opts.add_argument(a)
-        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.d = webdriver.Chrome(service=Service(driver), options=opts)
-        self.d.set_script_timeout(15)
-        self.name = name
-        self.logs = []
-
-    def quit(self):
-        try:
-            self.d.quit()
-        except Exception:
-            pass
-
-    def open(self, url):
-        self.d.get(url)
-        return self.wait(lambda: self.js(
-            "return document.body.dataset.ready === 'true'"), 20)
-
-    def js(self, script, *args):
-        return self.d.execute_script(script, *args)
-
-    def el(self, id_):
-        return self.d.find_element(By.ID, id_)
-
-    def css(self, selector):
-        return self.d.find_element(By.CSS_SELECTOR, selector)
-
-    def text(self, id_):
-        return self.js("const e = document.getElementById(arguments[0]);"
-                       "return e ? e.textContent : null;", id_)
-
-    def shown(self, id_):
-        return self.js("const e = document.getElementById(arguments[0]);"
-                       "return !!e && e.getClientRects().length > 0 && "
-                       "getComputedStyle(e).visibility !== 'hidden';", id_)
+        super().__init__(name, size, OUT, SLOW)
 
     def view(self):
         return self.js("return document.body.dataset.view")
-
-    def wait(self, fn, timeout=15, interval=0.1):
-        """fn's first true value within timeout seconds (longer under a
-        sanitizer), else None."""
-        deadline = time.monotonic() + timeout * SLOW
-        while True:
-            try:
-                v = fn()
-            except WebDriverException:
-                v = None
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(interval)
 
     def click(self, selector, timeout=10):
         """Clicks the element (waiting for it to be there and enabled)."""
@@ -257,11 +167,6 @@ class Browser:
             e.click()
             return True
         return self.wait(go, timeout)
-
-    def set_value(self, id_, value):
-        e = self.el(id_)
-        e.clear()
-        e.send_keys(str(value))
 
     def result_seq(self):
         return int(self.js("return document.getElementById('action-result')"
@@ -278,49 +183,10 @@ class Browser:
         return self.js("return document.getElementById('confirm-dialog')"
                        ".open")
 
-    def collect_logs(self):
-        try:
-            self.logs += self.d.get_log("browser")
-        except Exception:
-            pass
-        return self.logs
-
-    def js_errors(self):
-        """Console errors other than the answers the page expects (401
-        without a session and for the wrong password, 409 and 422 of
-        refused commands)."""
-        out = []
-        for e in self.collect_logs():
-            if e.get("level") != "SEVERE":
-                continue
-            msg = e.get("message", "")
-            if e.get("source") == "network" and re.search(
-                    r"status of (401|409|422)", msg):
-                continue
-            out.append(msg)
-        return out
-
     def diag(self):
         res = self.text("action-result-text") or ""
-        logs = "\n".join(e.get("message", "") for e in self.collect_logs()
-                         [-15:])
         return "view %r, result line: %r\nbrowser console (last lines):\n%s" \
-            % (self.view(), res, logs or "(empty)")
-
-    def _path(self, step):
-        os.makedirs(OUT, exist_ok=True)
-        return os.path.join(OUT, "%s-%s.png" % (self.name, step))
-
-    def shot(self, step):
-        """A screenshot of the viewport."""
-        path = self._path(step)
-        try:
-            self.d.save_screenshot(path)
-            sys.stdout.write("# screenshot: %s\n" % path)
-        except Exception as e:
-            sys.stdout.write("# screenshot %s failed: %s\n" % (path, e))
-        sys.stdout.flush()
-        return path
+            % (self.view(), res, self.console_tail())
 
     def full_shot(self, step, mobile=False):
         """A screenshot of the whole page: the viewport made as tall as
@@ -1024,7 +890,7 @@ def test_shutdown():
 def main():
     global BROWSER, SRV, BOB, CAROL
     try:
-        find_browser()
+        weblib.find_browser()
     except RuntimeError as e:
         T.ok(False, "a headless browser to test the page with", str(e))
         return

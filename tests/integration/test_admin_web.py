@@ -19,11 +19,12 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
+import weblib  # noqa: E402
 import test_console as tc  # noqa: E402
 from test_admin import hash_password  # noqa: E402
 
 T = tplib.Tap()
-WEB = "--web-port"
+WEB = weblib.WEB
 PASSWORD = "web-adm1n-%d" % os.getpid()
 ACTIONS = ["turn.now", "turn.pause", "turn.resume", "turn.reset",
            "turn.mode", "turn.length", "add_player", "remove_player",
@@ -57,60 +58,20 @@ def server(names=("root",), data_dir=None, *extra):
     return srv
 
 
-class Web:
-    """A keep-alive HTTP client with the admin cookie and csrf token."""
+class Web(weblib.Web):
+    """An admin's client: X-TP-Admin-CSRF on POST, POSTs as the control
+    UI sends them."""
+
+    csrf_header = "X-TP-Admin-CSRF"
+    csrf_methods = ("POST",)
+    page_posts = True
 
     def __init__(self, srv):
-        self.port = srv.ports[WEB]
-        self.h = http.client.HTTPConnection("127.0.0.1", self.port,
-                                            timeout=30 * tc.SLOW)
-        self.cookie = None
-        self.csrf = None
-        self.origin = "http://127.0.0.1:%d" % self.port
-
-    def call(self, method, path, body=None, headers=None, csrf=True,
-             origin=True):
-        hdr = {"Host": "127.0.0.1:%d" % self.port}
-        if self.cookie:
-            hdr["Cookie"] = self.cookie
-        if method == "POST":
-            if origin:
-                hdr["Origin"] = self.origin
-            if csrf and self.csrf:
-                hdr["X-TP-Admin-CSRF"] = self.csrf
-            hdr["Content-Type"] = "application/json"
-        hdr.update(headers or {})
-        data = json.dumps(body) if body is not None else None
-        for attempt in (1, 2):
-            try:
-                self.h.request(method, path, body=data, headers=hdr)
-                r = self.h.getresponse()
-                break
-            except (http.client.RemoteDisconnected, ConnectionError):
-                self.h.close()
-                if attempt == 2:
-                    raise
-        text = r.read()
-        try:
-            value = json.loads(text) if text else None
-        except ValueError:
-            value = text
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, value
-
-    def get(self, path, **kw):
-        return self.call("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.call("POST", path, body if body is not None else {},
-                         **kw)
+        super().__init__(srv, timeout=30 * tc.SLOW)
 
     def login(self, name="root", password=PASSWORD):
-        st, hd, v = self.post("/api/admin/login", {"name": name,
-                                                   "password": password})
-        if st == 200:
-            self.cookie = hd["set-cookie"].split(";")[0]
-            self.csrf = v["csrf"]
-        return st, hd, v
+        return self.login_post("/api/admin/login", {"name": name,
+                                                    "password": password})
 
     def action(self, name, *args, **kw):
         return self.post("/api/admin/action", {"action": name,
@@ -118,9 +79,6 @@ class Web:
 
     def lua(self, code):
         return self.post("/api/admin/console", {"code": code})
-
-    def close(self):
-        self.h.close()
 
 
 def player(srv, name, password="pw"):

@@ -16,64 +16,19 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
+import weblib  # noqa: E402
 from test_console import console  # noqa: E402
 
 T = tplib.Tap()
-WEB = "--web-port"
+WEB = weblib.WEB
 
 
-class Web:
-    """A keep-alive HTTP client of one server, with the session cookie and
-    csrf token once logged in."""
-
-    def __init__(self, srv, port=None):
-        self.port = port or srv.ports[WEB]
-        self.h = http.client.HTTPConnection("127.0.0.1", self.port,
-                                            timeout=15)
-        self.cookie = None
-        self.csrf = None
-
-    def call(self, method, path, body=None, headers=None, raw=None):
-        hdr = {"Host": "127.0.0.1:%d" % self.port}
-        if self.cookie:
-            hdr["Cookie"] = self.cookie
-        if self.csrf and method in ("POST", "DELETE"):
-            hdr["X-TP-CSRF"] = self.csrf
-        hdr.update(headers or {})
-        data = raw if raw is not None else (
-            json.dumps(body) if body is not None else None)
-        try:
-            self.h.request(method, path, body=data, headers=hdr)
-            r = self.h.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionError):
-            # The server closed an idle keep-alive connection: as a
-            # browser does, ask again on a new one.
-            self.h.close()
-            self.h.request(method, path, body=data, headers=hdr)
-            r = self.h.getresponse()
-        text = r.read()
-        try:
-            value = json.loads(text) if text else None
-        except ValueError:
-            value = text
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, value
-
-    def get(self, path, **kw):
-        return self.call("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.call("POST", path, body, **kw)
+class Web(weblib.Web):
+    """A player's client (X-TP-CSRF on POST and DELETE)."""
 
     def login(self, user, password):
-        st, hd, v = self.post("/api/login", {"username": user,
-                                             "password": password})
-        if st == 200:
-            self.cookie = hd["set-cookie"].split(";")[0]
-            self.csrf = v["csrf"]
-        return st, hd, v
-
-    def close(self):
-        self.h.close()
+        return self.login_post("/api/login", {"username": user,
+                                              "password": password})
 
 
 def raw(port, data, timeout=10.0, wait_close=True, shut=False):

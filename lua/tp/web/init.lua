@@ -196,9 +196,11 @@ local function session_of(req)
     return s
 end
 
-local function session_cookie(req, token, max_age)
+-- A Set-Cookie value for cookie `name` (the player's session here, the
+-- admin's in admin/web.lua); Secure over TLS.
+local function cookie(req, name, token, max_age)
     local c = string.format("%s=%s; Path=/; HttpOnly; SameSite=Strict; "
-                            .. "Max-Age=%d", COOKIE, token, max_age)
+                            .. "Max-Age=%d", name, token, max_age)
     if req.conn.tls then
         c = c .. "; Secure"
     end
@@ -433,8 +435,8 @@ route("POST", "/api/login", function(req)
                 log.info("http", "web login", { player = s.player,
                          name = s.name, peer = conn.peer })
                 ans = json_answer(200, session_body(s), {
-                    ["Set-Cookie"] = session_cookie(req, token,
-                                                    cfg.web_session_timeout)
+                    ["Set-Cookie"] = cookie(req, COOKIE, token,
+                                            cfg.web_session_timeout)
                 })
             else
                 local f = frames[1] or {}
@@ -499,7 +501,7 @@ route("POST", "/api/logout", function(req)
         drop_session(req.session.token, "logged out")
     end
     return json_answer(200, { ok = true }, {
-        ["Set-Cookie"] = session_cookie(req, "", 0) })
+        ["Set-Cookie"] = cookie(req, COOKIE, "", 0) })
 end, { public_post = true })
 
 -- ------------------------------------------------------------ player data
@@ -1031,7 +1033,7 @@ M.internal = {
     route = route, answer = answer, json_answer = json_answer,
     error_answer = error_answer, raised_answer = raised_answer,
     refuse = refuse, body_json = body_json, static = static,
-    new_token = new_token, same_origin = same_origin,
+    new_token = new_token, same_origin = same_origin, cookie = cookie,
 }
 
 return M
