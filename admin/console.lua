@@ -343,19 +343,32 @@ end
 -- ------------------------------------------------------------ elsewhere
 
 -- A session of the console for another transport (the control UI's
--- console pane): the same environment, time slice, logging, commit and
--- rollback as a session on the socket, without Ctrl-C (a command that
--- holds the server is stopped by the time slice; one that waits longer
--- than MAX_WAIT seconds stops waiting). who names the user in the log
--- and in what commands log ("web admin root (10.0.0.5:4242)").
+-- console pane, the SSH console): the same environment, time slice,
+-- logging, commit and rollback as a session on the socket. who names the
+-- user in the log and in what commands log ("web admin root
+-- (10.0.0.5:4242)"). opts (all optional):
+--   interrupt  what console.run watches for Ctrl-C (tp.ssh's
+--              s:interrupt()); without it a command that holds the server
+--              is stopped by the time slice only
+--   output     fn(text) for what a command prints, as it prints it
+--              (else it is kept and handed to done)
+--   quit       fn() for quit() at this console
+--   max_wait   seconds a waiting command may wait before it stops waiting
+--              (M.MAX_WAIT; 0: as long as it takes, for a transport with
+--              a Ctrl-C of its own)
 M.MAX_WAIT = 60
 
-function M.session(who)
+function M.session(who, opts)
+    opts = opts or {}
     local s
     local h = { closed = false, id = 0 }
     function h.send(_, kind, text)
         if kind == "o" then
-            s.out[#s.out + 1] = text
+            if opts.output then
+                opts.output(text)
+            else
+                s.out[#s.out + 1] = text
+            end
         elseif kind == "r" or kind == "x" then
             local done = s.done
             s.done = nil
@@ -365,36 +378,88 @@ function M.session(who)
         end
     end
     function h.close()
-        -- quit() at the console: nothing to leave here.
+        if opts.quit then
+            opts.quit()
+        end
     end
-    s = { handle = h, chandle = nil, log_as = who, who = who,
+    s = { handle = h, chandle = opts.interrupt, log_as = who, who = who,
           env = setmetatable({}, { __index = commands.api }), printed = 0,
-          out = {} }
+          out = {}, max_wait = opts.max_wait or M.MAX_WAIT }
     return s
 end
 
 -- Runs one chunk in session s (made by session()); done(ok, output,
--- text) gets what print() wrote and the result (ok) or the error, maybe
--- before eval returns. Returns false, why when a chunk still runs.
-function M.eval(s, text, done)
+-- text) gets what print() wrote (unless opts.output took it) and the
+-- result (ok) or the error, maybe before eval returns. chunkname names
+-- the chunk in error messages ("=web", "=stdin"). Returns false, why when
+-- a chunk still runs.
+function M.eval(s, text, done, chunkname)
     if s.task then
         return false, "the last command is still running"
     end
     s.out, s.done = {}, done
-    run(s, text, "=web")
+    run(s, text, chunkname or "=web")
     local t = s.task
-    if t then
-        core.timer(M.MAX_WAIT * 1000, 0, function()
+    if t and s.max_wait > 0 then
+        core.timer(s.max_wait * 1000, 0, function()
             if s.task == t and t.waiting then
                 log.info("console", "%s stopped waiting after %d s",
-                         s.log_as, M.MAX_WAIT)
+                         s.log_as, s.max_wait)
                 finish(s, false, string.format("stopped waiting after %d "
                        .. "s; what it waited for goes on in the background",
-                       M.MAX_WAIT))
+                       s.max_wait))
             end
         end)
     end
     return true
+end
+
+-- Ctrl-C for a session of session() whose command waits (one that holds
+-- the server is stopped by console.run itself). Returns true when it
+-- stopped one.
+function M.interrupt(s)
+    local t = s.task
+    if t and t.waiting then
+        log.info("console", "%s stopped waiting (Ctrl-C)", s.log_as)
+        finish(s, false, "interrupted (Ctrl-C): stopped waiting; what it "
+               .. "waited for goes on in the background")
+        return true
+    end
+    return false
+end
+
+-- Whether a session of session() has a command running or waiting.
+function M.busy(s)
+    return s.task ~= nil
+end
+
+-- The names that complete word in session s, as a list.
+function M.complete(s, word)
+    local ok, list = pcall(complete, s, word)
+    local out = {}
+    if ok then
+        for name in list:gmatch("[^\n]+") do
+            out[#out + 1] = name
+        end
+    end
+    return out
+end
+
+-- Whether text is a statement left incomplete: more lines are to come
+-- (as lua.c judges it, and tpserver console's client).
+function M.incomplete(text)
+    local code = text:sub(1, 1) == "=" and text:sub(2) or text
+    if loadstring("return " .. code, "=console") then
+        return false
+    end
+    if text:sub(1, 1) == "=" then
+        return false
+    end
+    local fn, err = loadstring(text, "=console")
+    if fn then
+        return false
+    end
+    return tostring(err):sub(-7) == "'<eof>'"
 end
 
 -- Drops a session of session(): a command still waiting is stopped.

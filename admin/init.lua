@@ -1,5 +1,6 @@
 -- admin: the admin console (a Lua REPL in the server over a Unix socket,
--- admin/console.lua), the TP admin protocol listener (admin/protocol.lua)
+-- admin/console.lua, and over SSH, admin/ssh.lua), the TP admin protocol
+-- listener (admin/protocol.lua)
 -- and the control UI on the web listeners (admin/web.lua), over one admin
 -- API (admin/commands.lua).
 --
@@ -13,7 +14,7 @@ local log = require "tp.log"
 local M = {}
 
 local started = false
-local protocol, console
+local protocol, console, ssh
 
 -- Starts what the configuration asks for. Raises a message for the
 -- terminal when the console socket or the admin port cannot be opened.
@@ -30,9 +31,17 @@ function M.start(cfg, args)
         if type(a) ~= "table" or type(a.name) ~= "string" or a.name == "" then
             error(string.format("admins[%d] needs a name", i), 0)
         end
-        local rec, why = secret.parse(a.password_hash)
-        if not rec then
-            error(string.format("admins[%d] (%s): %s", i, a.name, why), 0)
+        if a.ssh_keys ~= nil and type(a.ssh_keys) ~= "table" then
+            error(string.format("admins[%d] (%s): ssh_keys must be a list "
+                                .. "of public keys", i, a.name), 0)
+        end
+        -- An admin with SSH keys may have no password (SSH only).
+        if a.password_hash ~= nil or a.ssh_keys == nil then
+            local rec, why = secret.parse(a.password_hash)
+            if not rec then
+                error(string.format("admins[%d] (%s): %s", i, a.name, why),
+                      0)
+            end
         end
     end
     if cfg.admin_port > 0 then
@@ -55,6 +64,11 @@ function M.start(cfg, args)
         console = require "admin.console"
         console.start(cfg)
     end
+    -- The console over SSH.
+    if #(cfg.ssh_listeners or {}) > 0 then
+        ssh = require "admin.ssh"
+        ssh.start(cfg)
+    end
     -- The control UI (/admin), on the web listeners.
     local listeners = require "tp.listeners"
     for _, l in ipairs(cfg.listeners or {}) do
@@ -70,6 +84,9 @@ end
 function M.stop()
     if console then
         console.stop()
+    end
+    if ssh then
+        ssh.stop()
     end
     if protocol then
         protocol.stop()

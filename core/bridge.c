@@ -24,6 +24,7 @@
 
 #include "budget.h"
 #include "console.h"
+#include "ssh.h"
 #include "crash.h"
 #include "log.h"
 #include "stats.h"
@@ -452,6 +453,7 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     preload(L, "tp.text", luaopen_tp_text);
     preload(L, "tp.tls", luaopen_tp_tls);
     preload(L, "tp.console", luaopen_tp_console);
+    preload(L, "tp.ssh", luaopen_tp_ssh);
     preload(L, "cjson", luaopen_cjson);
     /* The codec registry must exist before the network needs it. */
     lua_getglobal(L, "require");

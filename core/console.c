@@ -116,6 +116,7 @@ struct session {
 /* The run in progress (console.run); NULL between runs. */
 typedef struct run {
     session_t *s;              /* whose Ctrl-C stops it, or NULL */
+    tp_interrupt_t *intr;      /* or this flag's (the SSH console) */
     lua_State *co;             /* the coroutine being resumed */
     uint64_t start_ns;         /* start of the slice */
     uint64_t slice_ns;         /* 0: no limit */
@@ -838,6 +839,10 @@ static tp_budget_verdict_t run_check(tp_budget_t *b, lua_State *L)
         if (r->s && r->s->interrupt)
             r->reason = !r->s->conn || r->s->conn->eof
                         ? "the console went away" : "interrupted (Ctrl-C)";
+        else if (r->intr && atomic_load(&r->intr->gone))
+            r->reason = "the console went away";
+        else if (r->intr && atomic_load(&r->intr->pending))
+            r->reason = "interrupted (Ctrl-C)";
         else if (r->slice_ns && now - r->start_ns > r->slice_ns)
             r->reason = "time slice";
         if (!r->reason)
@@ -867,7 +872,9 @@ static void run_budget_push(run_t *r)
 /* console.run(session | nil, co, slice, ...) -> status, ... */
 static int l_run(lua_State *L)
 {
-    session_t *s = lua_isnil(L, 1) ? NULL : check_session(L, 1);
+    tp_interrupt_t *intr = lua_islightuserdata(L, 1)
+                           ? lua_touserdata(L, 1) : NULL;
+    session_t *s = lua_isnil(L, 1) || intr ? NULL : check_session(L, 1);
     luaL_checktype(L, 2, LUA_TTHREAD);
     lua_State *co = lua_tothread(L, 2);
     lua_Number slice = luaL_checknumber(L, 3);
@@ -887,11 +894,13 @@ static int l_run(lua_State *L)
         return luaL_error(L, "stack overflow");
     lua_xmove(L, co, nargs);
     uint64_t now = now_ns();
-    run_t run = { .s = s, .co = co, .start_ns = now,
+    run_t run = { .s = s, .intr = intr, .co = co, .start_ns = now,
                   .slice_ns = (uint64_t)(slice * 1e9),
                   .next_poll_ns = now + POLL_EVERY_NS };
     if (s)
         s->interrupt = false;   /* a late Ctrl-C for the last command */
+    if (intr)
+        atomic_store(&intr->pending, 0);
     running = &run;
     run_budget_push(&run);
     int rc = lua_resume(co, nargs);

@@ -30,7 +30,17 @@
 #ifndef TP_CONSOLE_H
 #define TP_CONSOLE_H
 
+#include <stdatomic.h>
+
 #include <lua.h>
+
+/* What stops a console command besides a console session's Ctrl-C: a
+ * flag set from any thread (the SSH console's, core/ssh.c). console.run
+ * takes a pointer to one as a light userdata in place of a session. */
+typedef struct tp_interrupt {
+    atomic_int pending;        /* Ctrl-C arrived */
+    atomic_int gone;           /* the peer went away */
+} tp_interrupt_t;
 
 #define TP_CONSOLE_HEADER 5
 /* Largest message a client may send (a script), and the largest one the
@@ -59,7 +69,8 @@ enum {
  *   session:close(); session.id, .uid, .gid, .pid, .user, .closed
  *   console.run(session, co, slice_seconds, ...) -> status, ...
  *       resumes coroutine co under a count hook that stops it on Ctrl-C
- *       from session (or when session is nil, on nothing but time) and
+ *       from session (a console session, or a light userdata pointing at
+ *       a tp_interrupt_t; when session is nil, on nothing but time) and
  *       after slice_seconds (0: no limit). status is "ok" (co returned),
  *       "yield" (co yielded), "error" (co raised) or "interrupted" (the
  *       hook stopped co, which must not be resumed), followed by the

@@ -74,6 +74,7 @@ static void usage(FILE *out)
 "                         self-signed one made in DIR/tls/)\n"
 "      --key FILE         its private key, PEM\n"
 "      --admin-port N     TP admin protocol listener on 127.0.0.1 (0: none)\n"
+"      --ssh-port N       the admin console over SSH, on ssh_bind (0: none)\n"
 "      --ruleset NAME     ruleset folder under rulesets/ (default minisec)\n"
 "      --log-level LEVEL  error, warning, info, debug or trace\n"
 "      --set KEY=VALUE    set any configuration key (repeatable)\n"
@@ -260,6 +261,7 @@ typedef struct options {
     const char *cert;           /* --cert FILE */
     const char *key;            /* --key FILE */
     const char *admin_port;     /* --admin-port N (checked), or NULL */
+    const char *ssh_port;       /* --ssh-port N (checked), or NULL */
     const char **sets;          /* --set items (argc slots) */
     int num_sets;
 } options_t;
@@ -272,7 +274,7 @@ static int parse_options(int argc, char **argv, options_t *o)
     enum { OPT_TLS_PORT = 320, OPT_HTTP_PORT, OPT_HTTPS_PORT, OPT_WEB_PORT,
            OPT_CERT,
            OPT_KEY };
-    enum { OPT_ADMIN_PORT = 340 };
+    enum { OPT_ADMIN_PORT = 340, OPT_SSH_PORT };
     static const struct option opts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "config", required_argument, NULL, 'c' },
@@ -296,6 +298,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         { "cert", required_argument, NULL, OPT_CERT },
         { "key", required_argument, NULL, OPT_KEY },
         { "admin-port", required_argument, NULL, OPT_ADMIN_PORT },
+        { "ssh-port", required_argument, NULL, OPT_SSH_PORT },
         { NULL, 0, NULL, 0 }
     };
     int ch;
@@ -349,15 +352,17 @@ static int parse_options(int argc, char **argv, options_t *o)
               &o->https_port) = optarg;
             break;
         }
-        case OPT_ADMIN_PORT: {
+        case OPT_ADMIN_PORT:
+        case OPT_SSH_PORT: {
+            const char *name = ch == OPT_SSH_PORT ? "ssh" : "admin";
             char *end;
             long port = strtol(optarg, &end, 10);
             if (!*optarg || *end || port < 0 || port > 65535) {
-                fprintf(stderr, "tpserver: --admin-port wants 0-65535 (0: "
-                        "no admin listener), got %s\n", optarg);
+                fprintf(stderr, "tpserver: --%s-port wants 0-65535 (0: "
+                        "no %s listener), got %s\n", name, name, optarg);
                 return 2;
             }
-            o->admin_port = optarg;
+            *(ch == OPT_SSH_PORT ? &o->ssh_port : &o->admin_port) = optarg;
             break;
         }
         case OPT_CERT: o->cert = optarg; break;
@@ -442,6 +447,7 @@ static void push_args(lua_State *L, const options_t *o, const char *home,
     set_string(L, over, "tls_cert", o->cert);
     set_string(L, over, "tls_key", o->key);
     set_port(L, over, "admin_port", o->admin_port);
+    set_port(L, over, "ssh_port", o->ssh_port);
     lua_setfield(L, args, "overrides");
     lua_createtable(L, o->num_sets, 0);
     for (int i = 0; i < o->num_sets; i++) {

@@ -268,10 +268,39 @@ M.schema = {
                    doc = "port of the TP admin protocol listener; 0: none" },
     admin_bind = { type = "string", default = "127.0.0.1",
                    doc = "address of the TP admin protocol listener" },
+    -- The admin console over SSH (admin/ssh.lua, docs/ssh.md).
+    ssh_port = { type = "integer", default = 0, min = 0, max = 65535,
+                 doc = "port of the admin console over SSH on ssh_bind; 0: "
+                       .. "none" },
+    ssh_bind = { type = "string", default = "127.0.0.1",
+                 doc = "address of the SSH console listener" },
+    ssh_host_key = { type = "string", default = "",
+                     doc = "the SSH host key (OpenSSH private key file); "
+                           .. "\"\": <data>/ssh/host_ed25519_key, made on "
+                           .. "first start" },
+    ssh_authorized_keys = { type = "string", default = "",
+                            doc = "an OpenSSH authorized_keys file whose "
+                                  .. "keys may log in as any admin; \"\": "
+                                  .. "none (admins' ssh_keys only)" },
+    ssh_passwords = { type = "boolean", default = false,
+                      doc = "let admins log in over SSH with their "
+                            .. "password too (keys only when false)" },
+    ssh_max_sessions = { type = "integer", default = 8, min = 1,
+                         max = 1000,
+                         doc = "SSH connections at once (more are "
+                               .. "refused)" },
+    ssh_login_timeout = { type = "integer", default = 60, min = 5,
+                          max = 3600,
+                          doc = "seconds an SSH client has to log in and "
+                                .. "open its session" },
+    ssh_idle_timeout = { type = "number", default = 3600, min = 0,
+                         max = 604800,
+                         doc = "seconds an SSH console session may stay "
+                               .. "idle at its prompt (0: no limit)" },
     admins = { type = "table", default = {},
-               doc = "admin protocol accounts { { name =, password_hash = "
-                     .. "} } (tpserver console --hash-password); none by "
-                     .. "default" },
+               doc = "admin accounts { { name =, password_hash =, ssh_keys "
+                     .. "= { \"ssh-ed25519 AAAA... \" } } } (tpserver "
+                     .. "console --hash-password); none by default" },
 }
 
 -- Bounds between keys (a key's own bounds are its min and max above):
@@ -517,6 +546,18 @@ function M.dump(cfg)
             return string.format("%q", v)
         end
         return tostring(v)
+    end
+    if cfg.ssh_listeners then
+        -- Derived by tp.listeners.normalize: dumped as it was given.
+        local c = {}
+        for k, v in pairs(cfg) do
+            c[k] = v
+        end
+        c.ssh_listeners = nil
+        if type(cfg.listeners) == "table" then
+            c.listeners = require("tp.listeners").as_given(cfg)
+        end
+        cfg = c
     end
     return "return " .. ser(cfg, "")
 end

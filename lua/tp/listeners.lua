@@ -28,6 +28,9 @@ M.KINDS = {
     https = { tls = true, http = true },
     web = { tls = false, http = false, web = true },
     webs = { tls = true, http = false, web = true },
+    -- The admin console over SSH: started by admin/ssh.lua, not here;
+    -- normalize moves these entries to cfg.ssh_listeners.
+    ssh = { tls = false, http = false, ssh = true },
 }
 
 -- The connection "type" of each kind in the Game frame (PROTOCOL.md 7.2).
@@ -92,7 +95,7 @@ function M.normalize(cfg)
             end
         end
         cfg.listeners = list
-        return true
+        return M.split_ssh(cfg)
     end
     for i, l in ipairs(cfg.listeners) do
         local where = "listeners[" .. i .. "]"
@@ -112,9 +115,10 @@ function M.normalize(cfg)
         l.kind = l.kind or "tp"
         if not M.KINDS[l.kind] then
             return nil, where .. ": kind '" .. tostring(l.kind) ..
-                        "' is not one of tp, tps, http, https, web, webs"
+                        "' is not one of tp, tps, http, https, web, webs, "
+                        .. "ssh"
         end
-        l.host = l.host or cfg.bind
+        l.host = l.host or (l.kind == "ssh" and cfg.ssh_bind) or cfg.bind
         if type(l.host) ~= "string" or l.host == "" then
             return nil, where .. ": host must be an address"
         end
@@ -132,7 +136,65 @@ function M.normalize(cfg)
             return nil, where .. ": cert and key go together"
         end
     end
+    return M.split_ssh(cfg)
+end
+
+-- The SSH console's host key file: ssh_host_key, else
+-- <data>/ssh/host_ed25519_key.
+function M.ssh_host_key(cfg)
+    if cfg.ssh_host_key and cfg.ssh_host_key ~= "" then
+        local ok, service = pcall(require, "tp.service")
+        if ok and service.absolute then
+            return service.absolute(cfg.ssh_host_key)
+        end
+        return cfg.ssh_host_key
+    end
+    return cfg.data .. "/ssh/host_ed25519_key"
+end
+
+local from_port = setmetatable({}, { __mode = "k" })  -- made of ssh_port
+
+-- Moves the ssh entries of cfg.listeners to cfg.ssh_listeners, and adds
+-- one on ssh_bind:ssh_port when ssh_port is set: the other listeners are
+-- the players' and the web's, and the code that walks them never sees
+-- the SSH console's.
+function M.split_ssh(cfg)
+    local ssh = {}
+    for i = #cfg.listeners, 1, -1 do
+        if cfg.listeners[i].kind == "ssh" then
+            table.insert(ssh, 1, table.remove(cfg.listeners, i))
+        end
+    end
+    local port = tonumber(cfg.ssh_port) or 0
+    if port > 0 then
+        local host = unbracket(cfg.ssh_bind or "127.0.0.1")
+        local dup = false
+        for _, l in ipairs(ssh) do
+            dup = dup or (l.host == host and l.port == port)
+        end
+        if not dup then
+            local l = { kind = "ssh", host = host, port = port }
+            from_port[l] = true
+            ssh[#ssh + 1] = l
+        end
+    end
+    cfg.ssh_listeners = ssh
     return true
+end
+
+-- The listener list as the configuration gave it (for config.dump): the
+-- ssh entries that split_ssh moved out, back in.
+function M.as_given(cfg)
+    local list = {}
+    for _, l in ipairs(cfg.listeners or {}) do
+        list[#list + 1] = l
+    end
+    for _, l in ipairs(cfg.ssh_listeners or {}) do
+        if not from_port[l] then
+            list[#list + 1] = l
+        end
+    end
+    return list
 end
 
 -- Applies the command-line flags to an explicit listener list (flags in

@@ -52,7 +52,8 @@ M.live = {
 
 -- Keys holding paths (made absolute; "" stays "").
 local PATHS = { "data", "pid_file", "log_file", "stats_file",
-                "log_syslog_socket", "tls_cert", "tls_key" }
+                "log_syslog_socket", "tls_cert", "tls_key", "ssh_host_key",
+                "ssh_authorized_keys" }
 
 local start_dir = sys.cwd() or "."
 local state = {
@@ -155,6 +156,12 @@ function M.command(args, cfg)
     if args.command == "status" then
         if running then
             say("tpserver is running (pid %d, pid file %s)", pid, pid_file)
+            if #(cfg.ssh_listeners or {}) > 0 then
+                local path = require("tp.listeners").ssh_host_key(cfg)
+                local fp, err = require("tp.ssh").fingerprint(path)
+                say("SSH host key: %s", fp and (fp .. " (" .. path .. ")")
+                    or err)
+            end
             return 0
         elseif st == "stale" then
             say("tpserver is not running, but its pid file %s remains "
