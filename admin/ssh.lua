@@ -424,6 +424,19 @@ end
 -- ------------------------------------------------------------ idle
 
 local function check_idle()
+    -- An admin dropped from `admins` (at a reload) is logged out.
+    for _, st in pairs(sessions) do
+        if st.admin and st.mode and not st.leaving and
+           not secret.account(cfg, st.admin) then
+            log.warning("ssh", "session id=%d: admin %s is no longer in "
+                        .. "admins: closed", st.s.id, st.admin)
+            write(st, "\n(you are no longer an admin: the session ends)\n")
+            if st.con then
+                console.close_session(st.con)
+            end
+            leave(st, 1)
+        end
+    end
     local limit = cfg.ssh_idle_timeout
     if not limit or limit <= 0 then
         return

@@ -539,6 +539,37 @@ def test_limits(keys):
         srv.stop()
 
 
+def test_admin_removed(keys):
+    """An admin dropped from `admins` at a reload is logged out; the key
+    file's edits apply at the next login without a reload."""
+    srv = make_server(keys)
+    srv.start()
+    p = Pty(srv, keys)
+    try:
+        T.ok(p.read_until("tpserver> ", 20), "a session as root")
+        conf = srv.extra[-1]
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("{ name = 'root'", "{ name = 'gone'"))
+        p.set_mark()
+        srv.signal(signal.SIGHUP)
+        T.ok(p.read_until("no longer an admin", 20), "root dropped from "
+             "admins at a reload: the session ends", p.since())
+        T.ok(p.wait() is not None, "... and the ssh client with it")
+        rc, out, err = run_ssh(srv, keys, "return 1")
+        T.ok(rc == 255, "root's key no longer logs in", err)
+        with open(os.path.join(srv.tmp, "authorized_keys"), "w") as f:
+            f.write("")
+        rc, out, err = run_ssh(srv, keys, "return 1", key="filed",
+                               user="pw")
+        T.ok(rc == 255, "a key taken out of ssh_authorized_keys no longer "
+             "logs in (the file is read at each login)", err)
+    finally:
+        p.close()
+        srv.stop()
+
+
 def test_listeners_entry(keys):
     """An ssh entry in listeners; and no SSH without one."""
     port = tplib.free_port()
@@ -575,6 +606,7 @@ def main():
           lambda: test_passwords(keys),
           lambda: test_interactive(keys),
           lambda: test_limits(keys),
+          lambda: test_admin_removed(keys),
           lambda: test_listeners_entry(keys))
     T.done()
 
