@@ -41,7 +41,8 @@ return {
     http_request_timeout = 30,
     http_keepalive_timeout = 60,
     -- An explicit list replaces bind, port and the five above; kinds tp,
-    -- tps, http, https, web, webs; IPv4 or IPv6 addresses (an IPv6 one listens to
+    -- tps, http, https, web, webs, and ssh (the admin console over SSH,
+    -- below); IPv4 or IPv6 addresses (an IPv6 one listens to
     -- IPv6 only); a TLS listener may name its own cert and key:
     -- listeners = {
     --     { kind = "tp", host = "0.0.0.0", port = 6923 },
@@ -209,14 +210,49 @@ return {
     admin_port = 0,
     admin_bind = "127.0.0.1",
     -- admins = { { name = "root", password_hash = "pbkdf2-sha256$..." } },
+    -- An admin may also have SSH keys (authorized_keys lines, no options)
+    -- for the console over SSH below; one with ssh_keys needs no
+    -- password_hash (and then logs in over SSH only):
+    -- admins = {
+    --     { name = "root", password_hash = "pbkdf2-sha256$..." },
+    --     { name = "admin", ssh_keys = { "ssh-ed25519 AAAA... me@laptop" } },
+    -- },
     -- The same accounts log in to the control UI at /admin on the web
     -- listener (docs/admin-ui.md), which exists only when admins has an
     -- account; a login there lasts this many seconds unused.
     web_admin_session_timeout = 3600,
 
+    -- The admin console over SSH (docs/ssh.md): ssh -p PORT admin@host
+    -- gets the REPL of tpserver console, ssh ... 'code' runs one chunk.
+    -- Off unless ssh_port is set (or --ssh-port). The login name must be
+    -- an admin of admins, proving a key from its ssh_keys or from the
+    -- ssh_authorized_keys file (read at every login; lines with options
+    -- are skipped and logged); passwords only with ssh_passwords = true.
+    -- ssh_authorized_keys and ssh_idle_timeout change at a reload, the
+    -- others need a restart.
+    -- ssh_port = 0,                       -- 0: none
+    -- ssh_bind = "127.0.0.1",             -- loopback by default
+    -- ssh_host_key = "",                  -- OpenSSH private key file;
+                                           -- "": <data>/ssh/host_ed25519_key,
+                                           -- made when missing (its
+                                           -- fingerprint is printed at
+                                           -- start and by --status)
+    -- ssh_authorized_keys = "",           -- absolute path of a file whose
+                                           -- keys may log in as any admin;
+                                           -- "": admins' ssh_keys only
+    -- ssh_passwords = false,              -- admins' passwords too
+    -- ssh_max_sessions = 8,               -- connections at once
+    -- ssh_login_timeout = 60,             -- seconds to log in and open
+                                           -- the session
+    -- ssh_idle_timeout = 3600,            -- seconds a console session may
+                                           -- sit at its prompt (0: no limit)
+    -- More SSH listeners: entries of kind "ssh" in listeners above
+    -- ({ kind = "ssh", host = "::1", port = 6925 }).
+
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
-    -- the next turn), max_output, client_write_timeout, the time limits
-    -- and the statistics keys change at once; any other change is logged and waits for a
-    -- restart.
+    -- the next turn), max_output, client_write_timeout, the time limits,
+    -- the statistics keys, admins, console_time_slice,
+    -- ssh_authorized_keys and ssh_idle_timeout change at once; any other
+    -- change is logged and waits for a restart.
 }
