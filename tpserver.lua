@@ -237,8 +237,8 @@ return {
                                            -- made when missing (its
                                            -- fingerprint is printed at
                                            -- start and by --status)
-    -- ssh_authorized_keys = "",           -- absolute path of a file whose
-                                           -- keys may log in as any admin;
+    -- ssh_authorized_keys = "",           -- a file whose keys may log
+                                           -- in as any admin;
                                            -- "": admins' ssh_keys only
     -- ssh_passwords = false,              -- admins' passwords too
     -- ssh_max_sessions = 8,               -- connections at once
