@@ -155,7 +155,7 @@ local function step(s, ...)
         return finish(s, false, "coroutine.yield() at the console's top "
                       .. "level: nothing to yield to")
     elseif status == "interrupted" then
-        log.info("console", "session=%d command stopped: %s", s.handle.id,
+        log.info("console", "%s command stopped: %s", s.log_as,
                  tostring(r[2]))
         return finish(s, false, r[2])
     elseif status == "error" then

@@ -6,7 +6,7 @@
 --
 -- Who: the login name must be an admin of `admins`; the client must prove
 -- a key listed in that admin's ssh_keys or in the ssh_authorized_keys
--- file (read at each login, so edits apply at once), or, only when
+-- file (read at each connection, so edits apply at once), or, only when
 -- ssh_passwords = true, give the admin's password. Every login and every
 -- refusal is logged with the address and the key's fingerprint; refused
 -- attempts are counted by tp.login_guard (key "ssh:NAME") and answered
@@ -78,9 +78,16 @@ local function read_file(path)
     return text
 end
 
--- Whether the key (type, base64) may log in as admin a.
-local function key_allowed(a, kt, b64)
-    local lists = {}
+-- The keys that may log in as admin a: its ssh_keys and the
+-- ssh_authorized_keys file, read once per connection (st.keys) so that
+-- a client's offer and its signed attempt see the same lists.
+local function keys_for(st, a)
+    st.keys = st.keys or {}
+    local lists = st.keys[a.name]
+    if lists then
+        return lists
+    end
+    lists = {}
     if type(a.ssh_keys) == "table" then
         local text = {}
         for _, k in ipairs(a.ssh_keys) do
@@ -97,7 +104,13 @@ local function key_allowed(a, kt, b64)
             log.warning("ssh", "cannot read ssh_authorized_keys: %s", err)
         end
     end
-    for _, list in ipairs(lists) do
+    st.keys[a.name] = lists
+    return lists
+end
+
+-- Whether the key (type, base64) may log in as admin a.
+local function key_allowed(st, a, kt, b64)
+    for _, list in ipairs(keys_for(st, a)) do
         for _, k in ipairs(list) do
             if k.type == kt and k.key == b64 then
                 return true
@@ -140,7 +153,7 @@ function handlers.auth(s, info)
             end
             return false, delay
         end
-        if not key_allowed(a, info.key_type, info.key) then
+        if not key_allowed(st, a, info.key_type, info.key) then
             refuse(st, name, how, "key not listed")
             return false, delay
         end

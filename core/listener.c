@@ -374,6 +374,41 @@ static void listener_closed(uv_handle_t *h)
     free(lst);
 }
 
+int tp_listen_address(const char *host, int port,
+                      struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    memset(ss, 0, sizeof *ss);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int tp_bound_port(uv_tcp_t *tcp, int port)
+{
+    struct sockaddr_storage bound;
+    int bl = sizeof bound;
+    if (uv_tcp_getsockname(tcp, (struct sockaddr *)&bound, &bl) != 0)
+        return port;
+    return ntohs(bound.ss_family == AF_INET6 ?
+                 ((struct sockaddr_in6 *)&bound)->sin6_port :
+                 ((struct sockaddr_in *)&bound)->sin_port);
+}
+
 int tp_server_listen(tp_server_t *srv, const char *host, int port,
                      const char *kind, int set, char *err, size_t errlen)
 {
@@ -396,24 +431,8 @@ int tp_server_listen_tls(tp_server_t *srv, const char *host, int port,
                  "certificate and key", kind, host, port);
         return UV_EINVAL;
     }
-    memset(&ss, 0, sizeof ss);
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
-        struct addrinfo *res = NULL;
-        rc = getaddrinfo(host, NULL, &hints, &res);
-        if (rc != 0 || !res) {
-            snprintf(err, errlen, "cannot resolve listen address %s: %s",
-                     host, gai_strerror(rc));
-            return UV_EINVAL;
-        }
-        memcpy(&ss, res->ai_addr, res->ai_addrlen);
-        if (ss.ss_family == AF_INET)
-            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-        else
-            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        freeaddrinfo(res);
-    }
+    if (tp_listen_address(host, port, &ss, err, errlen) != 0)
+        return UV_EINVAL;
     tp_tls_ctx_t *ctx = NULL;
     if (tls) {
         char why[512];
@@ -452,13 +471,7 @@ int tp_server_listen_tls(tp_server_t *srv, const char *host, int port,
         uv_close((uv_handle_t *)&lst->tcp, listener_closed);
         return rc;
     }
-    struct sockaddr_storage bound;
-    int bl = sizeof bound;
-    lst->port = port;
-    if (uv_tcp_getsockname(&lst->tcp, (struct sockaddr *)&bound, &bl) == 0)
-        lst->port = ntohs(bound.ss_family == AF_INET6 ?
-                          ((struct sockaddr_in6 *)&bound)->sin6_port :
-                          ((struct sockaddr_in *)&bound)->sin_port);
+    lst->port = tp_bound_port(&lst->tcp, port);
     lst->next = srv->listeners;
     srv->listeners = lst;
     if (ctx) {

@@ -135,6 +135,14 @@ void tp_server_init(tp_server_t *srv, uv_loop_t *loop);
  * naming the address in err. kind "tps" and "https" need a certificate
  * and key (tp_server_listen_tls). An IPv6 address listens to IPv6 only, so
  * that "::" and "0.0.0.0" can be configured side by side. */
+/* The address to bind for host (an IPv4 or IPv6 address, or a name
+ * resolved at start) and port; -1 with a message in err when there is
+ * none. Also for the SSH console's listener. */
+int tp_listen_address(const char *host, int port,
+                      struct sockaddr_storage *ss, char *err, size_t errlen);
+/* The port a listening handle got (port 0 picks one); port when unknown. */
+int tp_bound_port(uv_tcp_t *tcp, int port);
+
 int tp_server_listen(tp_server_t *srv, const char *host, int port,
                      const char *kind, int set, char *err, size_t errlen);
 

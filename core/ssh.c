@@ -29,7 +29,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,6 +49,7 @@
 #include <uv.h>
 
 #include "console.h"
+#include "listener.h"
 #include "lua_util.h"
 #include "log.h"
 
@@ -1026,30 +1026,6 @@ static int opt_int(lua_State *L, const char *key, int def, int lo, int hi)
     return v;
 }
 
-static int resolve(const char *host, int port, struct sockaddr_storage *ss,
-                   char *err, size_t errlen)
-{
-    memset(ss, 0, sizeof *ss);
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, errlen, "cannot resolve listen address %s: %s", host,
-                 gai_strerror(rc));
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-    freeaddrinfo(res);
-    return 0;
-}
-
 /* ssh.listen{ ... } -> listener | nil, err */
 static int l_listen(lua_State *L)
 {
@@ -1068,7 +1044,7 @@ static int l_listen(lua_State *L)
     int login_timeout = opt_int(L, "login_timeout", 60, 1, 3600);
     char err[512];
     struct sockaddr_storage ss;
-    if (resolve(host, port, &ss, err, sizeof err) != 0) {
+    if (tp_listen_address(host, port, &ss, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -1128,13 +1104,7 @@ static int l_listen(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
-    struct sockaddr_storage bound;
-    int bl = sizeof bound;
-    lst->port = port;
-    if (uv_tcp_getsockname(&lst->tcp, (struct sockaddr *)&bound, &bl) == 0)
-        lst->port = ntohs(bound.ss_family == AF_INET6 ?
-                          ((struct sockaddr_in6 *)&bound)->sin6_port :
-                          ((struct sockaddr_in *)&bound)->sin_port);
+    lst->port = tp_bound_port(&lst->tcp, port);
     return 1;
 }
 

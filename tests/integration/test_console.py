@@ -128,26 +128,35 @@ def pushes(c, n, timeout=10.0):
 
 
 class Terminal:
-    """`tpserver console` on a pseudo-terminal, driven by keystrokes."""
+    """`tpserver console` (or the program argv) on a pseudo-terminal of
+    cols x rows, driven by keystrokes."""
 
-    def __init__(self, srv, env=None):
+    def __init__(self, srv, env=None, argv=None, cols=100, rows=24):
         self.out = b""
         self.mark = 0
         path = tplib.tpserver_path()
+        argv = argv or [path, "console", "--data", srv.data_dir]
         pid, fd = pty.fork()
         if pid == 0:
             try:
                 os.chdir(srv.tmp)
                 os.environ.update(env or {})
-                os.execv(path, [path, "console", "--data", srv.data_dir])
+                os.execvp(argv[0], argv)
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd
+        self.resize(cols, rows, signal_it=False)
+        self.status = None
+
+    def resize(self, cols, rows, signal_it=True):
+        """Sets the terminal's size; with signal_it, tells the program
+        (SIGWINCH) as a terminal window does."""
         import fcntl
         import termios
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0,
-                                                        0))
-        self.status = None
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", rows, cols, 0, 0))
+        if signal_it:
+            os.kill(self.pid, signal.SIGWINCH)
 
     def read(self, timeout):
         """Reads what arrives within timeout."""

@@ -13,15 +13,10 @@ many refused attempts, a client that connects and stops sending while TP
 clients are served."""
 
 import os
-import pty
-import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import termios
-import fcntl
 import time
 
 sys.dont_write_bytecode = True
@@ -116,78 +111,45 @@ def run_ssh(srv, keys, code=None, stdin=None, user="root", key="root",
             p.stderr.decode("utf-8", "replace"))
 
 
-class Pty:
-    """ssh -tt on a pseudo-terminal of our own, typed at as a person."""
+def by_password(srv, keys, code, password):
+    """An exec request as admin pw, giving password through askpass."""
+    env = dict(os.environ, SSH_ASKPASS=keys.askpass,
+               SSH_ASKPASS_REQUIRE="force", TP_TEST_PASSWORD=password,
+               DISPLAY=":0")
+    return run_ssh(srv, keys, code, user="pw", key=None, env=env, extra=[
+        "-o", "PreferredAuthentications=password",
+        "-o", "NumberOfPasswordPrompts=1", "-o", "PubkeyAuthentication=no"])
+
+
+class Pty(tc.Terminal):
+    """ssh -tt on a pseudo-terminal of our own (test_console's terminal),
+    typed at as a person; read_until looks at the raw bytes, escape
+    sequences included."""
 
     def __init__(self, srv, keys, cols=80, rows=24, user="root", key=None):
         cmd = ssh_cmd(srv, keys, user, key or keys.root, extra=["-tt"])
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            try:
-                os.execvp(cmd[0], cmd)
-            finally:
-                os._exit(127)
-        self.resize(cols, rows, signal_it=False)
-        self.buf = b""
-        self.status = None
-
-    def resize(self, cols, rows, signal_it=True):
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", rows, cols, 0, 0))
-        if signal_it:
-            os.kill(self.pid, signal.SIGWINCH)
+        super().__init__(srv, argv=cmd, cols=cols, rows=rows)
 
     def send(self, data):
-        os.write(self.fd, data.encode() if isinstance(data, str) else data)
+        super().send(data.encode() if isinstance(data, str) else data)
 
     def read_until(self, want, timeout=15):
-        """Reads until want (bytes) appears after the mark; returns what
-        was read after the mark."""
+        """Reads until want shows after the mark; whether it did."""
         end = time.time() + timeout * SLOW
         want = want.encode() if isinstance(want, str) else want
-        while time.time() < end:
-            if want in self.buf[self.mark:]:
-                return True
-            r, _, _ = select.select([self.fd], [], [], 0.05)
-            if r:
-                try:
-                    d = os.read(self.fd, 65536)
-                except OSError:
-                    break
-                if not d:
-                    break
-                self.buf += d
-        return want in self.buf[self.mark:]
-
-    mark = 0
+        while want not in self.out[self.mark:] and time.time() < end:
+            if not self.read(0.05):
+                break
+        return want in self.out[self.mark:]
 
     def since(self):
-        return self.buf[self.mark:].decode("utf-8", "replace")
+        return self.out[self.mark:].decode("utf-8", "replace")
 
     def set_mark(self):
-        self.mark = len(self.buf)
+        self.mark = len(self.out)
 
     def wait(self, timeout=15):
-        end = time.time() + timeout * SLOW
-        while time.time() < end:
-            self.read_until(b"\0never", timeout=0.1)
-            pid, st = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.status = os.waitstatus_to_exitcode(st)
-                return self.status
-        return None
-
-    def close(self):
-        if self.status is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except OSError:
-                pass
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        return super().wait(timeout)
 
 
 def ssh_log(srv):
@@ -269,13 +231,7 @@ def test_logins_and_exec(keys):
              "an unknown user is refused, even with a good key", err)
         T.ok(any("refused nobody" in l and "no such admin" in l
                  for l in ssh_log(srv)), "... and logged")
-        env = dict(os.environ, SSH_ASKPASS=keys.askpass,
-                   SSH_ASKPASS_REQUIRE="force", TP_TEST_PASSWORD=PASSWORD,
-                   DISPLAY=":0")
-        rc, out, err = run_ssh(srv, keys, "return 1", user="pw", key=None,
-                               env=env, extra=[
-                                   "-o", "PreferredAuthentications=password",
-                                   "-o", "NumberOfPasswordPrompts=1"])
+        rc, out, err = by_password(srv, keys, "return 1", PASSWORD)
         T.ok(rc == 255 and "Permission denied (publickey)" in err,
              "passwords are off by default: only publickey is offered",
              "rc %r err %r" % (rc, err))
@@ -306,14 +262,7 @@ def test_passwords(keys):
     srv.start()
     try:
         def with_password(pw):
-            env = dict(os.environ, SSH_ASKPASS=keys.askpass,
-                       SSH_ASKPASS_REQUIRE="force", TP_TEST_PASSWORD=pw,
-                       DISPLAY=":0")
-            return run_ssh(srv, keys, "return 'by password'", user="pw",
-                           key=None, env=env, extra=[
-                               "-o", "PreferredAuthentications=password",
-                               "-o", "NumberOfPasswordPrompts=1",
-                               "-o", "PubkeyAuthentication=no"])
+            return by_password(srv, keys, "return 'by password'", pw)
         rc, out, err = with_password(PASSWORD)
         T.ok(rc == 0 and "by password" in out, "with ssh_passwords = true "
              "the admin's password logs in", "rc %r err %r" % (rc, err))
