@@ -36,9 +36,12 @@ DEB_PKGS = pkg-config libuv1-dev libluajit-5.1-dev luajit libssl-dev openssl \
            libleveldb-dev libsnappy-dev lua-cjson lua-cjson-dev python3 \
            clang libclang-rt-dev libedit-dev libicu-dev \
            libhttp-parser-dev libssh-dev openssh-client chromium \
-           chromium-driver python3-selenium
+           chromium-driver python3-selenium libavahi-client-dev \
+           libcurl4-openssl-dev avahi-daemon avahi-utils dbus-daemon \
+           iproute2 util-linux
 
-PKGS      = libuv luajit openssl libedit icu-uc icu-i18n libssh
+PKGS      = libuv luajit openssl libedit icu-uc icu-i18n libssh \
+            avahi-client libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

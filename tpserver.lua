@@ -249,10 +249,30 @@ return {
     -- More SSH listeners: entries of kind "ssh" in listeners above
     -- ({ kind = "ssh", host = "::1", port = 6925 }).
 
+    -- Being found (README "Being found"). On the local network by
+    -- Zeroconf through avahi-daemon: one service per listener (_tp._tcp,
+    -- _tps._tcp, _http._tcp ...) under game_longname, with the turn, the
+    -- players and the ruleset in its TXT. Listeners on a loopback address
+    -- are not published (bind to 0.0.0.0 or a LAN address to be found).
+    -- zeroconf = "auto",                  -- "auto": when avahi-daemon
+                                           -- runs; true: warn when not;
+                                           -- false: never
+    -- On the Internet through metaservers (none unless named):
+    -- metaservers = { "http://metaserver.thousandparsec.net/" },
+    -- metaserver_interval = 360,          -- seconds between updates
+                                           -- (120 at least); also at once
+                                           -- after a turn and when
+                                           -- players join
+    -- metaserver_public_host = "",        -- behind NAT: the name or
+                                           -- address players reach
+    -- metaserver_public_port = 0,         -- and the port of the first
+                                           -- tp listener there
+
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
     -- the next turn), max_output, client_write_timeout, the time limits,
     -- the statistics keys, admins, console_time_slice,
-    -- ssh_authorized_keys and ssh_idle_timeout change at once; any other
-    -- change is logged and waits for a restart.
+    -- ssh_authorized_keys, ssh_idle_timeout and the metaserver_* keys
+    -- (not the metaservers list) change at once; any other change is
+    -- logged and waits for a restart.
 }

@@ -73,6 +73,7 @@ M.SUMMARY = {
     broadcast = "post to every player's board",
     stats = "server statistics",
     connections = "open TP connections",
+    discovery = "Zeroconf and metaserver state",
     log_level = "get or set log levels",
     reload = "reload the configuration (as SIGHUP)",
     reload_ruleset = "reload the ruleset's Lua files",
@@ -824,6 +825,41 @@ connection (conn:close() closes it).]], function()
                      "pending" }, rows,
                    { "id", "kind", "peer", "version", "state", "player",
                      "pending" })
+end)
+
+def("server", "discovery", "discovery()", [[
+How players find the game (README "Being found"), one row per way: the
+local network (Zeroconf: off, waiting for avahi-daemon, running,
+established, with the name and the services published, or why nothing
+is), then each metaserver (ok or failed, its last error, when it last
+answered, when the next update goes).]], function()
+    local z = require("tp.zeroconf").status()
+    local detail
+    if #z.services > 0 then
+        detail = string.format("\"%s\": %s", z.name or "?",
+                               table.concat(z.services, ", "))
+    elseif #z.skipped > 0 then
+        detail = "loopback only, not published: " ..
+                 table.concat(z.skipped, ", ")
+    else
+        detail = ""
+    end
+    local rows = { { way = "zeroconf", where = "local network",
+                     state = z.state, detail = detail, answered = "-",
+                     next = "-" } }
+    for _, m in ipairs(require("tp.metaserver").status()) do
+        rows[#rows + 1] = {
+            way = "metaserver", where = m.url,
+            state = m.ok == nil and "starting" or (m.ok and "ok" or "failed"),
+            detail = m.error or "",
+            answered = m.last and string.format("%d s ago",
+                                                core.now() - m.last) or "-",
+            next = m.inflight and "sending" or
+                   (m.next_in and string.format("in %d s", m.next_in) or "-"),
+        }
+    end
+    local cols = { "way", "where", "state", "answered", "next", "detail" }
+    return listing(cols, rows, cols)
 end)
 
 def("server", "log_level", "log_level([level [, module]])", [[

@@ -25,6 +25,8 @@
 #include "budget.h"
 #include "console.h"
 #include "ssh.h"
+#include "avahi.h"
+#include "curl.h"
 #include "crash.h"
 #include "log.h"
 #include "stats.h"
@@ -454,6 +456,8 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     preload(L, "tp.tls", luaopen_tp_tls);
     preload(L, "tp.console", luaopen_tp_console);
     preload(L, "tp.ssh", luaopen_tp_ssh);
+    preload(L, "tp.avahi", luaopen_tp_avahi);
+    preload(L, "tp.curl", luaopen_tp_curl);
     preload(L, "cjson", luaopen_cjson);
     /* The codec registry must exist before the network needs it. */
     lua_getglobal(L, "require");
@@ -522,6 +526,9 @@ void tp_lua_stop(tp_lua_t *lx)
         tp_lua_pcall_logged(L, 0, "on_stop");
     lua_settop(L, top);
     tp_lua_close_timers();
+    /* Withdraws what Zeroconf published; drops outgoing requests. */
+    tp_avahi_close_all();
+    tp_curl_close_all();
 }
 
 /* Safe to call twice, or after a failed tp_lua_init. */

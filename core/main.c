@@ -56,6 +56,9 @@ static void usage(FILE *out)
 "       tpserver script FILE [ARGS...]\n"
 "       tpserver check DIR     check a game database (a data directory)\n"
 "       tpserver repair DIR    repair a damaged one (keeps a copy)\n"
+"       tpserver find [--metaserver URL] [--timeout S] [--no-local]\n"
+"                              list the TP games on the local network\n"
+"                              (Zeroconf) and on metaservers\n"
 "       tpserver console [--data DIR|--socket PATH] [-e CODE]  (see --help)\n"
 "       tpserver backup [--data DIR|--socket PATH] DIR\n"
 "\n"
@@ -238,6 +241,10 @@ static int run_script(tp_server_t *srv, const char *home, int argc,
     lua_settop(L, 0);
     /* Scripts may have started timers or listeners. */
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    /* One that finishes on the loop says how it went with
+     * sys.set_exit_status. */
+    if (status == 0)
+        status = tp_daemon_exit_status();
     return status;
 }
 
@@ -467,10 +474,14 @@ int main(int argc, char **argv)
     bool dbtool = argc >= 2 && (strcmp(argv[1], "check") == 0 ||
                                 strcmp(argv[1], "repair") == 0);
     script = script || dbtool;
+    /* "find" is one too (lua/tp/find.lua), with optional arguments. */
+    bool finder = argc >= 2 && strcmp(argv[1], "find") == 0;
     /* "console" and "backup" are clients of a running server. */
     bool console = argc >= 2 && (strcmp(argv[1], "console") == 0 ||
                                  strcmp(argv[1], "backup") == 0);
-    if (script && argc < 3) {
+    if (finder)
+        script = true;
+    if (script && !finder && argc < 3) {
         usage(stderr);
         return 2;
     }
@@ -544,6 +555,13 @@ int main(int argc, char **argv)
         snprintf(tool, sizeof tool, "%s/lua/tp/dbtool.lua", home);
         argv[0] = tool;
         status = run_script(&srv, home, argc, argv);
+        tp_lua_stop(&lx);
+    } else if (finder) {
+        /* arg[0] = the tool, then its options. */
+        char tool[PATH_MAX + 128];
+        snprintf(tool, sizeof tool, "%s/lua/tp/find.lua", home);
+        argv[1] = tool;
+        status = run_script(&srv, home, argc - 1, argv + 1);
         tp_lua_stop(&lx);
     } else if (script) {
         status = run_script(&srv, home, argc - 2, argv + 2);

@@ -159,6 +159,17 @@ for _, l in ipairs(cfg.listeners) do
 end
 service.started(cfg, db)
 
+-- Being found: Zeroconf on the local network, metaservers on the
+-- Internet. Neither can stop the start: they log what goes wrong.
+local zeroconf = require "tp.zeroconf"
+local metaserver = require "tp.metaserver"
+for name, m in pairs { zeroconf = zeroconf, metaserver = metaserver } do
+    local zok, zerr = pcall(m.start, cfg, db)
+    if not zok then
+        log.error(name, "cannot start: %s", tostring(zerr))
+    end
+end
+
 -- From here on an undeclared global is a bug: reading or setting one
 -- raises (the console's sessions have environments of their own).
 setmetatable(_G, {
@@ -184,6 +195,8 @@ return admin.hooks {
         require("tp.hup").run()
     end,
     on_stop = function()
+        zeroconf.stop()
+        metaserver.stop()
         service.stop()
         game.stop()
         db:close()

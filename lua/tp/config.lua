@@ -297,6 +297,30 @@ M.schema = {
                          max = 604800,
                          doc = "seconds an SSH console session may stay "
                                .. "idle at its prompt (0: no limit)" },
+    -- Being found (tp.zeroconf, tp.metaserver; README "Being found").
+    zeroconf = { type = "boolean", also = { "auto" }, default = "auto",
+                 doc = "publish the game on the local network by "
+                       .. "mDNS/DNS-SD through avahi-daemon: \"auto\" when "
+                       .. "the daemon is there, true (warn when it is "
+                       .. "not), false" },
+    metaservers = { type = "table", default = {},
+                    doc = "metaserver URLs to register the game with "
+                          .. "({ \"http://host/path\" }); none by default" },
+    metaserver_interval = { type = "integer", default = 360, min = 120,
+                            max = 86400,
+                            doc = "seconds between metaserver updates "
+                                  .. "(also sent at once after a turn and "
+                                  .. "when players join)" },
+    metaserver_public_host = { type = "string", default = "",
+                               doc = "host name or address players reach "
+                                     .. "the server at, for the "
+                                     .. "metaserver (behind NAT); \"\": "
+                                     .. "the listeners' own" },
+    metaserver_public_port = { type = "integer", default = 0, min = 0,
+                               max = 65535,
+                               doc = "port players reach the first tp "
+                                     .. "listener at, for the metaserver; "
+                                     .. "0: the port it listens on" },
     admins = { type = "table", default = {},
                doc = "admin accounts { { name =, password_hash =, ssh_keys "
                      .. "= { \"ssh-ed25519 AAAA... \" } } } (tpserver "
@@ -366,7 +390,8 @@ local function parse_value(s)
     return s
 end
 
--- Applies "key=value" (key may be dotted: ruleset_settings.seed=7).
+-- Applies "key=value" (key may be dotted: ruleset_settings.seed=7, and
+-- a number is a list index: metaservers.1=http://...).
 function M.apply_set(cfg, item)
     local key, value = item:match("^([%w_%.]+)=(.*)$")
     if not key then
@@ -375,7 +400,8 @@ function M.apply_set(cfg, item)
     local t = cfg
     local parts = {}
     for part in key:gmatch("[^%.]+") do
-        parts[#parts + 1] = part
+        -- metaservers.1=URL sets the first item of a list.
+        parts[#parts + 1] = part:match("^%d+$") and tonumber(part) or part
     end
     for i = 1, #parts - 1 do
         if type(t[parts[i]]) ~= "table" then
@@ -441,6 +467,13 @@ function M.check(raw)
     local lok, lerr = require("tp.listeners").normalize(cfg)
     if not lok then
         return nil, lerr
+    end
+    for i, url in pairs(cfg.metaservers) do
+        if type(i) ~= "number" or type(url) ~= "string" or
+           not (url:match("^https?://[^/?#%s]+") and not url:find("%s")) then
+            return nil, "metaservers[" .. tostring(i) .. "] must be an "
+                        .. "http:// or https:// URL, got " .. tostring(url)
+        end
     end
     local levels = { error = true, warning = true, warn = true, info = true,
                      debug = true, trace = true }

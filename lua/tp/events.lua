@@ -5,6 +5,7 @@
 --
 -- Events: turn_end { turn }, turn_start { turn, seconds_left },
 -- turn_warning { turn, seconds_left }, player_finished { player },
+-- player_joined { player, name } (once its account is stored),
 -- message { board, slot, owner } (emitted once the request or turn that
 -- posted it has been stored: see model.post).
 

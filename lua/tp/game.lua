@@ -127,6 +127,8 @@ local function player_joined(player, batch)
         end
     end
     model.commit(batch)
+    require("tp.events").emit("player_joined", { player = player.id,
+                                                  name = player.name })
 end
 
 -- Opens the game in the database, creating it on first start. Returns
@@ -297,6 +299,7 @@ function M.game_frame()
         { id = 1, strval = "", intval = accounts.count() },
         { id = 2, strval = "", intval = 0 },
         { id = 9, strval = "", intval = record.turn },
+        { id = 3, strval = "", intval = model.object_count() },
     }
     local n = 0
     for _ in pairs(M.sessions) do

@@ -567,6 +567,15 @@ function M.remove_object(obj)
 end
 
 -- Ascending list of object ids (fresh table).
+-- How many objects the universe has now.
+function M.object_count()
+    local n = 0
+    for _ in pairs(M.objects) do
+        n = n + 1
+    end
+    return n
+end
+
 function M.object_ids()
     local ids = {}
     for id in pairs(M.objects) do

@@ -48,6 +48,8 @@ M.live = {
     web_spectators = true, web_session_timeout = true,
     web_admin_session_timeout = true,
     stats_file = true, stats_interval = true,
+    metaserver_interval = true, metaserver_public_host = true,
+    metaserver_public_port = true,
 }
 
 -- Keys holding paths (made absolute; "" stays "").
