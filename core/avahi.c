@@ -331,6 +331,30 @@ void tp_avahi_close_all(void)
 
 static void publish(obj_t *o);
 
+/* Takes Avahi's alternative to the name in use ("Name #2"); false when
+ * there is none. */
+static bool next_name(obj_t *o)
+{
+    char *alt = avahi_alternative_service_name(o->name);
+    if (!alt)
+        return false;
+    free(o->name);
+    o->name = strdup(alt);
+    avahi_free(alt);
+    return true;
+}
+
+/* Makes the client again later: 2 s, doubling up to the max. */
+static void schedule_retry(obj_t *o)
+{
+    if (o->closing)
+        return;
+    o->retry_ms = o->retry_ms ? o->retry_ms * 2 : RETRY_FIRST_MS;
+    if (o->retry_ms > RETRY_MAX_MS)
+        o->retry_ms = RETRY_MAX_MS;
+    uv_timer_start(&o->timer, on_obj_timer, o->retry_ms, 0);
+}
+
 static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state,
                      void *userdata)
 {
@@ -344,12 +368,7 @@ static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state,
         emit(o, "established", o->name);
         break;
     case AVAHI_ENTRY_GROUP_COLLISION: {
-        char *alt = avahi_alternative_service_name(o->name);
-        if (alt) {
-            free(o->name);
-            o->name = strdup(alt);
-            avahi_free(alt);
-        }
+        next_name(o);
         emit(o, "collision", o->name);
         if (o->closing || !o->group)
             break;
@@ -409,12 +428,8 @@ static void publish(obj_t *o)
                 break;
             /* Taken on this host already: the next name, everything
              * again under it. */
-            char *alt = avahi_alternative_service_name(o->name);
-            if (!alt)
+            if (!next_name(o))
                 break;
-            free(o->name);
-            o->name = strdup(alt);
-            avahi_free(alt);
             emit(o, "collision", o->name);
             if (o->closing || !o->group)
                 return;
@@ -486,12 +501,7 @@ static void client_cb(AvahiClient *c, AvahiClientState state,
         char msg[256];
         snprintf(msg, sizeof msg, "%s", avahi_strerror(avahi_client_errno(c)));
         emit(o, "failure", msg);
-        if (!o->closing) {
-            o->retry_ms = o->retry_ms ? o->retry_ms * 2 : RETRY_FIRST_MS;
-            if (o->retry_ms > RETRY_MAX_MS)
-                o->retry_ms = RETRY_MAX_MS;
-            uv_timer_start(&o->timer, on_obj_timer, o->retry_ms, 0);
-        }
+        schedule_retry(o);
         break;
     }
     default:
@@ -517,12 +527,7 @@ static void client_new(obj_t *o)
     o->client = NULL;
     o->state = "failed";
     emit(o, "failure", avahi_strerror(err));
-    if (!o->closing) {
-        o->retry_ms = o->retry_ms ? o->retry_ms * 2 : RETRY_FIRST_MS;
-        if (o->retry_ms > RETRY_MAX_MS)
-            o->retry_ms = RETRY_MAX_MS;
-        uv_timer_start(&o->timer, on_obj_timer, o->retry_ms, 0);
-    }
+    schedule_retry(o);
 }
 
 /* The deferred close, or the retry of a failed client. */
