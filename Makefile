@@ -4,7 +4,8 @@
 #   make run        install missing Debian packages, build, run a MiniSec game in
 #                   the foreground on 127.0.0.1:6923 (TP) and 6924 (TP over
 #                   TLS, self-signed certificate in ./var/tls) with its data
-#                   in ./var
+#                   in ./var; make run RULESET=rfts (or mtsec) plays that
+#                   ruleset instead, with its data in ./var-rfts
 #   make test       install missing packages, build, run the whole test suite
 #   make asan       the whole test suite against an ASan+UBSan build
 #   make bench      load benchmarks (not part of make test)
@@ -38,7 +39,7 @@ DEB_PKGS = pkg-config libuv1-dev libluajit-5.1-dev luajit libssl-dev openssl \
            libhttp-parser-dev libssh-dev openssh-client chromium \
            chromium-driver python3-selenium libavahi-client-dev \
            libcurl4-openssl-dev avahi-daemon avahi-utils dbus-daemon \
-           iproute2 util-linux
+           iproute2 util-linux libxml2-utils
 
 PKGS      = libuv luajit openssl libedit icu-uc icu-i18n libssh \
             avahi-client libcurl
@@ -113,7 +114,7 @@ deps:
 # ---------------------------------------------------------------- run/test
 run: deps
 	@$(MAKE) --no-print-directory build
-	./tpserver -f --tls-port 6924
+	./tpserver -f --tls-port 6924 $(if $(RULESET),--ruleset $(RULESET) --data var-$(RULESET))
 
 test: deps
 	@$(MAKE) --no-print-directory build unit-bins

@@ -69,6 +69,8 @@ M.SUMMARY = {
     orders = "the orders queued on an object",
     remove_order = "remove one order",
     clear_orders = "remove every order of an object",
+    battles = "the battles fought, with their logs",
+    battle = "one battle's log (BattleXML)",
     message = "post to a player's board",
     broadcast = "post to every player's board",
     stats = "server statistics",
@@ -261,6 +263,7 @@ The game and the server at a glance: ruleset, turn, time left, players
         server = "tpserver " .. core.version,
         ruleset = rs.name .. " " .. rs.version,
         turn = game.turn_number(),
+        turn_name = game.turn_record().name,
         time_left = game.time_remaining(),
         turn_mode = opts.cfg.turn_mode,
         turn_length = opts.cfg.turn_length,
@@ -746,6 +749,45 @@ Removes every order queued on the object.]], function(id)
         api.remove_order(o.id, #q.orders - 1)
     end
     return n
+end)
+
+-- ------------------------------------------------------------ battles
+
+def("game", "battles", "battles([turn])", [[
+The battles fought (of one turn, when given): id, turn, where, sides,
+rounds and the path of each one's log on the web listener (its
+participants fetch it there; docs/battles.md). battle(id) shows one.]],
+function(t)
+    if t ~= nil then
+        check_type(t, "number", "the turn")
+    end
+    local rows = {}
+    for _, b in ipairs(model.battles(function(b)
+        return t == nil or b.turn == t
+    end)) do
+        local sides = {}
+        for i, sd in ipairs(b.sides or {}) do
+            sides[i] = sd.id
+        end
+        rows[#rows + 1] = { id = b.id, turn = b.turn, title = b.title,
+                            sides = table.concat(sides, ", "),
+                            rounds = b.rounds,
+                            log = require("tp.battle").path(b.id) }
+    end
+    local cols = { "id", "turn", "title", "sides", "rounds", "log" }
+    return listing(cols, rows, cols)
+end)
+
+def("game", "battle", "battle(id)", [[
+One battle's BattleXML document, as its participants fetch it.]],
+function(id)
+    check_type(id, "number", "the battle id")
+    local b = model.battle(id)
+    if not b then
+        fail("no battle %d (battles() lists them)", id)
+    end
+    return setmetatable({ id = b.id, turn = b.turn, xml = b.xml },
+                        { __pretty = function(t) return t.xml end })
 end)
 
 -- ------------------------------------------------------------ messages

@@ -150,6 +150,36 @@ static int l_unhex(lua_State *L)
     return 1;
 }
 
+/* base64_decode(s): the bytes of standard base64 text (RFC 4648, with
+ * padding), or nil when it is not that. OpenSSL's block decoder gives
+ * whole groups of three bytes; the padding's bytes are taken off. */
+static int l_base64_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    if (n == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    if (n % 4 || n > 65536)
+        return 0;
+    unsigned char *out = malloc(n / 4 * 3 + 1);
+    if (!out)
+        return luaL_error(L, "out of memory");
+    int len = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+    if (len < 0) {
+        free(out);
+        return 0;
+    }
+    if (s[n - 1] == '=')
+        len--;
+    if (s[n - 2] == '=')
+        len--;
+    lua_pushlstring(L, (const char *)out, (size_t)len);
+    free(out);
+    return 1;
+}
+
 static int l_sha256(lua_State *L)
 {
     size_t n;
@@ -271,6 +301,7 @@ int luaopen_tp_crypto(lua_State *L)
         { "hex", l_hex },
         { "unhex", l_unhex },
         { "sha256", l_sha256 },
+        { "base64_decode", l_base64_decode },
         { NULL, NULL }
     };
     lua_newtable(L);

@@ -128,6 +128,12 @@ export class Boards {
     for (const m of [...msgs].reverse()) {
       const refs = (m.references || []).filter((r) => r.type >= 0)
         .map((r) => h('span', { class: 'chip' }, refText(r.type, r.id, names)));
+      // A battle's log (reference -1000, docs/battles.md): opened with this
+      // page's session.
+      for (const r of (m.references || []).filter((x) => x.type === -1000)) {
+        refs.push(h('a', { class: 'chip battle-log', href: `/battles/${r.id}.xml`,
+          target: '_blank', rel: 'noopener' }, `Battle log ${r.id}`));
+      }
       list.append(h('li', { class: 'message', dataset: { slot: m.slot } },
         h('div', { class: 'message-head' },
           h('strong', { class: 'message-subject' }, m.subject || '(no subject)'),

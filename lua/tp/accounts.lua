@@ -514,6 +514,10 @@ function M.create(name, password, extra, done)
     if taken then
         return done(nil, "taken", taken)
     end
+    local refused = M.join_refused and M.join_refused(name)
+    if refused then
+        return done(nil, "full", refused)
+    end
     local slot
     slot, why = reserve(extra.peer)
     if why then
@@ -536,6 +540,11 @@ function M.create(name, password, extra, done)
         if taken then
             release(slot)
             return done(nil, "taken", taken)
+        end
+        refused = M.join_refused and M.join_refused(name)
+        if refused then
+            release(slot)
+            return done(nil, "full", refused)
         end
         local id = next_player_id
         local now = os.time()

@@ -17,6 +17,16 @@ end
 local service = require "tp.service"
 service.resolve(cfg, args)
 if args.check_config then
+    -- The ruleset's settings are checked too (names, types, bounds).
+    local rs, rerr = require("tp.ruleset").load(args.home, cfg.ruleset)
+    if not rs then
+        error(rerr, 0)
+    end
+    local sok, serr = pcall(require("tp.game").check_settings, rs,
+                            cfg.ruleset_settings)
+    if not sok then
+        error(serr, 0)
+    end
     print("-- configuration: " .. (path or "(defaults)"))
     print(config.dump(cfg))
     return nil

@@ -51,6 +51,47 @@ function M.new(opts)
     return ctx
 end
 
+-- ------------------------------------------------------------ fog of war
+
+-- What a player has found, for good (kept in the game database): the
+-- ruleset's visible hook reads it.
+function Ctx:reveal(player_id, obj)
+    model.reveal(player_id, type(obj) == "table" and obj.id or obj)
+end
+
+function Ctx:revealed(player_id, id)
+    return model.revealed(player_id, type(id) == "table" and id.id or id)
+end
+
+function Ctx:revealed_ids(player_id)
+    return model.revealed_ids(player_id)
+end
+
+-- ------------------------------------------------------------ battles
+
+-- A battle recorder (tp.battle): sides, entities, rounds, events; save()
+-- stores its BattleXML document with the turn and returns its id.
+function Ctx:battle(opts)
+    return require("tp.battle").new(opts, self.turn)
+end
+
+-- The reference a message gives to battle id (PROTOCOL.md 11: a
+-- server-specific reference, type -1000).
+function Ctx:battle_reference(id)
+    return { type = require("tp.battle").REFTYPE, id = id }
+end
+
+-- A line for a message's body telling where battle id's log is.
+function Ctx:battle_link(id)
+    local url = require("tp.battle").url(id)
+    if url then
+        return "Battle log: " .. url
+    end
+    return string.format("Battle log: battle %d (the server has no web "
+                         .. "listener; an admin can show it with "
+                         .. "battle(%d) in the console)", id, id)
+end
+
 -- The persistent state table may be replaced as a whole.
 function Ctx:set_state(t)
     model.rsstate = t

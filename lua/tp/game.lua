@@ -25,6 +25,51 @@ local shared = { cfg = nil, db = nil, ruleset = nil,
                  sessions = M.sessions }
 turn.attach(shared)
 
+-- A ruleset setting's value against its declaration: type ("integer",
+-- "number", "string", "boolean", "table"; default: the default's type),
+-- min, max, choices.
+local function check_setting(k, d, v)
+    local want = d.type or (d.default ~= nil and type(d.default))
+    if want == "integer" then
+        if type(v) ~= "number" or v ~= math.floor(v) then
+            error(string.format("ruleset setting '%s' must be a whole "
+                                .. "number", k), 0)
+        end
+    elseif want == "list" then
+        if type(v) ~= "table" then
+            error(string.format("ruleset setting '%s' must be a list", k), 0)
+        end
+    elseif want and type(v) ~= want then
+        error(string.format("ruleset setting '%s' must be a %s", k, want), 0)
+    end
+    if type(v) == "number" then
+        if d.min and v < d.min then
+            error(string.format("ruleset setting '%s' must be at least %s "
+                                .. "(got %s)", k, tostring(d.min),
+                                tostring(v)), 0)
+        end
+        if d.max and v > d.max then
+            error(string.format("ruleset setting '%s' must be at most %s "
+                                .. "(got %s)", k, tostring(d.max),
+                                tostring(v)), 0)
+        end
+    end
+    if d.choices then
+        for _, c in ipairs(d.choices) do
+            if c == v then
+                return
+            end
+        end
+        local names = {}
+        for i, c in ipairs(d.choices) do
+            names[i] = tostring(c)
+        end
+        error(string.format("ruleset setting '%s' must be one of %s (got "
+                            .. "%s)", k, table.concat(names, ", "),
+                            tostring(v)), 0)
+    end
+end
+
 -- The ruleset's settings: its declared defaults, overlaid with the
 -- settings stored with the game (stored), overlaid with the
 -- configuration's ruleset_settings; an unknown or mistyped key is an error.
@@ -54,10 +99,7 @@ local function ruleset_settings(rs, given, stored)
             error(string.format("ruleset %s has no setting '%s'", rs.name,
                                 tostring(k)), 0)
         end
-        if d.default ~= nil and type(v) ~= type(d.default) then
-            error(string.format("ruleset setting '%s' must be a %s", k,
-                                type(d.default)), 0)
-        end
+        check_setting(k, d, v)
         out[k] = v
     end
     for k, d in pairs(decl) do
@@ -70,6 +112,12 @@ local function ruleset_settings(rs, given, stored)
         end
     end
     return out
+end
+
+-- Raises the first problem of the given ruleset_settings for rs
+-- (--check-config).
+function M.check_settings(rs, given)
+    ruleset_settings(rs, given, nil)
 end
 
 -- Names of the settings whose values differ between a and b.
@@ -224,6 +272,33 @@ function M.start(config, database, rs)
     end
     meta.settings = settings
     accounts.on_join = player_joined
+    -- The ruleset's join_allowed(ctx, name) -> ok, why may refuse new
+    -- players (a cap of its own, a phase of the game). A failing hook
+    -- refuses too, with the error in the log.
+    accounts.join_refused = function(name)
+        local hook = shared.ruleset.join_allowed
+        if not hook then
+            return nil
+        end
+        local why
+        local jok, allowed = require("tp.core").time_limit(
+            cfg.request_time_limit, "join_allowed", function()
+                local a, w = hook(M.ctx(), name)
+                why = w
+                return a
+            end)
+        if not jok then
+            log.error("game", "the ruleset's join_allowed failed: %s",
+                      tostring(allowed))
+            return "the ruleset could not decide whether you may join "
+                   .. "(a bug in the ruleset; the server log has the "
+                   .. "details)"
+        end
+        if allowed then
+            return nil
+        end
+        return why or "the game takes no new players"
+    end
     accounts.on_join_failed = function()
         model.rollback()
     end
@@ -241,6 +316,7 @@ function M.start(config, database, rs)
             end
         end
         model.commit(batch)
+        turn.name_current(M.ctx())
         turn.arm_timer()
         stored_ends_at = record.ends_at
         batch:put("meta/game", meta):put("meta/turn", record):commit(true)
@@ -249,12 +325,19 @@ function M.start(config, database, rs)
         log.info("game", "new %s game created in %s (%d objects)", rs.name,
                  cfg.data, #model.object_ids())
     end
+    if rs.turn_name then
+        turn.name_current(M.ctx())
+    end
     turn.start_clock(stored_ends_at)
     return true
 end
 
 function M.ruleset()
     return shared.ruleset
+end
+
+function M.config()
+    return shared.cfg
 end
 
 function M.db()

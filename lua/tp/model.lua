@@ -25,6 +25,11 @@
 --   meta/clock          last modification time stamped
 --   meta/ids            next ids { object, design, board }
 --   meta/rsstate        the ruleset's own persistent state
+--   meta/seen           fog of war: player id -> { object id -> true }
+--                       (ctx:reveal; the ruleset's visible hook reads it)
+--   battle/<id>         a battle log { id, turn, title, media, players,
+--                                     sides, xml } (tp.battle)
+--   battlei/<id>        the same without the document, for listings
 --   hist/<turn>/<id>    how object id was at the end of turn - 1, for every
 --                       object changed during turn <turn> (by the turn's
 --                       processing or by a request): {"m": modtime,
@@ -52,6 +57,7 @@ M.boards = {}     -- id -> board
 M.messages = {}   -- board id -> { serial -> message }
 M.designs = {}    -- id -> design
 M.rsstate = {}    -- ruleset state
+M.seen = {}       -- player id (string) -> { object id (string) -> true }
 M.ids = { object = 0, design = 1, board = 1 }
 
 local clock = 0
@@ -71,7 +77,8 @@ local pending          -- commit()'s bookkeeping, applied after its write
 local function reset_dirty()
     pending = nil
     dirty = { obj = {}, gone = {}, queue = {}, board = {}, msg = {},
-              design = {}, player = {}, meta = false }
+              design = {}, player = {}, battle = {}, meta = false,
+              seen = false }
     fresh = {}
 end
 reset_dirty()
@@ -119,6 +126,7 @@ local function load_all(database)
     clock = (db:get("meta/clock") or {}).clock or 0
     M.ids = db:get("meta/ids") or { object = 0, design = 1, board = 1 }
     M.rsstate = db:get("meta/rsstate") or {}
+    M.seen = db:get("meta/seen") or {}
     for _, o, raw in db:each("obj/") do
         M.objects[o.id] = o
         saved_raw[o.id] = raw
@@ -228,6 +236,9 @@ function M.undo()
     clock = (db:get("meta/clock") or {}).clock or 0
     M.ids = db:get("meta/ids") or { object = 0, design = 1, board = 1 }
     M.rsstate = db:get("meta/rsstate") or {}
+    if dirty.seen then
+        M.seen = db:get("meta/seen") or {}
+    end
     reset_dirty()
     if M.on_rollback then
         M.on_rollback(players)
@@ -364,6 +375,21 @@ function M.commit(batch, sync, turn)
     n = n + write_records(batch, dirty.player, function(id, p)
         return key("player", id), p
     end)
+    if dirty.seen then
+        batch:put("meta/seen", M.seen)
+        n = n + 1
+    end
+    for id, rec in pairs(dirty.battle) do
+        local summary = {}
+        for k, v in pairs(rec) do
+            if k ~= "xml" then
+                summary[k] = v
+            end
+        end
+        batch:put(key("battle", id), rec)
+        batch:put(key("battlei", id), summary)
+        n = n + 1
+    end
     if dirty.meta then
         batch:put("meta/clock", { clock = clock })
         batch:put("meta/ids", M.ids)
@@ -702,6 +728,72 @@ function M.remove_design(d)
     M.designs[d.id] = nil
     M.stamp()
     dirty.design[d.id] = true
+end
+
+-- ------------------------------------------------------------ fog of war
+
+-- Player pid knows object id from now on (ctx:reveal).
+function M.reveal(pid, id)
+    local k = tostring(pid)
+    local set = M.seen[k]
+    if not set then
+        set = {}
+        M.seen[k] = set
+    end
+    local ik = tostring(id)
+    if not set[ik] then
+        set[ik] = true
+        dirty.seen, dirty.meta = true, true
+    end
+end
+
+function M.revealed(pid, id)
+    local set = M.seen[tostring(pid)]
+    return set ~= nil and set[tostring(id)] == true
+end
+
+function M.revealed_ids(pid)
+    local out = {}
+    for ik in pairs(M.seen[tostring(pid)] or {}) do
+        out[#out + 1] = tonumber(ik)
+    end
+    table.sort(out)
+    return out
+end
+
+-- ------------------------------------------------------------ battles
+
+-- Stores a battle record (tp.battle) with the next commit; returns its id.
+function M.new_battle(rec)
+    local id = M.ids.battle or 1
+    M.ids.battle = id + 1
+    dirty.meta = true
+    rec.id = id
+    dirty.battle[id] = rec
+    return id
+end
+
+-- A battle record with its document, or nil.
+function M.battle(id)
+    return dirty.battle[id] or db:get(key("battle", id))
+end
+
+-- Every battle's summary (no document), ascending id; filter(summary)
+-- keeps some.
+function M.battles(filter)
+    local out = {}
+    for _, b in db:each("battlei/") do
+        if not dirty.battle[b.id] and (not filter or filter(b)) then
+            out[#out + 1] = b
+        end
+    end
+    for _, b in pairs(dirty.battle) do
+        if not filter or filter(b) then
+            out[#out + 1] = b
+        end
+    end
+    table.sort(out, function(a, b) return a.id < b.id end)
+    return out
 end
 
 -- A player record (tp.accounts owns them) changed.

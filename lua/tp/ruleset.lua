@@ -56,6 +56,33 @@ local function sandbox(dir)
         require("tp.log").info("ruleset", "%s", table.concat(parts, " "))
     end
     env._G = env
+    -- read_file("map.json"): a data file of the ruleset's own folder (a
+    -- tech tree, a map), read whole; json.decode/encode for such files.
+    env.read_file = function(name)
+        if type(name) ~= "string" or not name:match("^[%w_%-/]+%.%w+$")
+           or name:find("%.%.") then
+            error("read_file: bad file name '" .. tostring(name) .. "'", 2)
+        end
+        local f, err = io.open(dir .. "/" .. name, "rb")
+        if not f then
+            error("read_file: " .. tostring(err), 2)
+        end
+        local text = f:read("*a")
+        f:close()
+        return text
+    end
+    local cjson = require "cjson"
+    env.json = {
+        decode = function(s)
+            local ok, v = pcall(cjson.decode, s)
+            if not ok then
+                error("json.decode: " .. tostring(v), 2)
+            end
+            return v
+        end,
+        encode = cjson.encode,
+        null = cjson.null,
+    }
     -- include("file.lua") runs another file of the same ruleset.
     env.include = function(name)
         if not name:match("^[%w_%-/]+%.lua$") or name:find("%.%.") then

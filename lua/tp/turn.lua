@@ -53,6 +53,31 @@ function M.open(record)
     return turn
 end
 
+-- The ruleset's name for turn n (its turn_name hook; "" without one).
+function M.name_of(c, n)
+    local hook = game.ruleset.turn_name
+    if not hook then
+        return nil
+    end
+    local name = hook(c, n)
+    if name ~= nil and type(name) ~= "string" then
+        error("the ruleset's turn_name returned a " .. type(name), 0)
+    end
+    return name
+end
+
+-- Names the running turn anew (a game opened or created: the ruleset's
+-- turn_name may have changed). A failing hook leaves the name empty.
+function M.name_current(c)
+    local ok, name = pcall(M.name_of, c, turn.turn)
+    if not ok then
+        log.error("turn", "the ruleset's turn_name failed: %s",
+                  tostring(name))
+        name = nil
+    end
+    turn.name = name
+end
+
 function M.turn_number()
     return turn.turn
 end
@@ -256,6 +281,7 @@ function M.end_turn(why)
     require("tp.events").emit("turn_end", { turn = turn.turn })
     local started = core.hrtime()
     local next_turn = turn.turn + 1
+    local name
     -- Under the turn's own time limit (a request's limit, when a
     -- FinishedTurn ends the turn, waits meanwhile).
     local limit = game.cfg.turn_time_limit
@@ -271,6 +297,7 @@ function M.end_turn(why)
         if ruleset.turn then
             ruleset.turn(c)
         end
+        name = M.name_of(c, next_turn)
         -- A ruleset that marks every object it changes (marks_changes)
         -- spares the comparison of every object with its stored form.
         if not ruleset.marks_changes then
@@ -289,7 +316,8 @@ function M.end_turn(why)
                   tostring(err))
         return turn_failed()
     end
-    local new_turn = { turn = next_turn, started = os.time(), finished = {} }
+    local new_turn = { turn = next_turn, started = os.time(), finished = {},
+                       name = name }
     if initial_length() > 0 then
         new_turn.ends_at = core.now() + initial_length()
     end

@@ -10,9 +10,12 @@
 -- winning side slip away instead of firing. Sides drop out when all
 -- their combatants are dead or they escape; the last one survives.
 --
--- The reference writes a BattleXML file per battle (rulesets have no
--- io): here the Combat message every participant gets carries the
--- reference's summary and, after it, a round-by-round battle report.
+-- Every battle is recorded with the server's battle recorder (ctx:battle,
+-- BattleXML as tpserver-cpp writes it: a side per player, an entity per
+-- ship and per planet battery, each round's choices, shots, damage and
+-- deaths). The Combat message every participant gets carries the
+-- reference's summary, a round-by-round battle report, and where to open
+-- the battle's log (with a reference to it).
 return function(ms)
     local data, objects = ms.data, ms.objects
     local M = {}
@@ -148,7 +151,7 @@ return function(ms)
     -- scouts, or with probability scouts / all combatants. Returns the
     -- list of firepowers.
     local function shot_list(side, draw, gen)
-        local shots, scouts, top = {}, 0, nil
+        local shots, shooters, scouts, top = {}, {}, 0, nil
         for _, c in ipairs(side.list) do
             if not dead(c) then
                 if top == nil then
@@ -160,6 +163,7 @@ return function(ms)
                 end
                 if not (draw and shot == 0) and c.design == top then
                     shots[#shots + 1] = shot
+                    shooters[#shots] = c
                 end
             end
         end
@@ -171,15 +175,15 @@ return function(ms)
                 shots = {}
             end
         end
-        return shots, name
+        return shots, shooters
     end
 
     -- Fires shots at a side: each hits the least damaged alive combatant
     -- of the target's strongest alive design. Returns the target design
     -- name, the shots that hit and the combatants that died.
-    local function fire(shots, target)
+    local function fire(shots, target, rec, shooters)
         local hits, killed, name = 0, 0, nil
-        for _, power in ipairs(shots) do
+        for i, power in ipairs(shots) do
             local pick, top
             for _, c in ipairs(target.list) do
                 if not dead(c) then
@@ -202,8 +206,11 @@ return function(ms)
             name = pick.name
             pick.damage = pick.damage + power
             hits = hits + 1
+            rec:fire(shooters[i].ref, pick.ref)
+            rec:damage(pick.ref, power)
             if dead(pick) then
                 killed = killed + 1
+                rec:death(pick.ref)
             end
         end
         return name, hits, killed
@@ -277,6 +284,60 @@ return function(ms)
         end
     end
 
+    -- The battle's recorder, with a side per player (named after the
+    -- player, as the reference does) and an entity per combatant:
+    -- "<design>-<fleet>-<n>" for the n-th ship of a design in a fleet,
+    -- "planet-<planet>-<n>" for a planet's n-th battery. Each combatant
+    -- gets its entity id as c.ref.
+    local function record(ctx, group, sides)
+        local where = group.objects[1]
+        local place = where
+        for _, o in ipairs(group.objects) do
+            if objects.is(ctx, o, objects.PLANET) then
+                place = o
+                break
+            end
+        end
+        local parent = place.parent and ctx:object(place.parent)
+        if objects.is(ctx, place, objects.FLEET) and parent then
+            place = parent
+        end
+        local rec = ctx:battle { media = "minisec", where = where,
+                                 title = "Battle at " .. place.name }
+        local used = {}
+        for _, side in ipairs(sides) do
+            local sid = side.name
+            if used[sid] then
+                sid = "player-" .. side.owner
+            end
+            used[sid] = true
+            local s = rec:side(sid, side.owner)
+            local n = {}
+            for _, c in ipairs(side.list) do
+                local o = c.object
+                local kind = c.design == 0 and "planet" or c.name
+                local k = kind .. "-" .. o.id
+                local i = n[k] or 0
+                n[k] = i + 1
+                local id = k .. "-" .. i
+                while used[id] do
+                    id = id .. "'"
+                end
+                used[id] = true
+                c.ref = id
+                if c.design == 0 then
+                    rec:entity(s, id, string.format("%s's colony on %s, "
+                               .. "Defense battery %d", side.name, o.name,
+                               i), "planet")
+                else
+                    rec:entity(s, id, string.format("%s, %s %d", o.name,
+                               c.name, i), c.name)
+                end
+            end
+        end
+        return rec
+    end
+
     -- One battle among the sides of a group.
     local function battle(ctx, gen, group)
         local by_owner, owners = {}, {}
@@ -298,6 +359,7 @@ return function(ms)
                          pid), list = combatants(ctx, pid, by_owner[pid]) }
             b.text[pid] = ""
         end
+        local rec = record(ctx, group, sides)
         local report = b.report
         local function fired(who, shots, kind, target, tname, hits, killed)
             if #shots > 0 then
@@ -310,6 +372,7 @@ return function(ms)
         local round = 0
         while #sides >= 2 do
             round = round + 1
+            rec:round()
             local ia, ib = 1, 2
             if #sides > 2 then
                 ia = gen:range(0, #sides - 1) + 1
@@ -324,13 +387,15 @@ return function(ms)
             local head = string.format("Round %d: %s chooses %s, %s chooses "
                 .. "%s: ", round, A.name, RSP[r2], B.name, RSP[(r2 + r1) % 3])
             local escaped = false
+            rec:log((head:gsub(": $", ".")))
             if r1 == 0 then
                 report[#report + 1] = head .. "a draw."
-                local sa = shot_list(A, true, gen)
-                local sb = shot_list(B, true, gen)
-                local tname, hits, killed = fire(sa, B)
+                rec:log("A draw.")
+                local sa, wa = shot_list(A, true, gen)
+                local sb, wb = shot_list(B, true, gen)
+                local tname, hits, killed = fire(sa, B, rec, wa)
                 fired(A, sa, "draw", B, tname, hits, killed)
-                tname, hits, killed = fire(sb, A)
+                tname, hits, killed = fire(sb, A, rec, wb)
                 fired(B, sb, "draw", A, tname, hits, killed)
             else
                 local W, L = A, B
@@ -338,10 +403,12 @@ return function(ms)
                     W, L = B, A
                 end
                 report[#report + 1] = head .. W.name .. " wins."
-                local shots = shot_list(W, false, gen)
+                rec:log(W.name .. " wins.")
+                local shots, shooters = shot_list(W, false, gen)
                 if #shots == 0 then
                     report[#report + 1] = "  " .. W.name ..
                                           "'s forces escape."
+                    rec:log(W.name .. "'s forces escape.")
                     b.text[W.owner] = b.text[W.owner] .. "Your Fleet escaped. "
                     tell_others(b, W.name .. "'s fleet of escaped. ",
                                 W.owner)
@@ -349,7 +416,8 @@ return function(ms)
                     remove_side(sides, W)
                     escaped = true
                 else
-                    local tname, hits, killed = fire(shots, L)
+                    local tname, hits, killed = fire(shots, L, rec,
+                                                     shooters)
                     fired(W, shots, "win", L, tname, hits, killed)
                 end
             end
@@ -359,6 +427,7 @@ return function(ms)
                     if all_dead(X) then
                         report[#report + 1] = "  " .. X.name ..
                                               "'s forces are destroyed."
+                        rec:log(X.name .. "'s forces are destroyed.")
                         b.text[X.owner] = b.text[X.owner] .. "Your fleet "
                             .. "was destroyed by " .. Y.name .. "'s fleet. "
                         b.text[Y.owner] = b.text[Y.owner] .. "You destroyed "
@@ -384,7 +453,10 @@ return function(ms)
         for _, pid in ipairs(owners) do
             refs[#refs + 1] = { type = 7, id = pid }
         end
+        local battle_id = rec:save()
+        refs[#refs + 1] = ctx:battle_reference(battle_id)
         local details = "\n\nBattle report:\n" .. table.concat(report, "\n")
+                        .. "\n\n" .. ctx:battle_link(battle_id)
         for _, pid in ipairs(owners) do
             ctx:message(pid, "Combat", b.text[pid] .. details, refs)
         end

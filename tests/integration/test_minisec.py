@@ -720,6 +720,9 @@ class Model:
             text[sides[0]["pid"]] += "Your Fleet survived combat."
         refs = [(1, m.id) for m in sorted(members, key=lambda m: m.id)]
         refs += [(7, pid) for pid in owners]
+        # Then the battle's log (battle ids from 1, in the order fought).
+        self.battles = getattr(self, "battles", 0) + 1
+        refs += [(-1000, self.battles)]
         for pid in owners:
             self.tell(pid, "Combat", text[pid], refs)
 

@@ -148,8 +148,28 @@ t.is(summary(B), "Your fleet was destroyed by alice's fleet. Your fleet "
      .. fb.name .. " was destroyed. ", "loser's summary")
 t.is(summary(A), "You destroyed bob's fleet. Your Fleet survived combat.",
      "winner's summary")
+local battles = require("tp.model").battles()
+local last = battles[#battles]
 t.is(refs_text(combat_message(A)), "1:" .. fa.id .. " 1:" .. fb.id ..
-     " 7:" .. A .. " 7:" .. B, "references: the objects, then the players")
+     " 7:" .. A .. " 7:" .. B .. " -1000:" .. (last and last.id or "?"),
+     "references: the objects, the players, then the battle's log")
+t.ok(combat_message(A).body:find("\n\nBattle log: http://[^\n]*/battles/"
+     .. (last and last.id or "?") .. "%.xml$"),
+     "the body ends with where the battle's log is",
+     combat_message(A).body)
+local doc = last and require("tp.model").battle(last.id).xml or ""
+t.ok(doc:find('<side id="alice">', 1, true) and
+     doc:find('<entity id="Battleship-' .. fa.id .. '-0">', 1, true) and
+     doc:find('<fire><source ref="Battleship-' .. fa.id ..
+              '-0"/><destination ref="Frigate-' .. fb.id .. '-0"/></fire>',
+              1, true) and
+     doc:find('<damage><reference ref="Frigate-' .. fb.id ..
+              '-0"/><amount>3</amount></damage>', 1, true) and
+     doc:find('<death><reference ref="Frigate-' .. fb.id .. '-0"/></death>',
+              1, true),
+     "the battle's log: sides, entities, fire, damage and death", doc)
+t.is(table.concat(last and last.players or {}, ","), A .. "," .. B,
+     "the battle's players are the two sides'")
 local report = combat_message(A).body:match("Battle report:\n(.*)$")
 t.ok(report and report:find("Round 1: alice chooses rock, bob chooses "
      .. "scissors: alice wins.", 1, true) and report:find("alice fires 1 "

@@ -830,6 +830,114 @@ route("GET", "/api/universe", function(req)
                               objects = json.array(universe_objects(objects)) })
 end)
 
+-- ------------------------------------------------------------ battles
+
+-- Battle logs (docs/battles.md): a battle's BattleXML document for the
+-- players who took part (a web session, or HTTP Basic with the player's
+-- TP name and password, for TP clients and scripts), and for everyone
+-- while web_spectators lets visitors watch.
+local battle = require "tp.battle"
+
+local function battle_summary(b)
+    local sides = {}
+    for i, sd in ipairs(b.sides or {}) do
+        sides[i] = sd.id
+    end
+    return { id = b.id, turn = b.turn, title = b.title, media = b.media,
+             where = b.where or json_null, players = json.array(b.players),
+             sides = json.array(sides), rounds = b.rounds,
+             url = battle.path(b.id) }
+end
+
+local BASIC_REALM = 'Basic realm="tpserver battles", charset="UTF-8"'
+
+-- Calls with(pid) once the reader is known: the web session's player,
+-- or the player of HTTP Basic credentials (through the TP Login handler:
+-- the login guard and bans apply), or nil for a visitor. Answers 401
+-- itself for credentials that fail.
+local function battle_reader(req, with)
+    if req.session then
+        return with(req.session.player)
+    end
+    local h = req.headers.authorization
+    local b64 = h and h:match("^[Bb][Aa][Ss][Ii][Cc]%s+(%S+)%s*$")
+    if not b64 then
+        return with(nil)
+    end
+    local raw = crypto.base64_decode(b64)
+    local user, pass = (raw or ""):match("^([^:]*):(.*)$")
+    if not user then
+        return error_answer(400, "the Authorization header is not "
+                            .. "Basic base64(name:password)")
+    end
+    local vc = vconn.new(req.conn.peer, { tls = req.conn.tls,
+                                          max_frame = cfg.max_frame_size })
+    req.conn:pause()
+    vconn.call_later(vc, "Login", { username = user, password = pass },
+        function(frames)
+            local pid = frames and frames[1] and
+                        frames[1]._type == proto.id.Okay and vc.player
+            -- The check's session ends here: it served this request only.
+            game.sessions[vc] = nil
+            vc.closed = true
+            if not pid then
+                log.info("http", "battle log: HTTP Basic login failed",
+                         { name = user, peer = req.conn.peer })
+                return M.finish(req, error_answer(401, "wrong name or "
+                    .. "password", nil, { ["WWW-Authenticate"] =
+                    BASIC_REALM }))
+            end
+            local ok, ans = pcall(with, pid)
+            if not ok then
+                ans = type(ans) == "table" and ans.web_status and
+                      error_answer(ans.web_status, ans.message) or
+                      error_answer(500, "internal error")
+            end
+            M.finish(req, ans)
+        end)
+    return nil
+end
+
+route("GET", "/battles/{id}.xml", function(req, p)
+    local b = model.battle(p.id)
+    if not b then
+        return error_answer(404, "no battle " .. p.id)
+    end
+    return battle_reader(req, function(pid)
+        if not battle.may_read(b, pid, M.spectating()) then
+            if pid == nil then
+                return error_answer(401, "log in as a player who took "
+                    .. "part in this battle", nil,
+                    { ["WWW-Authenticate"] = BASIC_REALM })
+            end
+            return error_answer(403, "you did not take part in this "
+                                .. "battle")
+        end
+        return answer(200, b.xml, "application/xml; charset=utf-8")
+    end)
+end)
+
+-- The battles the reader may open (all while spectating), newest last;
+-- ?turn=N: only that turn's.
+route("GET", "/api/battles", function(req)
+    local t = req.query.turn and number(req.query.turn, "turn")
+    return battle_reader(req, function(pid)
+        local spect = M.spectating()
+        if pid == nil and not spect then
+            return error_answer(401, "log in first (POST /api/login, or "
+                                .. "HTTP Basic)", nil,
+                                { ["WWW-Authenticate"] = BASIC_REALM })
+        end
+        local list = {}
+        for _, b in ipairs(model.battles(function(b)
+            return (not t or b.turn == t) and battle.may_read(b, pid, spect)
+        end)) do
+            list[#list + 1] = battle_summary(b)
+        end
+        return json_answer(200, { battles = json.array(list) })
+    end)
+end)
+
 -- ------------------------------------------------------------ events
 
 local stream = require "tp.web.stream"
