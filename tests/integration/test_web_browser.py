@@ -525,15 +525,49 @@ def test_boards():
     if not api:
         check(False, "boards: needs the login of test 2")
         return
+    # A battle first: bob's fleets are put on alice's home planet and the
+    # turn ends; alice's Combat message links to the battle's log.
+    from test_console import console
+    rc, out, err = console(SRV, """
+        local me = objects{ owner = %d, type = "Planet" }[1].object
+        for _, f in ipairs(objects{ owner = %d, type = "Fleet" }) do
+            edit(f.id, { pos = { x = me.pos.x, y = me.pos.y, z = 0 } })
+        end
+        turn.now()""" % (ST.get("pid", 1), BOB_ID[0]))
+    check(rc == 0, "(the console sets up a battle)", None, out + err)
     boards = api.get("/api/boards")
     board = boards[0]
     bid = board["id"]
-    b.el("board-%d" % bid).click()
+    # The new turn redraws the page's boards: click once it has.
+    time.sleep(1)
+
+    def open_board():
+        try:
+            b.el("board-%d" % bid).click()
+            return True
+        except Exception:
+            return False
+    b.wait(open_board, 10)
     msgs = api.get("/api/boards/%d/messages" % bid)
     shown = b.wait(lambda: b.js("return document.querySelectorAll("
                                 "'#board-messages li.message').length") ==
                    len(msgs), 10)
     check(shown, "opening the board lists its %d messages" % len(msgs), b)
+    href = b.wait(lambda: b.js(
+        "const a = document.querySelector('#board-messages a.battle-log');"
+        "return a && a.getAttribute('href');"), 10)
+    check(href == "/battles/1.xml", "the Combat message shows a link to "
+          "the battle's log", b, repr(href))
+    got = b.d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.text().then(t => done([r.status, "
+        "r.headers.get('content-type'), t])), e => done([0, '', "
+        "String(e)]));", href or "/battles/1.xml")
+    check(got[0] == 200 and got[1].startswith("application/xml") and
+          "<battle version=\"0.0.1\"" in got[2] and
+          '<side id="%s">' % ALICE.name in got[2],
+          "the page's session opens it: the battle's BattleXML", b,
+          repr(got)[:300])
     check(not b.js("return !!document.getElementById('board-unread-' + "
                    "arguments[0])", bid), "and its unread count goes", b)
     b.set_value("post-subject", "Hello from the web")
