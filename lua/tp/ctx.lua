@@ -228,6 +228,60 @@ function Ctx:execute_first_order(obj)
     return done
 end
 
+-- Runs every order of obj's queue, front to back (rulesets where all
+-- queued orders act each turn, as RFTS's); each that reports done is
+-- removed. Orders an execute hook adds to the queue wait for the next
+-- call. Stops early when an order removes obj. Returns how many finished.
+function Ctx:execute_orders(obj)
+    local q = model.queues[obj.id]
+    if not q or #q.orders == 0 then
+        return 0
+    end
+    local finished = 0
+    local list = {}
+    for i, order in ipairs(q.orders) do
+        list[i] = order
+    end
+    for _, order in ipairs(list) do
+        local slot
+        for i, o in ipairs(q.orders) do
+            if o == order then
+                slot = i
+                break
+            end
+        end
+        if slot then
+            local ot = types.orders[order.type]
+            local done = true
+            if ot.execute then
+                local ok, res = xpcall(ot.execute, debug.traceback, self,
+                                       obj, order)
+                if not ok then
+                    error(string.format("%s order on object %d (%s) "
+                                        .. "failed: %s", ot.name, obj.id,
+                                        tostring(obj.name), tostring(res)),
+                          0)
+                end
+                done = res and true or false
+            end
+            if not model.objects[obj.id] then
+                return finished + (done and 1 or 0)
+            end
+            if done then
+                for i, o in ipairs(q.orders) do
+                    if o == order then
+                        table.remove(q.orders, i)
+                        break
+                    end
+                end
+                finished = finished + 1
+            end
+        end
+    end
+    model.queue_changed(q)
+    return finished
+end
+
 function Ctx:clear_orders(obj)
     local q = model.queues[obj.id]
     if q and #q.orders > 0 then
