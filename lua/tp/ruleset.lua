@@ -38,7 +38,7 @@ local ALLOWED = {
     "rawequal", "setmetatable", "getmetatable",
 }
 
-local function sandbox(dir)
+local function sandbox(dir, home)
     local env = {}
     for _, k in ipairs(ALLOWED) do
         env[k] = _G[k]
@@ -83,12 +83,20 @@ local function sandbox(dir)
         encode = cjson.encode,
         null = cjson.null,
     }
-    -- include("file.lua") runs another file of the same ruleset.
+    -- include("file.lua") runs another file of the same ruleset;
+    -- include("common/file.lua") one of rulesets/common/, the code that
+    -- rulesets share (fleets, movement), whatever folder the ruleset is in.
     env.include = function(name)
-        if not name:match("^[%w_%-/]+%.lua$") or name:find("%.%.") then
-            error("include: bad file name '" .. name .. "'", 2)
+        if type(name) ~= "string" or not name:match("^[%w_%-/]+%.lua$") or
+           name:find("%.%.") then
+            error("include: bad file name '" .. tostring(name) .. "'", 2)
         end
-        local chunk, err = load_ruleset_file(dir .. "/" .. name)
+        local path = dir .. "/" .. name
+        local shared = name:match("^common/(.+)$")
+        if shared then
+            path = home .. "/rulesets/common/" .. shared
+        end
+        local chunk, err = load_ruleset_file(path)
         if not chunk then
             error(err, 2)
         end
@@ -122,7 +130,7 @@ function M.load(home, name)
         f:close()
         return nil, "ruleset " .. name .. ": " .. tostring(err)
     end
-    setfenv(chunk, sandbox(dir))
+    setfenv(chunk, sandbox(dir, home))
     -- Under a budget of its own (whose push puts the limited library in
     -- first, if no budget has yet): a file that loops at load fails the
     -- start, or the console's ruleset check, instead of hanging it.

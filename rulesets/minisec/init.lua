@@ -13,14 +13,18 @@
 -- Files: data.lua (names, media, fixed universe), rng.lua (the two
 -- random generators), objects.lua (object types, planet and fleet
 -- helpers), designs.lua (resources, properties, components, stock
--- designs), universe.lua (new game, new player), movement.lua,
--- orders.lua, combat.lua, turn.lua. Each but data.lua returns a function
--- that gets the table of all modules (ms) and returns its own.
+-- designs), universe.lua (new game, new player), orders.lua,
+-- combat.lua, turn.lua, and ../common/movement.lua (shared with MTSec).
+-- Each but data.lua returns a function that gets the table of all
+-- modules (ms) and returns its own.
 local ms = {}
 ms.data = include("data.lua")
 for _, name in ipairs { "rng", "objects", "designs", "movement", "orders",
                         "combat", "universe", "turn" } do
-    ms[name] = include(name .. ".lua")(ms)
+    -- Movement is shared with MTSec (rulesets/common/).
+    local file = name == "movement" and "common/movement.lua" or
+                 name .. ".lua"
+    ms[name] = include(file)(ms)
 end
 
 return {

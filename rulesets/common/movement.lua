@@ -1,6 +1,9 @@
--- MiniSec movement (minisec.md 7.1, 7.6, 8.2): one step of a fleet
--- toward a point, arrival, and re-parenting a moving fleet into the
--- container it ends up in.
+-- Fleet movement as tpserver-cpp's MiniSec and MTSec do it (minisec.md
+-- 7.1, 7.6, 8.2; mtsec.md 1, 2): one step of a fleet toward a point,
+-- arrival, and re-parenting a moving fleet into the container it ends up
+-- in. Shared by MiniSec and MTSec: include("common/movement.lua")(mod),
+-- where mod.objects gives distance(a, b), half(size) and
+-- container_class(obj).
 --
 -- Re-parenting scans the turn's container candidates (every object that
 -- may contain others, taken when the turn starts) in descending id and
@@ -13,11 +16,11 @@
 -- and y for the grid and in full for the match.
 --
 -- Containers (the universe, the galaxy, star systems, planets) never move,
--- change size or go away in MiniSec, so the grid (of copies of their id,
+-- change size or go away in these rulesets, so the grid (of copies of their id,
 -- position and size) is kept from turn to turn while the set of
 -- candidates is the same.
-return function(ms)
-    local objects = ms.objects
+return function(mod)
+    local objects = mod.objects
     local M = {}
 
     local CELL = 1048576          -- grid cell edge
