@@ -330,6 +330,12 @@ function Ctx:design(id)
     return model.designs[id]
 end
 
+-- Computes a design's properties, validity and feedback again (after its
+-- components changed); marks it changed.
+function Ctx:evaluate_design(d)
+    return designs.evaluate(self, d)
+end
+
 function Ctx:designs()
     local list = {}
     for _, id in ipairs(types.ids(model.designs)) do

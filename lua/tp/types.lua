@@ -204,8 +204,12 @@ function M.build(rs, modtime)
     M.resources = by_id(rs.resources, "resource")
     M.categories = by_id(rs.categories, "category")
     M.properties = by_id(rs.properties, "property")
+    -- A name declared by several properties means the last declared (the
+    -- highest id), as tpserver-cpp's lookup by name does: properties of
+    -- different categories may share a name.
     M.property_by_name = {}
-    for _, p in pairs(M.properties) do
+    for _, id in ipairs(M.ids(M.properties)) do
+        local p = M.properties[id]
         M.property_by_name[p.name] = p
     end
     M.components = by_id(rs.components, "component")
