@@ -14,7 +14,7 @@ local M = {}
 -- that say what the server was doing when one of them failed.
 local REQUEST_HOOKS = {
     check = "checking", turns = "estimating", resources = "estimating",
-    inserted = "inserting", removed = "removing",
+    inserted = "inserting", removed = "removing", why_not = "refusing",
 }
 local guarded = setmetatable({}, { __mode = "k" })  -- our wrappers
 

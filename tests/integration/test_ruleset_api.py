@@ -146,6 +146,14 @@ def test_game():
         # Both go to Delta: a battle there.
         visit(a, sa, 4)
         visit(b, sb, 4)
+        r = a.call("OrderInsert", {
+            "id": sa, "slot": -1, "otype": 1, "turns": 0, "resources": [],
+            "params": ""})
+        T.ok(r.is_("Fail") and r["result"].endswith(
+            "cannot be given to object %d: Hide is only for nights, and "
+            "Day 0 is not one" % sa),
+             "an order not allowed now: the Fail ends with the ruleset's "
+             "reason (why_not)", repr(r))
         end_turn([a, b])
         T.is_(turnname(a), "Night 0", "turn 2: night 0")
         rc, out, err = console(srv, "print(status().turn_name)")

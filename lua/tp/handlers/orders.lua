@@ -107,10 +107,14 @@ local function client_order(conn, req, probe)
         allowed = allowed or t == ot.id
     end
     if not allowed then
+        -- The ruleset may say why (a phase, a combat turn): the order
+        -- type's why_not(ctx, obj, player_id) -> text.
+        local why = ot.why_not and ot.why_not(game.ctx(), obj, conn.player)
         raise(probe and "UnavailablePermanently" or
               "UnavailableTemporarily",
               string.format("order type %d (%s) cannot be given to "
-              .. "object %d", ot.id, ot.name, obj.id),
+              .. "object %d%s", ot.id, ot.name, obj.id,
+              type(why) == "string" and why ~= "" and ": " .. why or ""),
               { { type = 2, id = ot.id }, { type = 1, id = obj.id } })
     end
     local values, err = views.decode_order_params(conn, ot, req.params)
