@@ -304,6 +304,7 @@ function M.start(config, database, rs)
     end
     model.on_rollback = function()
         accounts.init(db, cfg)
+        M.opened()
     end
     if created then
         local batch = db:batch()
@@ -325,6 +326,7 @@ function M.start(config, database, rs)
         log.info("game", "new %s game created in %s (%d objects)", rs.name,
                  cfg.data, #model.object_ids())
     end
+    M.opened()
     if rs.turn_name then
         turn.name_current(M.ctx())
     end
@@ -363,6 +365,25 @@ function M.swap_ruleset(rs)
     end
     views.init(rs, ctx)
     shared.ruleset = rs
+    M.opened()
+end
+
+-- The ruleset's opened(ctx) hook: the game was opened, or its working set
+-- read again from the database (a failed request or turn thrown away, a
+-- reloaded ruleset). The ruleset rebuilds there what it derives from the
+-- game's state. A failure is logged; the game goes on.
+function M.opened()
+    local rs = shared.ruleset
+    if not (rs and rs.opened) then
+        return
+    end
+    local ok, err = require("tp.core").time_limit(
+        shared.cfg.request_time_limit, "opened",
+        function() rs.opened(M.ctx()) end)
+    if not ok then
+        log.error("game", "the ruleset's opened hook failed: %s",
+                  tostring(err))
+    end
 end
 
 -- The Game frame describing this server (PROTOCOL.md 7.2).

@@ -7,10 +7,10 @@
 -- with Build Weapon: the resource takes the design's name (unit "weapon",
 -- "weapons", description "A weapon ..."). Which resource belongs to which
 -- design lives in ctx.state.arms.slots; the declared resources' names are
--- brought in line with it by sync(ctx), which every hook of the ruleset
--- that a client's request or a turn reaches calls first (so after a
--- restart the names are back as soon as anyone fetches an object, sends
--- an order or a design, or a turn ends). A weapon is a resource of one
+-- brought in line with it by sync(ctx): when a weapon resource is given
+-- out, and from the ruleset's opened hook, which the server calls when
+-- the game is opened and whenever its state is read again (a restart, a
+-- failed request or turn thrown away). A weapon is a resource of one
 -- design, so two players' designs of the same name stay apart.
 return function(mt)
     local data, objects = mt.data, mt.objects

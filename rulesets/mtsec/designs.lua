@@ -133,7 +133,6 @@ return function(mt)
     end
 
     function M.add_design(ctx, player_id, t)
-        arms.sync(ctx)
         local list, why = shape(t)
         if not list then
             return nil, why
@@ -153,7 +152,6 @@ return function(mt)
     -- A changed design is checked with techtree.precheck (the server
     -- then computes it anew); refused, it is left as it was.
     function M.modify_design(ctx, player_id, t)
-        arms.sync(ctx)
         local d = ctx:design(t.id)
         if (d.inuse or 0) > 0 or (d.exists or 0) > 0 then
             return nil, "design " .. d.name .. " has been ordered or built; "

@@ -64,7 +64,6 @@ return {
     game_over = turn.game_over,
 
     turn_name = function(ctx, n)
-        arms.sync(ctx)
         if turn.game_over(ctx) then
             return "Year " .. n .. " (game over)"
         end
@@ -78,16 +77,15 @@ return {
         return true
     end,
 
-    -- No fog of war: everything is visible to everyone (7.6); the hook
-    -- only keeps the weapon resources' names up to date after a restart.
-    visible = function(ctx)
+    -- The weapon resources' names come from the game's state (arms.lua):
+    -- they are set again whenever the game is opened or reloaded.
+    opened = function(ctx)
         arms.sync(ctx)
-        return true
     end,
-    design_visible = function(ctx)
-        arms.sync(ctx)
-        return true
-    end,
+
+    -- No fog of war: every object (no visible hook) and every design is
+    -- visible to everyone (7.6).
+    design_visible = function() return true end,
 
     add_design = mt.designs.add_design,
     modify_design = mt.designs.modify_design,

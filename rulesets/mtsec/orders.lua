@@ -108,7 +108,6 @@ return function(mt)
     -- Choices of a build list: the owner's usable designs of category cat.
     local function build_choices(cat)
         return function(ctx, planet, player)
-            arms.sync(ctx)
             local out = {}
             for _, d in ipairs(designs.usable_list(ctx, player or
                                                    planet.owner, cat)) do
@@ -253,7 +252,6 @@ return function(mt)
               choices = build_choices(designs.WEAPONS) },
         },
         check = function(ctx, planet, order, player)
-            arms.sync(ctx)
             local ok, why = check_build(ctx, order, order.params.Weapons,
                                         player, designs.WEAPONS)
             if not ok then
@@ -613,7 +611,6 @@ return function(mt)
         params = { { name = "Weapons", type = "list",
                      description = "The weapons to load",
                      choices = function(ctx, fleet)
-                         arms.sync(ctx)
                          local have, ids = {}, {}
                          for _, p in ipairs(planets_in_reach(ctx, fleet)) do
                              for _, r in ipairs(p.data.resources) do
@@ -680,7 +677,6 @@ return function(mt)
         params = { { name = "Weapons", type = "list",
                      description = "The weapons to unload",
                      choices = function(ctx, fleet)
-                         arms.sync(ctx)
                          local out = {}
                          for _, w in ipairs(fleet.data.weapons) do
                              out[#out + 1] = { id = w.resource,

@@ -161,7 +161,6 @@ return function(mt)
     -- ---------------------------------------------------- the turn
 
     function M.turn(ctx)
-        arms.sync(ctx)
         if M.game_over(ctx) then
             for o in ctx:each_object(objects.UNIVERSE) do
                 o.data.year = ctx.turn

@@ -95,7 +95,6 @@ return function(mt)
     end
 
     function M.player_joined(ctx, player)
-        mt.arms.sync(ctx)
         local stock = designs.create_stock(ctx, player.id)
         local scout = stock.Scout
         ctx.state.stock = ctx.state.stock or {}

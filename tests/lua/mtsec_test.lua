@@ -938,6 +938,9 @@ local function play(restart)
     for _ = 1, 3 do gg:end_turn() end
     if restart then
         gg:reopen()
+        t.is(types.resources[FIRST_WEAPON].name, "Spark", "right after "
+             .. "the restart (before any request) the weapon resource has "
+             .. "its design's name (the opened hook)")
     end
     for _ = 1, 6 do gg:end_turn() end
     local s1 = gg:snapshot()
