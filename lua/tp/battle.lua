@@ -315,15 +315,6 @@ function M.path(id)
     return string.format("/battles/%d.xml", id)
 end
 
-local function hostname()
-    local f = io.open("/proc/sys/kernel/hostname", "r")
-    local name = f and f:read("*l")
-    if f then
-        f:close()
-    end
-    return name ~= "" and name or "localhost"
-end
-
 -- The full URL of battle id on the server's first web listener (its
 -- host: metaserver_public_host when set, the listener's address, or the
 -- machine's name for a wildcard address), or nil without one.
@@ -335,7 +326,7 @@ function M.url(id)
             local host = cfg.metaserver_public_host ~= "" and
                          cfg.metaserver_public_host or l.host
             if host == "0.0.0.0" or host == "::" or host == "" then
-                host = hostname()
+                host = require("tp.metaserver").hostname()
             end
             if host:find(":", 1, true) then
                 host = "[" .. host .. "]"

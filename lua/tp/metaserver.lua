@@ -38,14 +38,17 @@ M.CONNECT_TIMEOUT_S = 15
 local state = { cfg = nil, key = nil, servers = {}, unwatch = nil,
                 warned = {} }
 
+-- The machine's name (for addresses given out: the metaserver's, the
+-- battle logs' URLs).
 local function hostname()
     local f = io.open("/proc/sys/kernel/hostname", "r")
     local name = f and f:read("*l")
     if f then
         f:close()
     end
-    return name or "localhost"
+    return name ~= nil and name ~= "" and name or "localhost"
 end
+M.hostname = hostname
 
 local function is_ip(host)
     return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or

@@ -167,23 +167,6 @@ return function(ms)
 
     -- ---------------------------------------------------- fleets
 
-    function M.total_ships(fleet)
-        local n = 0
-        for _, s in ipairs(fleet.data.ships) do
-            n = n + s.count
-        end
-        return n
-    end
-
-    function M.ship_count(fleet, design)
-        for _, s in ipairs(fleet.data.ships) do
-            if s.design == design then
-                return s.count
-            end
-        end
-        return 0
-    end
-
     -- Fleet speed: the slowest design's Speed (minisec.md 7.1).
     function M.speed(ctx, fleet)
         local speed
@@ -214,44 +197,13 @@ return function(ms)
         end
     end
 
-    function M.add_ships(ctx, fleet, design, n)
-        if n <= 0 then
-            return
-        end
-        local ships = fleet.data.ships
-        local i = 1
-        while ships[i] and ships[i].design < design do
-            i = i + 1
-        end
-        if ships[i] and ships[i].design == design then
-            ships[i].count = ships[i].count + n
-        else
-            table.insert(ships, i, { design = design, count = n })
-        end
+    -- The fleet's ships (rulesets/common/ships.lua), shared with the
+    -- other rulesets of tpserver-cpp.
+    local ships = include("common/ships.lua")(function(ctx, fleet)
         M.refresh_allowed(ctx, fleet)
-        ctx:changed(fleet)
-    end
-
-    -- Removes n ships of a design; false (and nothing changed) when the
-    -- fleet has fewer.
-    function M.remove_ships(ctx, fleet, design, n)
-        local ships = fleet.data.ships
-        for i, s in ipairs(ships) do
-            if s.design == design then
-                if s.count < n then
-                    return false
-                end
-                s.count = s.count - n
-                if s.count == 0 then
-                    table.remove(ships, i)
-                end
-                M.refresh_allowed(ctx, fleet)
-                ctx:changed(fleet)
-                return true
-            end
-        end
-        return n == 0
-    end
+    end)
+    M.total_ships, M.ship_count = ships.total, ships.count
+    M.add_ships, M.remove_ships = ships.add, ships.remove
 
     -- Fleets made since begin_turn, in creation (= id) order.
     M.created = {}

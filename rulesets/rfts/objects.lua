@@ -210,14 +210,6 @@ return function(rf)
                  transports = transports }
     end
 
-    function M.total_ships(fleet)
-        local n = 0
-        for _, s in ipairs(fleet.data.ships) do
-            n = n + s.count
-        end
-        return n
-    end
-
     function M.copy_ships(fleet)
         local out = {}
         for i, s in ipairs(fleet.data.ships) do
@@ -226,50 +218,11 @@ return function(rf)
         return out
     end
 
-    function M.ship_count(fleet, design)
-        for _, s in ipairs(fleet.data.ships) do
-            if s.design == design then
-                return s.count
-            end
-        end
-        return 0
-    end
-
-    function M.add_ships(ctx, fleet, design, n)
-        if n <= 0 then
-            return
-        end
-        local ships = fleet.data.ships
-        local i = 1
-        while ships[i] and ships[i].design < design do
-            i = i + 1
-        end
-        if ships[i] and ships[i].design == design then
-            ships[i].count = ships[i].count + n
-        else
-            table.insert(ships, i, { design = design, count = n })
-        end
-        ctx:changed(fleet)
-    end
-
-    -- Removes n ships of a design; false (nothing changed) when the fleet
-    -- has fewer.
-    function M.remove_ships(ctx, fleet, design, n)
-        for i, s in ipairs(fleet.data.ships) do
-            if s.design == design then
-                if s.count < n then
-                    return false
-                end
-                s.count = s.count - n
-                if s.count == 0 then
-                    table.remove(fleet.data.ships, i)
-                end
-                ctx:changed(fleet)
-                return true
-            end
-        end
-        return n == 0
-    end
+    -- The fleet's ships (rulesets/common/ships.lua), shared with the
+    -- other rulesets of tpserver-cpp.
+    local ships = include("common/ships.lua")()
+    M.total_ships, M.ship_count = ships.total, ships.count
+    M.add_ships, M.remove_ships = ships.add, ships.remove
 
     -- A new fleet in a star system (size 2, its own queue).
     function M.new_fleet(ctx, t)
