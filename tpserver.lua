@@ -72,10 +72,13 @@ return {
     -- Turns of object history kept (the universe as it was at turn N).
     history_turns = 10,
 
-    -- The ruleset: a folder under rulesets/ (or a path to a folder), and
-    -- its settings: plain keys apply to whichever ruleset runs; a section
-    -- named after a ruleset's folder applies to that ruleset only (plain
-    -- keys, e.g. from --set ruleset_settings.KEY=VALUE, win over it).
+    -- The ruleset: a folder under rulesets/ (minisec, rfts, mtsec; or a
+    -- path to a folder of your own), and its settings: plain keys apply to
+    -- whichever ruleset runs; a section named after a ruleset's folder
+    -- applies to that ruleset only (plain keys, e.g. from --set
+    -- ruleset_settings.KEY=VALUE, win over it). Each ruleset's README
+    -- lists its settings; a key it does not have, or a value of the wrong
+    -- type or out of its bounds, stops the start (and --check-config).
     ruleset = "minisec",
     ruleset_settings = {
         -- MiniSec (rulesets/minisec/README.md), as tpserver-cpp's quick
@@ -86,6 +89,11 @@ return {
         -- named "guest" plays; false: it is a spectator). Settings are
         -- read when a new game is created (except noguest).
         minisec = { max_systems = 30, max_planets = 2 },
+        -- RFTS (rulesets/rfts/README.md): max_players, game_length,
+        -- random_seed. MTSec (rulesets/mtsec/README.md): max_turns,
+        -- random_seed.
+        rfts = { game_length = 60 },
+        mtsec = { max_turns = 100 },
     },
 
     -- How the game is listed to clients (Game frame, TP04).

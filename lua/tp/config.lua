@@ -390,7 +390,7 @@ local function parse_value(s)
     return s
 end
 
--- Applies "key=value" (key may be dotted: ruleset_settings.seed=7, and
+-- Applies "key=value" (key may be dotted: ruleset_settings.random_seed=7, and
 -- a number is a list index: metaservers.1=http://...).
 function M.apply_set(cfg, item)
     local key, value = item:match("^([%w_%.]+)=(.*)$")
