@@ -4,7 +4,7 @@
 #   make run        install missing Debian packages, build, run a MiniSec game in
 #                   the foreground on 127.0.0.1:6923 (TP) and 6924 (TP over
 #                   TLS, self-signed certificate in ./var/tls) with its data
-#                   in ./var; make run RULESET=rfts (or mtsec) plays that
+#                   in ./var; make run RULESET=rfts (mtsec, risk, tae) plays that
 #                   ruleset instead, with its data in ./var-rfts
 #   make test       install missing packages, build, run the whole test suite
 #   make asan       the whole test suite against an ASan+UBSan build

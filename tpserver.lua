@@ -72,8 +72,8 @@ return {
     -- Turns of object history kept (the universe as it was at turn N).
     history_turns = 10,
 
-    -- The ruleset: a folder under rulesets/ (minisec, rfts, mtsec; or a
-    -- path to a folder of your own), and its settings: plain keys apply to
+    -- The ruleset: a folder under rulesets/ (minisec, rfts, mtsec, risk,
+    -- tae; or a path to a folder of your own), and its settings: plain keys apply to
     -- whichever ruleset runs; a section named after a ruleset's folder
     -- applies to that ruleset only (plain keys, e.g. from --set
     -- ruleset_settings.KEY=VALUE, win over it). Each ruleset's README
@@ -91,7 +91,7 @@ return {
         minisec = { max_systems = 30, max_planets = 2 },
         -- RFTS (rulesets/rfts/README.md): max_players, game_length,
         -- random_seed. MTSec (rulesets/mtsec/README.md): max_turns,
-        -- random_seed.
+        -- random_seed. Risk and TaE: see their READMEs.
         rfts = { game_length = 60 },
         mtsec = { max_turns = 100 },
     },

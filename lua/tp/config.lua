@@ -381,17 +381,26 @@ function M.read_file(path)
     return result
 end
 
--- Parses a --set value: numbers, true/false, else the string itself.
+-- Parses a --set value: numbers, true/false, a JSON list or object
+-- ([30, 57] or {"a": 1}), else the string itself.
 local function parse_value(s)
     if s == "true" then return true end
     if s == "false" then return false end
     local n = tonumber(s)
     if n then return n end
+    if s:match("^%s*[%[{]") then
+        local ok, v = pcall(require("cjson").decode, s)
+        if ok and type(v) == "table" then
+            return v
+        end
+        return nil, "not JSON: " .. tostring(v):gsub("^.-: ", "")
+    end
     return s
 end
 
 -- Applies "key=value" (key may be dotted: ruleset_settings.random_seed=7, and
--- a number is a list index: metaservers.1=http://...).
+-- a number is a list index: metaservers.1=http://...; a value in [ ] or
+-- { } is JSON: ruleset_settings.bag=[30,57,30,36]).
 function M.apply_set(cfg, item)
     local key, value = item:match("^([%w_%.]+)=(.*)$")
     if not key then
@@ -409,7 +418,11 @@ function M.apply_set(cfg, item)
         end
         t = t[parts[i]]
     end
-    t[parts[#parts]] = parse_value(value)
+    local v, err = parse_value(value)
+    if v == nil then
+        return nil, "--set " .. key .. ": " .. err
+    end
+    t[parts[#parts]] = v
     return true
 end
 

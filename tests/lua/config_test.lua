@@ -92,6 +92,16 @@ t.is(cfg.game_name, "abc", "--set string")
 t.is(cfg.allow_account_creation, false, "--set boolean")
 cfg = assert(load("return { port = 7000 }", { "port=7001" }, { port = 7002 }))
 t.is(cfg.port, 7002, "flag overrides --set")
+cfg = assert(load("return {}", { 'ruleset_settings.bag=[30, 57]',
+                                  'ruleset_settings.m={"a": "b"}',
+                                  "ruleset_settings.names.2=Vega" }))
+t.ok(cfg.ruleset_settings.bag[1] == 30 and cfg.ruleset_settings.bag[2] == 57
+     and #cfg.ruleset_settings.bag == 2, "--set: a JSON list")
+t.is(cfg.ruleset_settings.m.a, "b", "--set: a JSON object")
+t.is(cfg.ruleset_settings.names[2], "Vega", "--set: a list item by index")
+cfg, err = load("return {}", { "ruleset_settings.bag=[1, 2" })
+t.ok(not cfg and err:find("ruleset_settings.bag: not JSON", 1, true),
+     "--set: bad JSON is reported with the key", err)
 cfg, err = load("return {}", { "nonsense" })
 t.ok(not cfg and err:find("key=value", 1, true), "bad --set reported", err)
 cfg, err = load("return {}", { "colour=red" })
