@@ -25,8 +25,9 @@ import urllib.request
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
+from rulesetlib import MT, Client  # noqa: E402
 from test_protocol import (  # noqa: E402
-    ORDER_PARAM, encode_params, object_values, raw_params)
+    ORDER_PARAM, encode_params, raw_params)
 
 T = tplib.Tap.current or tplib.Tap()
 
@@ -60,35 +61,6 @@ STARS = [(n, float(u), float(v)) for n, u, v in
 RANGES = {1: [(25, 90), (10, 30), (5, 20), (5, 20)],
           2: [(30, 70), (40, 80), (30, 75), (30, 75)],
           3: [(30, 55), (75, 100), (55, 100), (55, 100)]}
-
-
-class MT:
-    """MT19937 (init_genrand, genrand_int32) and range() of the notes."""
-
-    def __init__(self, seed):
-        self.mt = [seed & 0xFFFFFFFF]
-        for i in range(1, 624):
-            p = self.mt[-1]
-            self.mt.append((1812433253 * (p ^ (p >> 30)) + i) & 0xFFFFFFFF)
-        self.i = 624
-
-    def int32(self):
-        mt = self.mt
-        if self.i >= 624:
-            for k in range(624):
-                y = (mt[k] & 0x80000000) | (mt[(k + 1) % 624] & 0x7FFFFFFF)
-                v = mt[(k + 397) % 624] ^ (y >> 1)
-                mt[k] = v ^ 0x9908B0DF if y & 1 else v
-            self.i = 0
-        y = mt[self.i]
-        self.i += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C5680
-        y ^= (y << 15) & 0xEFC60000
-        return y ^ (y >> 18)
-
-    def range(self, lo, hi):
-        return int(self.int32() / 4294967296.0 * (hi - lo + 1) + lo)
 
 
 class Model:
@@ -175,85 +147,6 @@ def web_json(srv, path):
     url = "http://127.0.0.1:%d%s" % (srv.ports["--web-port"], path)
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read().decode("utf-8"))
-
-
-class Client:
-    """A player's TP04 connection (a new account, or a login to one)."""
-
-    def __init__(self, srv, name, create=True):
-        self.name = name
-        self.c = srv.client(4)
-        self.c.connect("rfts-test/1.0")
-        if create:
-            f = self.c.create_account(name, "pw-" + name)
-            if not f.is_("Okay"):
-                raise RuntimeError("CreateAccount: %r" % f)
-        f = self.c.login(name, "pw-" + name)
-        if not f.is_("Okay"):
-            raise RuntimeError("Login: %r" % f)
-        self.id = self.c.request("GetPlayer", {"ids": [0]})[1]["id"]
-        self.descs = {}
-        self.odescs = {}
-        self.seen = 0
-
-    def req(self, name, fields=None):
-        return self.c.request(name, fields)
-
-    def call(self, name, fields=None):
-        return self.c.call(name, fields)
-
-    def get(self, name, ids):
-        frames = self.req(name, {"ids": ids})
-        return frames[1:]
-
-    def desc(self, otype):
-        if otype not in self.descs:
-            self.descs[otype] = self.get("GetObjectDesc", [otype])[0]
-        return self.descs[otype]
-
-    def odesc(self, otype):
-        if otype not in self.odescs:
-            self.odescs[otype] = self.get("GetOrderDesc", [otype])[0]
-        return self.odescs[otype]
-
-    def objects(self):
-        """{id: values} of every object the player sees: the parameter
-        values by name plus _frame (the Object frame)."""
-        f = self.call("GetObjectIDs", {"key": -1, "start": 0, "amount": -1,
-                                       "from": -1})
-        ids = [m["id"] for m in f["modtimes"]]
-        out = {}
-        for fr in self.get("GetObjectsByID", ids):
-            v = object_values(self.desc(fr["otype"]), fr)
-            v["_frame"] = fr
-            out[fr["id"]] = v
-        return out
-
-    def sees(self, oid):
-        frames = self.req("GetObjectsByID", {"ids": [oid]})
-        return len(frames) == 2 and frames[1].is_("Object")
-
-    def insert(self, oid, otype, values):
-        types = [p["type"] for p in self.odesc(otype)["parameters"]]
-        params = encode_params(ORDER_PARAM, types, values)
-        return self.req("OrderInsert", {
-            "id": oid, "slot": -1, "otype": otype, "turns": 0,
-            "resources": [], "params": params.decode("utf-8",
-                                                     "surrogateescape")})[0]
-
-    def new_messages(self):
-        board = self.get("GetBoards", [0])[0]
-        n = board["messages"]
-        out = []
-        if n > self.seen:
-            frames = self.req("GetMessage", {
-                "id": board["id"], "slots": list(range(self.seen, n))})[1:]
-            out = [(f["subject"], f["body"], f["turn"]) for f in frames]
-        self.seen = n
-        return out
-
-    def close(self):
-        self.c.close()
 
 
 def obj(oid):

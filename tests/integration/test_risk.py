@@ -19,8 +19,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from test_protocol import (  # noqa: E402
-    ORDER_PARAM, encode_params, object_values, raw_params)
+from rulesetlib import MT, Client  # noqa: E402
+from test_protocol import raw_params  # noqa: E402
 
 T = tplib.Tap.current or tplib.Tap()
 
@@ -54,81 +54,6 @@ def server(data_dir=None, *extra):
         "--set", "ruleset_settings.game_length=%d" % LENGTH,
         "--set", "ruleset_settings.risk_map=test",
         "--set", "ruleset_settings.max_players=3", data_dir=data_dir)
-
-
-class Client:
-    """A player's TP04 connection (a new account, or a login to one)."""
-
-    def __init__(self, srv, name, create=True):
-        self.name = name
-        self.c = srv.client(4)
-        self.c.connect("risk-test/1.0")
-        if create:
-            f = self.c.create_account(name, "pw-" + name)
-            if not f.is_("Okay"):
-                raise RuntimeError("CreateAccount: %r" % f)
-        f = self.c.login(name, "pw-" + name)
-        if not f.is_("Okay"):
-            raise RuntimeError("Login: %r" % f)
-        self.id = self.c.request("GetPlayer", {"ids": [0]})[1]["id"]
-        self.descs = {}
-        self.odescs = {}
-        self.seen = 0
-
-    def req(self, name, fields=None):
-        return self.c.request(name, fields)
-
-    def call(self, name, fields=None):
-        return self.c.call(name, fields)
-
-    def get(self, name, ids):
-        return self.req(name, {"ids": ids})[1:]
-
-    def desc(self, otype):
-        if otype not in self.descs:
-            self.descs[otype] = self.get("GetObjectDesc", [otype])[0]
-        return self.descs[otype]
-
-    def odesc(self, otype):
-        if otype not in self.odescs:
-            self.odescs[otype] = self.get("GetOrderDesc", [otype])[0]
-        return self.odescs[otype]
-
-    def objects(self):
-        f = self.call("GetObjectIDs", {"key": -1, "start": 0, "amount": -1,
-                                       "from": -1})
-        ids = [m["id"] for m in f["modtimes"]]
-        out = {}
-        for fr in self.get("GetObjectsByID", ids):
-            v = object_values(self.desc(fr["otype"]), fr)
-            v["_frame"] = fr
-            out[fr["id"]] = v
-        return out
-
-    def insert(self, oid, otype, values):
-        types = [p["type"] for p in self.odesc(otype)["parameters"]]
-        params = encode_params(ORDER_PARAM, types, values)
-        return self.req("OrderInsert", {
-            "id": oid, "slot": -1, "otype": otype, "turns": 0,
-            "resources": [], "params": params.decode("utf-8",
-                                                     "surrogateescape")})[0]
-
-    def new_messages(self):
-        board = self.get("GetBoards", [0])[0]
-        n = board["messages"]
-        out = []
-        if n > self.seen:
-            frames = self.req("GetMessage", {
-                "id": board["id"], "slots": list(range(self.seen, n))})[1:]
-            out = [(f["subject"], f["body"], f["turn"]) for f in frames]
-        self.seen = n
-        return out
-
-    def allowed(self, oid):
-        return sorted(self.get("GetOrderQueue", [oid])[0]["ordertypes"])
-
-    def close(self):
-        self.c.close()
 
 
 def sel(pairs):

@@ -10,47 +10,13 @@ local cjson = require "cjson"
 
 -- ------------------------------------------------------------ MT19937
 
-local function u32(x) return x % 4294967296 end
-local function mul32(a, b)
-    local ah, al = math.floor(a / 65536), a % 65536
-    return ((ah * b) % 65536 * 65536 + al * b) % 4294967296
-end
+-- The tests' own generator (tests/lua/mt19937.lua), with the truncating
+-- range of minisec.md 1.1, called with dots.
+local MTlib = dofile(TP_HOME .. "/tests/lua/mt19937.lua")
 local function MT(seed)
-    local m, i = {}, 624
-    m[0] = u32(seed)
-    for k = 1, 623 do
-        local p = m[k - 1]
-        m[k] = u32(mul32(1812433253, u32(bit.bxor(p, bit.rshift(p, 30))))
-                   + k)
-    end
-    local self = {}
-    function self.int32()
-        if i >= 624 then
-            for k = 0, 623 do
-                local y = u32(bit.bor(bit.band(m[k], 0x80000000),
-                                      bit.band(m[(k + 1) % 624], 0x7fffffff)))
-                local v = u32(bit.bxor(m[(k + 397) % 624], bit.rshift(y, 1)))
-                if y % 2 == 1 then
-                    v = u32(bit.bxor(v, 0x9908b0df))
-                end
-                m[k] = v
-            end
-            i = 0
-        end
-        local y = m[i]
-        i = i + 1
-        y = u32(bit.bxor(y, bit.rshift(y, 11)))
-        y = u32(bit.bxor(y, bit.band(bit.lshift(y, 7), 0x9d2c5680)))
-        y = u32(bit.bxor(y, bit.band(bit.lshift(y, 15), 0xefc60000)))
-        y = u32(bit.bxor(y, bit.rshift(y, 18)))
-        return y
-    end
-    -- minisec.md 1.1: truncate(u * (max - min + 1) + min)
-    function self.range(a, b)
-        local v = self.int32() / 4294967296 * (b - a + 1) + a
-        return v >= 0 and math.floor(v) or math.ceil(v)
-    end
-    return self
+    local g = MTlib.new(seed)
+    return { int32 = function() return g:int32() end,
+             range = function(a, b) return g:range_trunc(a, b) end }
 end
 
 do

@@ -10,69 +10,11 @@ local types = require "tp.types"
 
 -- ------------------------------------------------------------ MT19937
 
-local MT = {}
-MT.__index = MT
-
-local function mul32(a, b)      -- (a * b) mod 2^32 without losing bits
-    local bh, bl = math.floor(b / 65536), b % 65536
-    return ((a * bh) % 65536 * 65536 + a * bl) % 4294967296
-end
-
-local function u(x)
-    return x % 4294967296
-end
-
-function MT.new(seed)
-    local mt = { [0] = seed % 4294967296 }
-    for i = 1, 623 do
-        local p = mt[i - 1]
-        mt[i] = (mul32(1812433253, u(bit.bxor(p, bit.rshift(p, 30)))) + i)
-                % 4294967296
-    end
-    return setmetatable({ mt = mt, i = 624 }, MT)
-end
-
-function MT:int32()
-    local mt = self.mt
-    if self.i >= 624 then
-        for k = 0, 623 do
-            local y = u(bit.bor(bit.band(mt[k], 0x80000000),
-                                bit.band(mt[(k + 1) % 624], 0x7FFFFFFF)))
-            local v = u(bit.bxor(mt[(k + 397) % 624], bit.rshift(y, 1)))
-            if y % 2 == 1 then
-                v = u(bit.bxor(v, 0x9908B0DF))
-            end
-            mt[k] = v
-        end
-        self.i = 0
-    end
-    local y = mt[self.i]
-    self.i = self.i + 1
-    y = u(bit.bxor(y, bit.rshift(y, 11)))
-    y = u(bit.bxor(y, bit.band(bit.lshift(y, 7), 0x9D2C5680)))
-    y = u(bit.bxor(y, bit.band(bit.lshift(y, 15), 0xEFC60000)))
-    return u(bit.bxor(y, bit.rshift(y, 18)))
-end
+local MT = dofile(TP_HOME .. "/tests/lua/mt19937.lua")
+MT.range = MT.range_trunc    -- RFTS truncates toward zero
 
 local function trunc(v)
     return v >= 0 and math.floor(v) or math.ceil(v)
-end
-
-function MT:range(lo, hi)
-    return trunc(self:int32() / 4294967296 * (hi - lo + 1) + lo)
-end
-
-
-function MT.from_state(st)
-    local mt = {}
-    for i = 1, 624 do
-        mt[i - 1] = st.mt[i]
-    end
-    return setmetatable({ mt = mt, i = st.mti }, MT)
-end
-
-function MT:real2()
-    return self:int32() / 4294967296
 end
 
 local RP, IND, POP, SOC, PLAN, MAINT, COL, TECH = 1, 2, 3, 4, 5, 6, 7, 8

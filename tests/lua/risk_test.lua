@@ -10,52 +10,7 @@ local H = dofile(TP_HOME .. "/tests/lua/minisec_harness.lua")
 
 -- ------------------------------------------------------------ MT19937
 
-local MT = {}
-MT.__index = MT
-
-local function u32(x)
-    return x % 4294967296
-end
-
-local function mul32(a, b)
-    local bh, bl = math.floor(b / 65536), b % 65536
-    return ((a * bh) % 65536 * 65536 + a * bl) % 4294967296
-end
-
-function MT.from_state(st)
-    local mt = {}
-    for i = 1, 624 do
-        mt[i - 1] = st.mt[i]
-    end
-    return setmetatable({ mt = mt, i = st.mti }, MT)
-end
-
-function MT:int32()
-    local mt = self.mt
-    if self.i >= 624 then
-        for k = 0, 623 do
-            local y = u32(bit.bor(bit.band(mt[k], 0x80000000),
-                                  bit.band(mt[(k + 1) % 624], 0x7FFFFFFF)))
-            local v = u32(bit.bxor(mt[(k + 397) % 624], bit.rshift(y, 1)))
-            if y % 2 == 1 then
-                v = u32(bit.bxor(v, 0x9908B0DF))
-            end
-            mt[k] = v
-        end
-        self.i = 0
-    end
-    local y = mt[self.i]
-    self.i = self.i + 1
-    y = u32(bit.bxor(y, bit.rshift(y, 11)))
-    y = u32(bit.bxor(y, bit.band(bit.lshift(y, 7), 0x9D2C5680)))
-    y = u32(bit.bxor(y, bit.band(bit.lshift(y, 15), 0xEFC60000)))
-    return u32(bit.bxor(y, bit.rshift(y, 18)))
-end
-
--- minisec.md 1: range(lo, hi) = lo + floor(int32 / 2^32 * (hi - lo + 1)).
-function MT:range(lo, hi)
-    return math.floor(self:int32() / 4294967296 * (hi - lo + 1) + lo)
-end
+local MT = dofile(TP_HOME .. "/tests/lua/mt19937.lua")
 
 -- ------------------------------------------------------------ helpers
 

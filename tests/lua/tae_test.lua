@@ -12,53 +12,7 @@ local model = require "tp.model"
 
 -- ------------------------------------------------------------ MT19937
 
-local MT = {}
-MT.__index = MT
-
-local function mul32(a, b)
-    local bh, bl = math.floor(b / 65536), b % 65536
-    return ((a * bh) % 65536 * 65536 + a * bl) % 4294967296
-end
-
-local function u(x)
-    return x % 4294967296
-end
-
-function MT.new(seed)
-    local mt = { [0] = seed % 4294967296 }
-    for i = 1, 623 do
-        local p = mt[i - 1]
-        mt[i] = (mul32(1812433253, u(bit.bxor(p, bit.rshift(p, 30)))) + i)
-                % 4294967296
-    end
-    return setmetatable({ mt = mt, i = 624 }, MT)
-end
-
-function MT:int32()
-    local mt = self.mt
-    if self.i >= 624 then
-        for k = 0, 623 do
-            local y = u(bit.bor(bit.band(mt[k], 0x80000000),
-                                bit.band(mt[(k + 1) % 624], 0x7FFFFFFF)))
-            local v = u(bit.bxor(mt[(k + 397) % 624], bit.rshift(y, 1)))
-            if y % 2 == 1 then
-                v = u(bit.bxor(v, 0x9908B0DF))
-            end
-            mt[k] = v
-        end
-        self.i = 0
-    end
-    local y = mt[self.i]
-    self.i = self.i + 1
-    y = u(bit.bxor(y, bit.rshift(y, 11)))
-    y = u(bit.bxor(y, bit.band(bit.lshift(y, 7), 0x9D2C5680)))
-    y = u(bit.bxor(y, bit.band(bit.lshift(y, 15), 0xEFC60000)))
-    return u(bit.bxor(y, bit.rshift(y, 18)))
-end
-
-function MT:range(lo, hi)
-    return math.floor(self:int32() / 4294967296 * (hi - lo + 1) + lo)
-end
+local MT = dofile(TP_HOME .. "/tests/lua/mt19937.lua")
 
 -- The bag as the notes draw from it: a type 0-3, redrawn when exhausted.
 local function draw(gen, bag)
