@@ -7,6 +7,8 @@ test_risk.py, test_tae.py), next to tplib:
 * Client: one player's TP04 connection (a new account, or a login to
   one) with the requests these tests make, answers decoded."""
 
+import time
+
 from test_protocol import ORDER_PARAM, encode_params, object_values
 
 
@@ -129,3 +131,38 @@ class Client:
 
     def close(self):
         self.c.close()
+
+
+def refused(f, words=None):
+    """Whether f is a Fail (whose text has words)."""
+    return f.is_("Fail") and (words is None or words in f["result"])
+
+
+def view(c):
+    """What a player sees, comparable between servers (no modtimes)."""
+    out = {}
+    for oid, v in c.objects().items():
+        fr = v["_frame"]
+        out[oid] = (fr["name"], fr["parent"], tuple(sorted(fr["contains"])),
+                    fr["params"])
+    return out
+
+
+def finish(players):
+    """Every player's FinishedTurn; the ones not answered Okay."""
+    bad = []
+    for p in players:
+        r = p.call("FinishedTurn")
+        if not r.is_("Okay"):
+            bad.append("%s: %r" % (p.name, r))
+    return bad
+
+
+def wait_turn(p, turn):
+    """Waits until the server is at turn; its TimeRemaining."""
+    for _ in range(300):
+        t = p.call("GetTimeRemaining")
+        if t["turn"] == turn:
+            return t
+        time.sleep(0.02)
+    return p.call("GetTimeRemaining")

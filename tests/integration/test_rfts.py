@@ -25,7 +25,8 @@ import urllib.request
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from rulesetlib import MT, Client  # noqa: E402
+from rulesetlib import (  # noqa: E402
+    MT, Client, refused, view, finish, wait_turn)
 from test_protocol import (  # noqa: E402
     ORDER_PARAM, encode_params, raw_params)
 
@@ -177,39 +178,6 @@ def fleet_ships(v):
 
 def accepted(f):
     return f.is_("Order")
-
-
-def refused(f, words=None):
-    return f.is_("Fail") and (words is None or words in f["result"])
-
-
-def view(c):
-    """What a player sees, comparable between servers (no modtimes)."""
-    out = {}
-    for oid, v in c.objects().items():
-        fr = v["_frame"]
-        out[oid] = (fr["name"], fr["parent"], tuple(sorted(fr["contains"])),
-                    fr["params"])
-    return out
-
-
-def finish(players):
-    bad = []
-    for p in players:
-        r = p.call("FinishedTurn")
-        if not r.is_("Okay"):
-            bad.append("%s: %r" % (p.name, r))
-    return bad
-
-
-def wait_turn(p, turn):
-    """Waits until the server is at turn (a TimeRemaining tells)."""
-    for _ in range(200):
-        t = p.call("GetTimeRemaining")
-        if t["turn"] == turn:
-            return t
-        time.sleep(0.02)
-    return p.call("GetTimeRemaining")
 
 
 # ------------------------------------------------------------ the game

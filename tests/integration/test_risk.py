@@ -19,7 +19,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from rulesetlib import MT, Client  # noqa: E402
+from rulesetlib import Client, refused, view, finish, wait_turn  # noqa: E402
 from test_protocol import raw_params  # noqa: E402
 
 T = tplib.Tap.current or tplib.Tap()
@@ -77,40 +77,9 @@ def pool_of(v):
     return v["Resource List"]["resources"][0]["minable"]
 
 
-def refused(f, words=None):
-    return f.is_("Fail") and (words is None or words in f["result"])
-
-
 def planets(objs):
     return {v["_frame"]["name"]: v for v in objs.values()
             if v["_frame"]["otype"] == PLANET}
-
-
-def view(c):
-    out = {}
-    for oid, v in c.objects().items():
-        fr = v["_frame"]
-        out[oid] = (fr["name"], fr["parent"], tuple(sorted(fr["contains"])),
-                    fr["params"])
-    return out
-
-
-def finish(players):
-    bad = []
-    for p in players:
-        r = p.call("FinishedTurn")
-        if not r.is_("Okay"):
-            bad.append("%s: %r" % (p.name, r))
-    return bad
-
-
-def wait_turn(p, turn):
-    for _ in range(300):
-        t = p.call("GetTimeRemaining")
-        if t["turn"] == turn:
-            return t
-        time.sleep(0.02)
-    return p.call("GetTimeRemaining")
 
 
 def check_board(a):

@@ -26,7 +26,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tplib  # noqa: E402
-from rulesetlib import MT, Client  # noqa: E402
+from rulesetlib import MT, Client, finish, wait_turn  # noqa: E402
 from test_protocol import raw_params  # noqa: E402
 
 T = tplib.Tap.current or tplib.Tap()
@@ -235,24 +235,6 @@ def endgame_orders(p, pv, taken, turn):
             T.ok(False, "turn %d: %s's order" % (turn, p.name), repr(f))
         n += accepted(f)
     return n
-
-
-def finish(players):
-    bad = []
-    for p in players:
-        r = p.call("FinishedTurn")
-        if not r.is_("Okay"):
-            bad.append("%s: %r" % (p.name, r))
-    return bad
-
-
-def wait_turn(p, turn):
-    for _ in range(300):
-        t = p.call("GetTimeRemaining")
-        if t["turn"] == turn:
-            return t
-        time.sleep(0.02)
-    return p.call("GetTimeRemaining")
 
 
 def restart_copy(srv, config):
