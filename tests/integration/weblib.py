@@ -226,9 +226,18 @@ class Browser:
             time.sleep(interval)
 
     def set_value(self, id_, value):
+        """Types value into a field, as a person would: focused, all of
+        it selected and typed over (a page may refresh a field it does
+        not see being edited, as between clear() and typing). Typed again
+        if the field does not hold it."""
         e = self.el(id_)
-        e.clear()
-        e.send_keys(str(value))
+        for _ in range(3):
+            e.click()
+            e.send_keys(Keys.CONTROL, "a")
+            e.send_keys(Keys.DELETE)
+            e.send_keys(str(value))
+            if e.get_attribute("value") == str(value):
+                return
 
     def collect_logs(self):
         try:
