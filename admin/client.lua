@@ -22,7 +22,8 @@ function M.socket_path(opts)
     if path == nil or path == "" then
         path = cfg.data .. "/console.sock"
     end
-    return path
+    -- Shown in messages: without "./", "//" or "x/..".
+    return config.normalise(path)
 end
 
 -- opts.password -> the line to put in admins = { { password_hash = } }.

@@ -92,6 +92,64 @@ local function compile(text, name)
     return fn, err
 end
 
+-- A script (the console's stdin) runs as one chunk, its locals shared;
+-- and, as -e and the prompt show the value of an expression, so does a
+-- script for each of its top-level statements that is an expression or a
+-- call ("players()", "1 + 1", "=turn.number()"), when it runs. The
+-- statements are found line by line: the lines from the end of the last
+-- one up to the first that makes them load by themselves (as a chunk or
+-- as "return " .. them), unless the next line continues them as an
+-- expression ("f" then "{ ... }"). One that loads as "return " .. it
+-- becomes SHOW(it); its lines and line numbers are kept. The chunk gets
+-- SHOW as its "...". A script that does not split so (a statement
+-- continued on a line that loads by itself) runs as written: the result
+-- is nil then.
+local SHOW = "__tp_show"
+
+local function as_expr(stmt)
+    return stmt:match("^%s*=(.*)$") or stmt
+end
+
+local function loads_as_expr(stmt)
+    return loadstring("return " .. as_expr(stmt)) ~= nil
+end
+
+local function script_code(text)
+    local lines = {}
+    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+        lines[#lines + 1] = line
+    end
+    if lines[1] and lines[1]:sub(1, 1) == "#" then
+        lines[1] = "--" .. lines[1]          -- a "#!" line
+    end
+    local out, from = {}, 1
+    for i = 1, #lines do
+        local stmt = table.concat(lines, "\n", from, i)
+        local expr = loads_as_expr(stmt)
+        if (expr or loadstring(stmt)) and
+           not (lines[i + 1] and loads_as_expr(stmt .. "\n" ..
+                                               lines[i + 1])) then
+            if expr and stmt:find("%S") then
+                -- ";": a next statement starting with "(" is not a call
+                -- of what SHOW returns. The ")" on a line of its own
+                -- (after a "--" comment), and the next statement on it.
+                local last = lines[i]
+                out[#out + 1] = SHOW .. "(" .. as_expr(stmt) ..
+                                (last:find("%-%-") and "\n" or "") .. ");"
+                out[#out + 1] = last:find("%-%-") and " " or "\n"
+            else
+                out[#out + 1] = stmt
+                out[#out + 1] = "\n"
+            end
+            from = i + 1
+        end
+    end
+    if from <= #lines then
+        return nil      -- unfinished: compiled as written, for its error
+    end
+    return "local " .. SHOW .. " = ...; " .. table.concat(out)
+end
+
 local function finish(s, ok, r)
     local t = s.task
     s.task = nil
@@ -173,7 +231,23 @@ local function run(s, text, chunkname)
     log.info("console", "%s command: %s", s.log_as,
              #text > LOGGED_TEXT and (text:sub(1, LOGGED_TEXT) .. "...")
              or text)
-    local fn, err = compile(text, chunkname)
+    local fn, err
+    local show
+    if chunkname == "=stdin" then
+        local code = script_code(text)
+        fn = code and loadstring(code, chunkname)
+        if fn then
+            show = function(...)
+                local n = select("#", ...)
+                if n > 0 then
+                    output(s, pretty.results(n, ...) .. "\n")
+                end
+            end
+        end
+    end
+    if not fn then
+        fn, err = compile(text, chunkname)
+    end
     if not fn then
         h:send("x", tostring(err))
         return
@@ -182,7 +256,7 @@ local function run(s, text, chunkname)
     jit.off(fn, true)
     s.printed, s.cut = 0, false
     s.task = task.new(function()
-        return xpcall(fn, on_error)
+        return xpcall(fn, on_error, show)
     end, { session = s, who = s.who,
            output = function(out) output(s, out) end,
            resume = function(_, ...) step(s, ...) end })
@@ -281,10 +355,11 @@ local function banner()
     local game = require "tp.game"
     local accounts = require "tp.accounts"
     local rs = game.ruleset()
+    local n = accounts.count()
     return string.format("tpserver %s admin console: %s %s, turn %d, %d "
-        .. "players.\nhelp() lists the commands; Ctrl-C stops a command, "
+        .. "%s.\nhelp() lists the commands; Ctrl-C stops a command, "
         .. "Ctrl-D leaves.", core.version, rs.name, rs.version,
-        game.turn_number(), accounts.count())
+        game.turn_number(), n, n == 1 and "player" or "players")
 end
 
 local handlers = {}

@@ -326,10 +326,11 @@ local function banner()
     local game = require "tp.game"
     local accounts = require "tp.accounts"
     local rs = game.ruleset()
+    local n = accounts.count()
     return string.format("tpserver %s admin console over SSH: %s %s, turn "
-        .. "%d, %d players.\nhelp() lists the commands; Ctrl-C stops a "
+        .. "%d, %d %s.\nhelp() lists the commands; Ctrl-C stops a "
         .. "command, Ctrl-D leaves.\n", core.version, rs.name, rs.version,
-        game.turn_number(), accounts.count())
+        game.turn_number(), n, n == 1 and "player" or "players")
 end
 
 function handlers.pty(s, term, cols, rows)

@@ -10,6 +10,51 @@ local args = ...
 local core = require "tp.core"
 local config = require "tp.config"
 
+-- A port in use: the message says how to choose another. kind (as
+-- core/listener.c names it) -> the flag and the tpserver.lua key.
+-- (and the variable of "make run" in the source tree, for three).
+local PORT_KEYS = {
+    tp = { "--port", "port", "PORT" },
+    tps = { "--tls-port", "tls_port", "TLS_PORT" },
+    http = { "--http-port", "http_port" },
+    https = { "--https-port", "https_port" },
+    web = { "--web-port", "web_port", "WEB_PORT" },
+    webs = { nil, "webs_port" },
+    admin = { "--admin-port", "admin_port" },
+    ssh = { "--ssh-port", "ssh_port" },
+}
+
+local function port_hint(err, file)
+    err = tostring(err)
+    local port, kind = err:match("cannot listen on %S+ port (%d+) %((%w+)%)"
+                                 .. ": address already in use")
+    local keys = PORT_KEYS[kind]
+    if not keys then
+        return err
+    end
+    -- An explicit listeners list in the file replaces the port keys.
+    file = file and require("tp.service").absolute(file)
+    local raw = file and config.read_file(file)
+    local how
+    if type(raw) == "table" and raw.listeners ~= nil and kind ~= "admin"
+       and kind ~= "ssh" then
+        how = string.format("change its entry (kind = \"%s\", port = %s) "
+                            .. "of listeners in %s", kind, port, file)
+    else
+        how = string.format("set %s = N in %s (or --set %s=N)", keys[2],
+                            file or "tpserver.lua", keys[2])
+    end
+    if keys[1] then
+        how = string.format("start with %s N, or %s", keys[1], how)
+    end
+    if keys[3] then
+        how = string.format("%s; from the source tree: make run %s=N", how,
+                            keys[3])
+    end
+    return string.format("%s: another program uses port %s; choose "
+        .. "another: %s", err, port, how)
+end
+
 local cfg, path = config.load(args)
 if not cfg then
     error(path, 0)
@@ -27,7 +72,9 @@ if args.check_config then
     if not sok then
         error(serr, 0)
     end
-    print("-- configuration: " .. (path or "(defaults)"))
+    -- Paths as the server would use them: absolute, normalised.
+    service.absolute_paths(cfg)
+    print("-- configuration: " .. (service.absolute(path) or "(defaults)"))
     print(config.dump(cfg))
     return nil
 end
@@ -140,7 +187,7 @@ if not ok then
     admin.stop()
     game.stop()
     db:close()
-    error(tostring(err):gsub("^.-%.lua:%d+: ", "", 1), 0)
+    error(port_hint((tostring(err):gsub("^.-%.lua:%d+: ", "", 1)), path), 0)
 end
 
 local listeners = require "tp.listeners"
@@ -152,7 +199,7 @@ if not ok then
     admin.stop()
     game.stop()
     db:close()
-    error(err, 0)
+    error(port_hint(err, path), 0)
 end
 
 log.info("main", "tpserver %s serving %s %s (turn %d) from %s", core.version,

@@ -513,6 +513,34 @@ function M.check_rules(cfg)
     return true
 end
 
+-- path normalised by its text: no "//", "/./" or "/x/../" ("x/.." is
+-- taken as no step at all: symbolic links are not followed). A relative
+-- path is taken from base when given (an absolute folder), else stays
+-- relative. nil and "" stay.
+function M.normalise(path, base)
+    if path == nil or path == "" then
+        return path
+    end
+    if base and path:sub(1, 1) ~= "/" then
+        path = base .. "/" .. path
+    end
+    local absolute = path:sub(1, 1) == "/"
+    local parts = {}
+    for part in path:gmatch("[^/]+") do
+        if part == ".." and #parts > 0 and parts[#parts] ~= ".." then
+            parts[#parts] = nil
+        elseif part == ".." and absolute then   -- "/.." is "/"
+        elseif part ~= "." then
+            parts[#parts + 1] = part
+        end
+    end
+    local text = table.concat(parts, "/")
+    if absolute then
+        return "/" .. text
+    end
+    return text ~= "" and text or "."
+end
+
 -- Finds the configuration file: -c FILE, else tpserver.lua in the server's
 -- home (a source tree), else etc/tpserver/tpserver.lua next to the
 -- installation, else /etc/tpserver/tpserver.lua. Returns path or nil.
@@ -529,7 +557,7 @@ function M.find(args)
         local f = io.open(p, "r")
         if f then
             f:close()
-            return p
+            return M.normalise(p)
         end
     end
     return nil

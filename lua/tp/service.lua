@@ -87,11 +87,11 @@ local function equal(a, b)
     return true
 end
 
+-- path made absolute (from the folder the server was started in) and
+-- normalised (tp.config.normalise: no "//", "/./" or "/x/../"). nil and
+-- "" stay.
 function M.absolute(path)
-    if path == nil or path == "" or path:sub(1, 1) == "/" then
-        return path
-    end
-    return start_dir .. "/" .. path
+    return config.normalise(path, start_dir)
 end
 
 -- Fills the keys whose default depends on the way the server runs.
@@ -118,6 +118,11 @@ function M.resolve(cfg, args)
 end
 
 -- ------------------------------------------------------------ commands
+
+-- The data directory's lock file: held while a server uses the directory.
+function M.lock_path(cfg)
+    return M.absolute(cfg.data) .. "/tpserver.lock"
+end
 
 local STOP_WAIT = 60       -- seconds --stop waits for the server to go
 local STATS_WAIT = 5       -- seconds --stats waits for a fresh file
@@ -146,18 +151,55 @@ local function stats_seq(text)
            or -1
 end
 
+-- Where a running server is found: its pid file, else the lock of its
+-- data directory (held while it runs, and holding its pid), so that a
+-- command given only --data finds a server whose pid file is elsewhere
+-- (the systemd unit's /run/tpserver/tpserver.pid). Returns
+-- state ("running", "stale", "absent"), pid, the file that told, or nil
+-- and a message when a file cannot be read (the server may be running).
+local function find(cfg)
+    local pid_file = M.absolute(cfg.pid_file)
+    local lock_file = M.lock_path(cfg)
+    local st, pid = sys.probe(pid_file)
+    if st == "running" then
+        return st, pid, pid_file
+    end
+    local lst, lpid = sys.probe(lock_file)
+    if lst == "running" then
+        return lst, lpid, lock_file
+    end
+    if not st then
+        return nil, string.format("cannot read the pid file %s: %s",
+                                  pid_file, pid)
+    end
+    if not lst then
+        return nil, string.format("cannot read the data directory lock "
+                                  .. "%s: %s", lock_file, lpid)
+    end
+    -- The lock file stays after a clean stop: only the pid file tells a
+    -- crash ("stale").
+    return st, pid, pid_file
+end
+
+local function where(file, cfg)
+    if file == M.absolute(cfg.pid_file) then
+        return "pid file " .. file
+    end
+    return "data directory lock " .. file
+end
+
 -- Runs --stop, --status or --stats. Returns the exit status.
 function M.command(args, cfg)
     local pid_file = M.absolute(cfg.pid_file)
-    local st, pid = sys.probe(pid_file)
+    local st, pid, file = find(cfg)
     if not st then
-        complain("cannot read the pid file %s: %s", pid_file, pid)
+        complain("%s", pid)
         return 4
     end
     local running = st == "running"
     if args.command == "status" then
         if running then
-            say("tpserver is running (pid %d, pid file %s)", pid, pid_file)
+            say("tpserver is running (pid %d, %s)", pid, where(file, cfg))
             if #(cfg.ssh_listeners or {}) > 0 then
                 local path = require("tp.listeners").ssh_host_key(cfg)
                 local fp, err = require("tp.ssh").fingerprint(path)
@@ -170,12 +212,14 @@ function M.command(args, cfg)
                 .. "(pid %d): it did not stop cleanly", pid_file, pid)
             return 1
         end
-        say("tpserver is not running (no pid file %s)", pid_file)
+        say("tpserver is not running (no pid file %s, data directory %s "
+            .. "unlocked)", pid_file, M.absolute(cfg.data))
         return 3
     end
     if args.command == "stop" then
         if not running then
-            say("tpserver is not running (pid file %s)", pid_file)
+            say("tpserver is not running (no pid file %s, data directory %s "
+                .. "unlocked)", pid_file, M.absolute(cfg.data))
             return 0
         end
         local ok, err = sys.kill(pid, "TERM")
@@ -183,9 +227,16 @@ function M.command(args, cfg)
             complain("cannot signal pid %d: %s", pid, err)
             return 1
         end
+        -- Stopped: neither file is held any more (the pid file goes
+        -- last, in C; the data directory lock with it).
         local deadline = core.hrtime() + STOP_WAIT * 1000
         while core.hrtime() < deadline do
-            if sys.probe(pid_file) ~= "running" then
+            local now, npid = find(cfg)
+            if now ~= "running" or npid ~= pid then
+                if not now then
+                    complain("%s", npid)
+                    return 4
+                end
                 say("tpserver stopped (pid %d)", pid)
                 return 0
             end
@@ -255,6 +306,9 @@ local function make_absolute(cfg)
     end
 end
 
+-- The path keys of cfg made absolute and normalised (in place).
+M.absolute_paths = make_absolute
+
 -- Remembers the command line, makes paths absolute, sets the log levels.
 function M.prepare(cfg, args, path)
     state.args = args
@@ -278,7 +332,7 @@ function M.lock(cfg)
         end
         error("cannot take the pid file: " .. err, 0)
     end
-    local lock_path = cfg.data .. "/tpserver.lock"
+    local lock_path = M.lock_path(cfg)
     ok, err, holder = sys.lock(lock_path, false)
     if not ok then
         if holder then

@@ -199,6 +199,23 @@ def test_start_errors():
             busy.close()
         T.ok(res.returncode != 0 and "cannot listen" in res.stderr,
              "a port in use fails the start on the terminal", res.stderr)
+        T.ok("choose another: start with --port N, or set port = N" in
+             res.stderr and "--set port=N" in res.stderr and
+             "make run PORT=N" in res.stderr, "... and says how to choose "
+             "another port (flag, tpserver.lua key, make run)", res.stderr)
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        try:
+            res = tplib.Daemon(data_dir=d.data_dir).run(
+                "--web-port", str(busy.getsockname()[1]))
+        finally:
+            busy.close()
+        T.ok(res.returncode != 0 and "(web)" in res.stderr and
+             "start with --web-port N, or set web_port = N" in res.stderr
+             and "make run WEB_PORT=N" in res.stderr,
+             "a web port in use: the message names --web-port and web_port",
+             res.stderr)
         T.ok(not os.path.exists(d.pid_file), "... and the pid file is "
              "removed")
 
@@ -565,7 +582,98 @@ def test_jit_setting():
             srv.stop()
 
 
+def test_pid_file_elsewhere():
+    """The systemd unit's layout: the pid file outside the data directory
+    (/run/tpserver). --status and --stop given only --data find the server
+    through the data directory's lock, which holds its pid."""
+    d = tplib.Daemon()
+    try:
+        run_dir = os.path.join(d.tmp, "run")
+        os.makedirs(run_dir)
+        pid_file = os.path.join(run_dir, "tpserver.pid")
+        res = d.start("--pid-file", pid_file)
+        T.is_(res.returncode, 0, "a daemon with its pid file elsewhere")
+        if res.returncode != 0:
+            T.diag(res.stderr)
+            return
+        with open(pid_file) as f:
+            pid = int(f.read())
+        d.started_pid = pid
+        T.ok(not os.path.exists(d.pid_file), "no pid file in the data "
+             "directory")
+        lock = os.path.join(d.data_dir, "tpserver.lock")
+        st = d.run("--status")
+        T.ok(st.returncode == 0 and "running (pid %d" % pid in st.stdout and
+             lock in st.stdout, "--status with --data only: running, the "
+             "pid, found by the data directory lock, exit 0", st.stdout)
+        st = d.run("--status", "--pid-file", pid_file)
+        T.ok(st.returncode == 0 and "running (pid %d, pid file %s)" %
+             (pid, pid_file) in st.stdout, "--status with the pid file: "
+             "found by it", st.stdout)
+        t0 = time.monotonic()
+        stop = d.stop()
+        gone = not tplib.process_alive(pid)
+        T.ok(stop.returncode == 0 and "stopped (pid %d)" % pid in
+             stop.stdout and gone, "--stop with --data only stops it, exit 0 "
+             "(%.1f s)" % (time.monotonic() - t0), stop.stdout + stop.stderr)
+        T.ok(not os.path.exists(pid_file), "... its pid file is gone")
+        st = d.run("--status")
+        T.ok(st.returncode == 3 and "not running" in st.stdout,
+             "--status afterwards: not running, exit 3 (the lock file "
+             "stays, unlocked)", st.stdout)
+        st = d.run("--stop")
+        T.ok(st.returncode == 0 and "not running" in st.stdout,
+             "--stop when not running: exit 0", st.stdout)
+
+        # A data directory whose lock cannot be read: --stop must not say
+        # "not running" with success (the server may well run).
+        if os.geteuid() != 0:
+            os.chmod(d.data_dir, 0)
+            try:
+                st = d.run("--stop")
+            finally:
+                os.chmod(d.data_dir, 0o700)
+            T.ok(st.returncode == 4 and "cannot read" in st.stderr,
+                 "--stop that cannot read the lock: exit 4", st.stderr)
+        else:
+            T.skip("--stop that cannot read the lock", "root reads all")
+    finally:
+        d.kill()
+
+
+def test_check_config_paths_and_settings():
+    """--check-config: ruleset settings checked as a start checks them,
+    and paths printed absolute and normalised."""
+    d = tplib.Daemon()
+    try:
+        res = d.run("--check-config", "--set", "ruleset_settings.seed=7")
+        want = "has no setting 'seed'"
+        T.ok(res.returncode != 0 and want in res.stderr, "--check-config "
+             "refuses ruleset_settings.seed=7, naming it", res.stderr)
+        start = d.run("--set", "ruleset_settings.seed=7")
+        T.ok(start.returncode != 0 and want in start.stderr, "... as the "
+             "start does, with the same message", start.stderr)
+        conf = os.path.join(d.tmp, "conf.lua")
+        with open(conf, "w") as f:
+            f.write('return { log_file = "logs//x/../tp.log" }\n')
+        res = subprocess.run(
+            [tplib.tpserver_path(), "--check-config", "-c", ".//conf.lua",
+             "--data", "./a//b/../data/"], cwd=d.tmp, capture_output=True,
+            text=True, timeout=60)
+        data = os.path.join(d.tmp, "a", "data")
+        T.ok(res.returncode == 0 and
+             "-- configuration: %s\n" % conf in res.stdout and
+             'data = "%s",' % data in res.stdout and
+             'pid_file = "%s/tpserver.pid",' % data in res.stdout and
+             'log_file = "%s/logs/tp.log",' % d.tmp in res.stdout,
+             "--check-config prints the paths absolute, without ./, // or "
+             "x/..", res.stdout[:3000] + res.stderr)
+    finally:
+        d.kill()
+
+
 tplib.main(test_daemon, test_start_errors, test_daemon_relative_paths,
            test_game_stats, test_sinks, test_reload,
            test_notify, test_term_under_load, test_fatal_signal,
-           test_jit_setting)
+           test_jit_setting, test_pid_file_elsewhere,
+           test_check_config_paths_and_settings)
