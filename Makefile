@@ -295,8 +295,9 @@ install: build
 	@if [ -e $(ETC)/tpserver.lua ]; then \
 	  echo "kept the existing configuration $(ETC)/tpserver.lua"; \
 	else \
-	  echo "install -m 0644 tpserver.lua $(ETC)/tpserver.lua"; \
-	  install -m 0644 tpserver.lua $(ETC)/tpserver.lua; \
+	  echo "install tpserver.lua $(ETC)/tpserver.lua (data = /var/lib/tpserver)"; \
+	  sed 's|^\(    data = \)"var",|\1"/var/lib/tpserver",|' tpserver.lua \
+	    > $(ETC)/tpserver.lua && chmod 0644 $(ETC)/tpserver.lua; \
 	fi
 	install -d $(MAN1) $(UNITS) $(SHARE)/packaging
 	install -m 0644 packaging/tpserver.1 $(MAN1)/tpserver.1

@@ -7,7 +7,9 @@
 --   tpserver --check-config -c FILE
 -- (it prints the effective configuration, defaults included).
 return {
-    -- Data directory: the LevelDB database lives in <data>/db.
+    -- Data directory: the LevelDB database lives in <data>/db. Relative
+    -- to the folder the server starts in; make install writes
+    -- "/var/lib/tpserver" here in the installed copy.
     data = "var",
 
     -- The TP listener (plain TCP). Clients connect to tp://bind:port/.

@@ -463,6 +463,32 @@ def test_uninstall():
         box.close()
 
 
+def test_install_config():
+    """make install writes the configuration with the service's data
+    directory (/var/lib/tpserver), not the source tree's ./var."""
+    dest = tempfile.mkdtemp(prefix="tpserver-install-")
+    try:
+        r = subprocess.run(["make", "--no-print-directory", "install",
+                            "DESTDIR=" + dest, "PREFIX=/usr/local"],
+                           cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+        conf = dest + "/usr/local/etc/tpserver/tpserver.lua"
+        text = open(conf).read() if os.path.exists(conf) else ""
+        T.ok(r.returncode == 0 and
+             re.search(r'^    data = "/var/lib/tpserver",$', text, re.M),
+             "make install: the installed tpserver.lua keeps its data in "
+             "/var/lib/tpserver", r.stdout[-500:] + r.stderr[-500:])
+        c = subprocess.run([tplib.tpserver_path(), "--check-config", "-c",
+                            conf], capture_output=True, text=True,
+                           timeout=60)
+        T.ok(c.returncode == 0 and
+             'data = "/var/lib/tpserver"' in c.stdout,
+             "and --check-config of it says so", c.stdout[-300:] +
+             c.stderr[-300:])
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
 FAKE_FUZZER = r"""#!/bin/sh
 i=0
 while [ $i -lt 400 ]; do
@@ -579,4 +605,5 @@ if __name__ == "__main__":
                test_nothing_missing, test_only_missing, test_sudo,
                test_no_sudo, test_apt_fails, test_build_without_libraries,
                test_build_check_passes, test_port, test_uninstall,
+               test_install_config,
                test_fuzz_quick, test_make_test_summary)
