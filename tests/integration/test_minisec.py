@@ -24,6 +24,7 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rulesetlib  # noqa: E402
 import tplib  # noqa: E402
 from test_protocol import (  # noqa: E402
     ORDER_PARAM, ORDER_PARAM_IDONLY, Player, decode_params, encode_params,
@@ -85,37 +86,8 @@ ICONS = {UNIVERSE: "common/object-icons/system",
 
 # ------------------------------------------------------------ randomness
 
-class MT:
-    """MT19937: init_genrand seeding, genrand_int32, and minisec.md 1.1's
-    range() and real1()."""
-
-    def __init__(self, seed):
-        self.mt = [seed & 0xFFFFFFFF]
-        for i in range(1, 624):
-            p = self.mt[-1]
-            self.mt.append((1812433253 * (p ^ (p >> 30)) + i) & 0xFFFFFFFF)
-        self.i = 624
-
-    def int32(self):
-        mt = self.mt
-        if self.i >= 624:
-            for k in range(624):
-                y = (mt[k] & 0x80000000) | (mt[(k + 1) % 624] & 0x7FFFFFFF)
-                v = mt[(k + 397) % 624] ^ (y >> 1)
-                mt[k] = v ^ 0x9908B0DF if y & 1 else v
-            self.i = 0
-        y = mt[self.i]
-        self.i += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C5680
-        y ^= (y << 15) & 0xEFC60000
-        return y ^ (y >> 18)
-
-    def range(self, lo, hi):
-        return int(self.int32() / 4294967296.0 * (hi - lo + 1) + lo)
-
-    def real1(self):
-        return self.int32() / 4294967295.0
+class MT(rulesetlib.MT):
+    """The tests' MT19937 (rulesetlib), with picking from a list."""
 
     def pick(self, names):
         return names[self.range(0, len(names) - 1)]
