@@ -19,6 +19,32 @@
 
 static void start_reading(tp_conn_t *c);
 
+/* Every connection whose memory has not gone yet, for tp_conn_memory():
+ * what closed connections leave behind is checked, not assumed. */
+static tp_conn_t *live_head;
+static size_t live_count;
+
+static void live_link(tp_conn_t *c)
+{
+    c->live_prev = NULL;
+    c->live_next = live_head;
+    if (live_head)
+        live_head->live_prev = c;
+    live_head = c;
+    live_count++;
+}
+
+static void live_unlink(tp_conn_t *c)
+{
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else
+        live_head = c->live_next;
+    if (c->live_next)
+        c->live_next->live_prev = c->live_prev;
+    live_count--;
+}
+
 /* ------------------------------------------------------------ set-up */
 
 int tp_conn_init(tp_conn_t *c, uv_loop_t *loop, tp_conn_kind_t kind,
@@ -46,7 +72,61 @@ int tp_conn_init(tp_conn_t *c, uv_loop_t *loop, tp_conn_kind_t kind,
     c->stall.data = c;
     c->deadline.data = c;
     c->handles_open = 5;
+    live_link(c);
     return 0;
+}
+
+/* The shared read buffer of the plain transport: see tcp_alloc. */
+static uint8_t tcp_read_buf[READ_CHUNK];
+
+void tp_conn_memory(size_t *count, size_t *bytes)
+{
+    size_t n = 0;
+    for (const tp_conn_t *c = live_head; c; c = c->live_next) {
+        n += sizeof *c + c->out.cap + c->write_pending;
+        if (c->in.data != tcp_read_buf)
+            n += c->in.cap;
+    }
+    *count = live_count;
+    *bytes = n;
+}
+
+/* An input block left larger than this and four times its bytes is
+ * shrunk: a connection keeps about what it holds, not its largest read. */
+#define IN_KEEP 4096
+
+/* After input was processed: the shared read block goes back (what is
+ * left of it copied into c's own block), an emptied own block is freed
+ * and one much larger than what it holds is shrunk. */
+static void settle_input(tp_conn_t *c)
+{
+    tp_buf_t *in = &c->in;
+    if (in->data == tcp_read_buf) {
+        size_t n = in->len;
+        in->data = NULL;
+        in->len = in->cap = 0;
+        if (n > 0 && !tp_buf_append(in, tcp_read_buf, n)) {
+            /* Memory is short: the bytes are lost, so is the stream. */
+            if (!c->closing)
+                tp_conn_close(c, "out of memory");
+        }
+        return;
+    }
+    if (in->len == 0) {
+        if (in->cap > 0)
+            tp_buf_free(in);
+        return;
+    }
+    if (in->cap > IN_KEEP && in->cap / 4 > in->len) {
+        size_t cap = 256;
+        while (cap < in->len)
+            cap *= 2;
+        uint8_t *p = realloc(in->data, cap);
+        if (p) {
+            in->data = p;
+            in->cap = cap;
+        }
+    }
 }
 
 void tp_conn_unref(tp_conn_t *c)
@@ -62,6 +142,9 @@ void tp_conn_unref(tp_conn_t *c)
 
 static void free_now(tp_conn_t *c)
 {
+    live_unlink(c);
+    if (c->in.data == tcp_read_buf)
+        c->in.data = NULL;   /* the shared block, not c's */
     c->tr->free(c);
     tp_buf_free(&c->in);
     tp_buf_free(&c->out);
@@ -249,6 +332,26 @@ static void on_write(uv_write_t *req, int status)
 
 void tp_conn_write_block(tp_conn_t *c, uint8_t *data, size_t len)
 {
+    /* Nothing queued before it: the socket most often takes the whole
+     * block at once, with no request, no callback and no block held. */
+    size_t off = 0;
+    if (c->write_pending == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write(&c->stream, &b, 1);
+        if (n > 0) {
+            off = (size_t)n;
+            if (c->proto->stats)
+                tp_stats.bytes_out += (uint64_t)n;
+        } else if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+            free(data);
+            tp_conn_close(c, uv_strerror(n));
+            return;
+        }
+        if (off == len) {
+            free(data);
+            return;
+        }
+    }
     write_req_t *w = malloc(sizeof *w);
     if (!w) {
         free(data);
@@ -257,8 +360,8 @@ void tp_conn_write_block(tp_conn_t *c, uint8_t *data, size_t len)
     }
     w->conn = c;
     w->data = data;
-    w->len = len;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    w->len = len - off;
+    uv_buf_t b = uv_buf_init((char *)w->data + off, (unsigned)w->len);
     c->write_pending += w->len;
     int rc = uv_write(&w->req, &c->stream, &b, 1, on_write);
     if (rc < 0) {
@@ -363,6 +466,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->last_input_ms = uv_now(c->timer.loop);
     if (c->tr->received(c, buf->base, (size_t)nread))
         tp_conn_process(c);
+    settle_input(c);
 }
 
 /* Reading waits while the transport holds more than one read (TLS). */
@@ -403,6 +507,7 @@ void tp_conn_process(tp_conn_t *c)
         c->partial_ms = 0;
     }
     tp_conn_flush(c);
+    settle_input(c);
     if (c->eof && !held && !c->paused && !c->closing)
         tp_conn_close(c, "peer closed");
     else if (!c->closing && c->tr->backlog(c) >= BACKLOG_MAX)
@@ -538,29 +643,42 @@ void tp_conn_start(tp_conn_t *c)
 
 /* ------------------------------------------------------------ plain */
 
+/* Plain reads all land in tcp_read_buf (one loop thread; libuv calls
+ * alloc and read back to back). A connection with nothing waiting takes
+ * the read where it is: c->in points at the shared block while the read
+ * is processed, and settle_input() gives the block back afterwards, the
+ * bytes of an unfinished frame (or of requests held back) copied into a
+ * block of the connection's own, about their size. So an idle
+ * connection holds no input buffer, and the common read (whole frames)
+ * costs no allocation and no copy. */
 static void tcp_alloc(tp_conn_t *c, uv_buf_t *buf)
 {
     /* The input cap is one largest frame plus one chunk: while frames are
      * processed it is never reached; while processing is held (pause,
      * output backpressure) reading stops there (see on_read). */
+    settle_input(c);   /* never c's here: on_read settles */
     size_t room = c->in.max - c->in.len;
-    size_t want = room < READ_CHUNK ? room : READ_CHUNK;
-    if (want == 0 || !tp_buf_reserve(&c->in, want)) {
+    buf->base = (char *)tcp_read_buf;
+    buf->len = room < READ_CHUNK ? room : READ_CHUNK;
+    if (buf->len == 0)
         buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)c->in.data + c->in.len;
-    buf->len = c->in.cap - c->in.len;
 }
 
 static bool tcp_received(tp_conn_t *c, const char *p, size_t n)
 {
-    (void)p;   /* read straight into c->in by tcp_alloc */
-    c->in.len += n;
+    if (c->in.len == 0 && c->in.data != tcp_read_buf) {
+        tp_buf_free(&c->in);
+        c->in.data = tcp_read_buf;
+        c->in.cap = sizeof tcp_read_buf;
+        c->in.len = n;
+        return true;
+    }
+    if (!tp_buf_append(&c->in, p, n)) {
+        tp_conn_close(c, "out of memory");
+        return false;
+    }
     return true;
 }
-
 static bool tcp_pull(tp_conn_t *c)
 {
     (void)c;

@@ -24,6 +24,10 @@
  * the server: every limit comes from c->lim (TP connections point at the
  * server's limits, the console has its own).
  *
+ * Memory: plain reads share one block (conn.c); a connection keeps input
+ * of its own only while it holds an unfinished frame or requests held
+ * back, about their size, and output only until the socket takes it.
+ *
  * Bounds: the input buffer never holds more than one largest frame plus
  * one read; a header announcing a body past the frame cap is refused before
  * its payload is buffered. Output is bounded: past a high mark the
@@ -166,6 +170,8 @@ struct tp_conn {
                                   rollback does not uncount them) */
     char peer[64];             /* "ip:port" of the peer */
     tp_conn_t *prev, *next;    /* server's list (TP) */
+    tp_conn_t *live_prev, *live_next; /* every connection not yet freed
+                                         (conn.c, for tp_conn_memory) */
 };
 
 /* Sets up c (zeroed) for a socket of that kind to be accepted on loop,
@@ -175,6 +181,12 @@ struct tp_conn {
 int tp_conn_init(tp_conn_t *c, uv_loop_t *loop, tp_conn_kind_t kind,
                  const tp_transport_t *tr, const tp_conn_proto_t *proto,
                  const tp_limits_t *lim);
+
+/* Connections whose memory has not gone yet (every kind, closing ones
+ * too) and the bytes they hold: the structures, their input and output
+ * blocks, their writes in libuv's hands. A closed connection leaves
+ * nothing: both come back to where they were. */
+void tp_conn_memory(size_t *count, size_t *bytes);
 
 /* Its handles no longer keep the loop alive (the console's sessions). */
 void tp_conn_unref(tp_conn_t *c);

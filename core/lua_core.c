@@ -459,7 +459,7 @@ static int l_core_set_hooks(lua_State *L)
 }
 
 /* core.stats() -> { connections, refusing, listeners = { ... },
- *                  lua_memory } */
+ *                  lua_memory, conn_objects, conn_bytes } */
 static int l_core_stats(lua_State *L)
 {
     tp_lua_t *lx = tp_lua_get(L);
@@ -496,6 +496,12 @@ static int l_core_stats(lua_State *L)
     lua_pushnumber(L, lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 +
                    lua_gc(L, LUA_GCCOUNTB, 0));
     lua_setfield(L, -2, "lua_memory");
+    size_t conn_objects, conn_bytes;
+    tp_conn_memory(&conn_objects, &conn_bytes);
+    lua_pushnumber(L, (lua_Number)conn_objects);
+    lua_setfield(L, -2, "conn_objects");
+    lua_pushnumber(L, (lua_Number)conn_bytes);
+    lua_setfield(L, -2, "conn_bytes");
     return 1;
 }
 

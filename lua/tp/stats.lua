@@ -306,6 +306,11 @@ M.collector(function(out)
         .. "take.", "counter", { { nil, s.syslog_dropped } })
     out("tpserver_lua_memory_bytes", "Memory used by the Lua state.",
         "gauge", { { nil, c.lua_memory } })
+    out("tpserver_connection_objects", "Connections not yet freed, "
+        .. "closing ones included.", "gauge", { { nil, c.conn_objects } })
+    out("tpserver_connection_memory_bytes", "Memory the connections hold "
+        .. "(structures, buffers, unsent output).", "gauge",
+        { { nil, c.conn_bytes } })
 end)
 
 return M
