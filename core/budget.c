@@ -181,6 +181,15 @@ static void *watch(void *arg)
     return NULL;
 }
 
+/* In a child of fork (the daemon's detach): the thread stayed in the
+ * parent, so the next deadline starts one of the child's own (arm()
+ * counts on the watchdog running to leave the count hook off). */
+static void watchdog_forked(void)
+{
+    pthread_mutex_init(&wd.lock, NULL);
+    wd.running = false;
+}
+
 /* Starts the watchdog at the first deadline; on any failure the count
  * hook alone keeps the deadlines (less exactly). */
 static void watchdog_start(void)
@@ -220,8 +229,10 @@ static void watchdog_start(void)
         return;
     }
     wd.running = true;
-    if (!wd.at_exit)
+    if (!wd.at_exit) {
         wd.at_exit = atexit(tp_budget_close) == 0;
+        pthread_atfork(NULL, NULL, watchdog_forked);
+    }
 }
 
 void tp_budget_close(void)
@@ -244,7 +255,12 @@ void tp_budget_close(void)
 static void arm(lua_State *L)
 {
     tp_budget_t *b = top;
-    if (!b || (!b->deadline_ns && !b->check && !b->expired)) {
+    /* A deadline alone, with the watchdog running, needs no count hook:
+     * the watchdog pokes when it passes, and until then the VM runs at
+     * full speed (a count hook sends every instruction through C, and
+     * keeps the trace compiler out). */
+    if (!b || (!b->check && !b->expired &&
+               (!b->deadline_ns || wd.running))) {
         set_hook(L, NULL, 0, 0);
         return;
     }

@@ -14,8 +14,9 @@
  * (undo, rollback) runs after the pop, unlimited.
  *
  * A deadline holds for wall-clock time, whatever the VM spends it on:
- *  - Lua code: the count hook looks at the clock every `every`
- *    instructions.
+ *  - Lua code: the watchdog below; without it (it could not start), the
+ *    count hook looks at the clock every `every` instructions. A budget
+ *    with a check (the console's) always has the count hook.
  *  - One long C call or instruction that returns (table.insert into a
  *    huge table, `..` of two huge strings, a slow disk): a watchdog thread
  *    sees the deadline pass and has the hook run at the very next

@@ -9,7 +9,9 @@
  * safely: send answers false, "closed"; close, resume, produce and
  * set_logged_in do nothing; the other methods raise "connection is
  * closed". A frame is encoded under the connection's frame cap
- * (c->out.max) and raises when it does not fit or does not encode;
+ * (c->out.max) and raises when it does not fit or does not encode (a
+ * frame table with a string _body is sent as that body, encoded before
+ * for this connection's version and padding);
  * rolling the output back to a savepoint is the caller's business.
  */
 #include "bridge.h"
@@ -61,7 +63,19 @@ void tp_lua_encode_frame(lua_State *L, int idx, tp_conn_t *c, uint32_t seq)
     c->out.max = start + c->srv->limits.max_frame;
     if (!tp_buf_append(&c->out, hdr, sizeof hdr))
         luaL_error(L, "tp.codec: too big");
-    tp_codec_encode(L, idx, def->layout, &c->out, c->pad);
+    /* A frame encoded before (tp.views' cache of Object frames) carries
+     * its body as bytes: they go out as they are. */
+    lua_getfield(L, idx, "_body");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *b = lua_tolstring(L, -1, &n);
+        if (!tp_buf_append(&c->out, b, n))
+            luaL_error(L, "tp.codec: too big");
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+        tp_codec_encode(L, idx, def->layout, &c->out, c->pad);
+    }
     c->out.max = 0;
     size_t body = c->out.len - start - TP_HEADER_SIZE;
     tp_frame_write_header(c->out.data + start, version, seq, def->type,
@@ -258,86 +272,140 @@ static int l_conn_tostring(lua_State *L)
     return 1;
 }
 
+/* The computed fields, by the index their name has in the key table (the
+ * second upvalue of __index): one table lookup, not a string compare per
+ * field, on every access from Lua. */
+enum conn_key {
+    K_NONE,
+    K_ID,
+    K_VERSION,
+    K_PEER,
+    K_KIND,
+    K_TLS,
+    K_ADMIN,
+    K_TUNNELLED,
+    K_PADDING,
+    K_PENDING_OUTPUT,
+    K_OUTPUT_HIGH,
+    K_MAX_FRAME,
+    K_TIME_LIMIT,
+    K_FRAMES_OUT,
+    K_IDLE,
+    K_AGE,
+    K_LISTENER,
+    K_CLOSED,
+    K_COUNT
+};
+
+static const char *const conn_keys[K_COUNT] = {
+    NULL, "id", "version", "peer", "kind", "tls", "admin", "tunnelled",
+    "padding", "pending_output", "output_high", "max_frame", "time_limit",
+    "frames_out", "idle", "age", "listener", "closed"
+};
+
 /* Read-only fields computed from the C side, then the attribute table. */
 static int l_conn_index(lua_State *L)
 {
     conn_box_t *box = luaL_checkudata(L, 1, CONN_MT);
-    const char *key = lua_tostring(L, 2);
     if (tp_lua_object_method(L))
         return 1;
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(2));
+    int k = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
     tp_conn_t *c = box->c;
-    if (key && c) {
-        if (strcmp(key, "id") == 0) {
-            lua_pushnumber(L, (lua_Number)c->id);
-            return 1;
-        } else if (strcmp(key, "version") == 0) {
-            lua_pushinteger(L, c->version);
-            return 1;
-        } else if (strcmp(key, "peer") == 0) {
-            lua_pushstring(L, c->peer);
-            return 1;
-        } else if (strcmp(key, "kind") == 0) {
-            lua_pushstring(L, c->lst ? c->lst->kind : "?");
-            return 1;
-        } else if (strcmp(key, "tls") == 0) {
-            lua_pushboolean(L, c->tr->encrypted);
-            return 1;
-        } else if (strcmp(key, "admin") == 0) {
-            lua_pushboolean(L, c->set == TP_SET_ADMIN);
-            return 1;
-        } else if (strcmp(key, "tunnelled") == 0) {
-            lua_pushboolean(L, c->tunnelled);
-            return 1;
-        } else if (strcmp(key, "padding") == 0) {
-            lua_pushboolean(L, c->pad);
-            return 1;
-        } else if (strcmp(key, "pending_output") == 0) {
-            lua_pushnumber(L, (lua_Number)(c->out.len + c->write_pending));
-            return 1;
-        } else if (strcmp(key, "output_high") == 0) {
-            /* Past it the connection is not read, nor its reply made. */
-            lua_pushnumber(L, (lua_Number)c->lim->output_high);
-            return 1;
-        } else if (strcmp(key, "max_frame") == 0) {
-            lua_pushnumber(L, (lua_Number)c->lim->max_frame);
-            return 1;
-        } else if (strcmp(key, "time_limit") == 0) {
-            /* Seconds a request may take (0: none), as bridge.c applies
-             * it: admin connections are not limited. */
-            lua_pushnumber(L, c->set == TP_SET_PLAYER ? c->lim->request_s
-                                                      : 0);
-            return 1;
-        } else if (strcmp(key, "frames_out") == 0) {
-            lua_pushnumber(L, (lua_Number)c->frames_out);
-            return 1;
-        } else if (strcmp(key, "idle") == 0) {
-            /* Seconds since the peer last sent anything. */
-            uint64_t now = uv_now(c->timer.loop);
-            uint64_t last = c->last_input_ms > c->accepted_ms
-                            ? c->last_input_ms : c->accepted_ms;
-            lua_pushnumber(L, now > last ? (lua_Number)(now - last) / 1000
-                                         : 0);
-            return 1;
-        } else if (strcmp(key, "age") == 0) {
-            uint64_t now = uv_now(c->timer.loop);
-            lua_pushnumber(L, now > c->accepted_ms
-                           ? (lua_Number)(now - c->accepted_ms) / 1000 : 0);
-            return 1;
-        } else if (strcmp(key, "listener") == 0) {
-            /* "host:port" of the listener it came in on. */
-            if (!c->lst)
-                lua_pushliteral(L, "?");
-            else
-                lua_pushfstring(L, "%s:%d", c->lst->host, c->lst->port);
-            return 1;
-        }
-    }
-    if (key && strcmp(key, "closed") == 0) {
+    if (k == K_CLOSED) {
         lua_pushboolean(L, !c || c->closing);
         return 1;
     }
+    if (!c || k == K_NONE)
+        return tp_lua_object_attr(L);
+    switch (k) {
+    case K_ID: {
+        lua_pushnumber(L, (lua_Number)c->id);
+        return 1;
+    }
+    case K_VERSION: {
+        lua_pushinteger(L, c->version);
+        return 1;
+    }
+    case K_PEER: {
+        lua_pushstring(L, c->peer);
+        return 1;
+    }
+    case K_KIND: {
+        lua_pushstring(L, c->lst ? c->lst->kind : "?");
+        return 1;
+    }
+    case K_TLS: {
+        lua_pushboolean(L, c->tr->encrypted);
+        return 1;
+    }
+    case K_ADMIN: {
+        lua_pushboolean(L, c->set == TP_SET_ADMIN);
+        return 1;
+    }
+    case K_TUNNELLED: {
+        lua_pushboolean(L, c->tunnelled);
+        return 1;
+    }
+    case K_PADDING: {
+        lua_pushboolean(L, c->pad);
+        return 1;
+    }
+    case K_PENDING_OUTPUT: {
+        lua_pushnumber(L, (lua_Number)(c->out.len + c->write_pending));
+        return 1;
+    }
+    case K_OUTPUT_HIGH: {
+        /* Past it the connection is not read, nor its reply made. */
+        lua_pushnumber(L, (lua_Number)c->lim->output_high);
+        return 1;
+    }
+    case K_MAX_FRAME: {
+        lua_pushnumber(L, (lua_Number)c->lim->max_frame);
+        return 1;
+    }
+    case K_TIME_LIMIT: {
+        /* Seconds a request may take (0: none), as bridge.c applies
+         * it: admin connections are not limited. */
+        lua_pushnumber(L, c->set == TP_SET_PLAYER ? c->lim->request_s
+                                                  : 0);
+        return 1;
+    }
+    case K_FRAMES_OUT: {
+        lua_pushnumber(L, (lua_Number)c->frames_out);
+        return 1;
+    }
+    case K_IDLE: {
+        /* Seconds since the peer last sent anything. */
+        uint64_t now = uv_now(c->timer.loop);
+        uint64_t last = c->last_input_ms > c->accepted_ms
+                        ? c->last_input_ms : c->accepted_ms;
+        lua_pushnumber(L, now > last ? (lua_Number)(now - last) / 1000
+                                     : 0);
+        return 1;
+    }
+    case K_AGE: {
+        uint64_t now = uv_now(c->timer.loop);
+        lua_pushnumber(L, now > c->accepted_ms
+                       ? (lua_Number)(now - c->accepted_ms) / 1000 : 0);
+        return 1;
+    }
+    case K_LISTENER: {
+        /* "host:port" of the listener it came in on. */
+        if (!c->lst)
+            lua_pushliteral(L, "?");
+        else
+            lua_pushfstring(L, "%s:%d", c->lst->host, c->lst->port);
+        return 1;
+    }
+    default:
+        break;
+    }
     return tp_lua_object_attr(L);
 }
+
 /* tp.conn metatable: methods are an upvalue of __index. Also registers
  * the encoder conn:send calls under protection. */
 void tp_lua_open_conn(lua_State *L)
@@ -356,6 +424,18 @@ void tp_lua_open_conn(lua_State *L)
     };
     tp_lua_object_class(L, CONN_MT, conn_methods, l_conn_index, NULL,
                         l_conn_tostring);
+    /* __index again, with the key table as its second upvalue. */
+    luaL_getmetatable(L, CONN_MT);
+    lua_getfield(L, -1, "__index");
+    lua_getupvalue(L, -1, 1);             /* the methods table */
+    lua_createtable(L, 0, K_COUNT);
+    for (int i = 1; i < K_COUNT; i++) {
+        lua_pushinteger(L, i);
+        lua_setfield(L, -2, conn_keys[i]);
+    }
+    lua_pushcclosure(L, l_conn_index, 2);
+    lua_setfield(L, -3, "__index");
+    lua_pop(L, 2);
     lua_pushcfunction(L, l_encode_replies);
     lua_setfield(L, LUA_REGISTRYINDEX, "tp.bridge.encode_replies");
 }

@@ -213,7 +213,8 @@ end
 
 -- A reply of Sequence(n) and n item frames is made in parts of at most
 -- PART_ITEMS frames and about PART_MS of work, a part ending early once
--- the connection's output is past its high mark (conn.output_high). The
+-- the connection's output is past its high mark (conn.output_high; the
+-- clock and the output are looked at every CHECK_EVERY items). The
 -- first part is made within the request; between parts the connection
 -- yields to the loop (the core calls the producer once per loop
 -- iteration, other connections served in between), and the next part
@@ -229,38 +230,45 @@ local PART_MS = 1
 -- fails that item (logged), and an item frame that does not encode (too
 -- large for one frame) gets its own Fail; what was changed is committed
 -- as a request's changes are.
+local CHECK_EVERY = 8   -- items between two looks at the clock and output
+
 local function make_part(st)
     local conn = st.conn
     local high = conn.output_high
     local stop = core.hrtime() + PART_MS
     st.part_first, st.part_base = st.next, conn.frames_out
     local made = 0
-    while st.next <= st.n and not conn.closed do
+    local item, seq, n = st.item, st.seq, st.n
+    -- conn:send answers false once the connection is closed: no need to
+    -- ask before each item.
+    local open = not conn.closed
+    while open and st.next <= n do
         local i = st.next
         if st.first then
-            conn:send(st.item(i), st.seq)
+            open = conn:send(item(i), seq)
         else
             local frame = st.failed
             if not frame then
-                local ok, f = xpcall(st.item, catch, i)
-                frame = ok and f or fail_frame(conn, st.seq, st.name, f)
+                local ok, f = xpcall(item, catch, i)
+                frame = ok and f or fail_frame(conn, seq, st.name, f)
             end
-            local sent, err = pcall(conn.send, conn, frame, st.seq)
+            local sent, res = pcall(conn.send, conn, frame, seq)
             if not sent then
-                if tostring(err):find("too big", 1, true) then
+                if tostring(res):find("too big", 1, true) then
                     frame = proto.fail("RequestTooBig", "reply too large "
                                        .. "for one frame")
                 else
-                    frame = internal_error(conn, st.seq, st.name,
-                                           tostring(err))
+                    frame = internal_error(conn, seq, st.name,
+                                           tostring(res))
                 end
-                conn:send(frame, st.seq)
+                res = conn:send(frame, seq)
             end
+            open = res
         end
         st.next = i + 1
         made = made + 1
-        if made >= PART_ITEMS or conn.pending_output > high or
-           core.hrtime() >= stop then
+        if made >= PART_ITEMS or (made % CHECK_EVERY == 0 and
+           (conn.pending_output > high or core.hrtime() >= stop)) then
             break
         end
     end

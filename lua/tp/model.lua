@@ -74,7 +74,9 @@ M.turn = 0            -- the current turn (set by tp.game, and by commits
 local recorded = {}   -- object id -> true: hist/<M.turn>/<id> is written
 
 local pending          -- commit()'s bookkeeping, applied after its write
+local generation = 0   -- see M.generation
 local function reset_dirty()
+    generation = generation + 1
     pending = nil
     dirty = { obj = {}, gone = {}, queue = {}, board = {}, msg = {},
               design = {}, player = {}, battle = {}, meta = false,
@@ -94,6 +96,15 @@ end
 
 function M.clock()
     return clock
+end
+
+-- A number that changes whenever the working set may have: at every
+-- commit written, undo, rollback and load (and so at every end of turn).
+-- Between two changes of it, with nothing dirty (M.is_dirty), the model
+-- is what the database holds: what was shown from it may be shown again
+-- (tp.views caches encoded frames under it).
+function M.generation()
+    return generation
 end
 
 -- ------------------------------------------------------------ loading

@@ -52,6 +52,7 @@ end
 
 function M.init(rs, context)
     ruleset, ctx = rs, context
+    M.flush_frames()
     accounts = require "tp.accounts"
     model.viewers_of = viewers_of
 end
@@ -178,7 +179,7 @@ local function param_value(p, obj, player)
 end
 
 -- The Object frame of obj for player, in the connection's version.
-function M.object_frame(conn, obj)
+local function build_object_frame(conn, obj)
     local player = conn.player
     local ot = types.objects[obj.type]
     if conn.version == 3 then
@@ -232,6 +233,90 @@ function M.object_frame(conn, obj)
         modtime = obj.modtime,
         params = codec.encode(ot.layout, values, conn.padding),
     })
+end
+
+-- ------------------------------------------------------------ frame cache
+
+-- Object frames encoded once and sent as bytes until something may have
+-- changed: per viewer (player, protocol version, padding) and object id,
+-- each a frame table { _type, _body } that conn:send copies as it is.
+-- Everything a frame shows comes from the model (and the ruleset's hooks
+-- reading it), so the whole cache goes when the model's generation
+-- changes (a commit, an undo, a rollback, a load, so every end of turn);
+-- while the model is dirty (a request changing it, before its commit) or
+-- for anything but a TP connection (the web side's virtual connections
+-- want the fields) frames are built each time. The ruleset's visible()
+-- and parameter hooks must then depend on the game's state only (as the
+-- API says); a ruleset with views_volatile = true is never cached.
+local OBJECT = proto.id.Object
+M.frame_cache_max = 65536       -- frames kept over all viewers
+local cache = {}                -- viewer key -> { [object id] = frame }
+local cache_gen                 -- model generation the cache is of
+local cache_size = 0            -- frames in it
+local layouts = {}              -- "set/version" -> Object frame layout
+
+-- Drops every cached frame (tp.views.init does, for a new ruleset).
+function M.flush_frames()
+    cache, cache_size = {}, 0
+end
+
+-- The frames of conn's viewer, or nil when conn is not to be cached.
+local function viewer_frames(conn)
+    if type(conn) ~= "userdata" or model.is_dirty() or
+       ruleset.views_volatile then
+        return nil
+    end
+    local gen = model.generation()
+    if gen ~= cache_gen then
+        cache, cache_gen, cache_size = {}, gen, 0
+    end
+    local version, pad = conn.version, conn.padding
+    local k = conn.player * 4 + (version == 3 and 2 or 0) +
+              (pad and 1 or 0)
+    local t = cache[k]
+    if not t then
+        t = {}
+        cache[k] = t
+    end
+    return t, version, pad
+end
+
+-- Object frame layout of conn's set and version (nil: none).
+local function object_layout(conn, version)
+    local set = conn.admin and "admin" or "player"
+    local lk = set .. "/" .. version
+    local lay = layouts[lk]
+    if lay == nil then
+        local _, l = codec.lookup(set, version, OBJECT)
+        lay = l or false
+        layouts[lk] = lay
+    end
+    return lay or nil
+end
+
+-- The Object frame of obj as conn's player sees it, in its version.
+function M.object_frame(conn, obj)
+    local frames, version, pad = viewer_frames(conn)
+    if not frames then
+        return build_object_frame(conn, obj)
+    end
+    local f = frames[obj.id]
+    if f then
+        return f
+    end
+    f = build_object_frame(conn, obj)
+    local lay = object_layout(conn, version == 3 and 3 or 4)
+    if not lay then
+        return f
+    end
+    f = { _type = OBJECT, _body = codec.encode(lay, f, pad) }
+    if cache_size >= M.frame_cache_max then
+        M.flush_frames()
+        frames = viewer_frames(conn)
+    end
+    frames[obj.id] = f
+    cache_size = cache_size + 1
+    return f
 end
 
 function M.object_desc_frame(ot)
