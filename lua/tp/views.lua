@@ -254,6 +254,10 @@ local cache = {}                -- viewer key -> { [object id] = frame }
 local cache_gen                 -- model generation the cache is of
 local cache_size = 0            -- frames in it
 local layouts = {}              -- "set/version" -> Object frame layout
+-- conn -> { key, version, pad }: what its viewer key is made of, read
+-- from the connection once (its player is set once, at login; its
+-- version at its first frame) but its padding each time (SetFilters).
+local viewers = setmetatable({}, { __mode = "k" })
 
 -- Drops every cached frame (tp.views.init does, for a new ruleset).
 function M.flush_frames()
@@ -270,15 +274,21 @@ local function viewer_frames(conn)
     if gen ~= cache_gen then
         cache, cache_gen, cache_size = {}, gen, 0
     end
-    local version, pad = conn.version, conn.padding
-    local k = conn.player * 4 + (version == 3 and 2 or 0) +
-              (pad and 1 or 0)
-    local t = cache[k]
+    local pad = conn.padding
+    local v = viewers[conn]
+    if not v or v.pad ~= pad then
+        local version = conn.version
+        v = { pad = pad, version = version,
+              key = conn.player * 4 + (version == 3 and 2 or 0) +
+                    (pad and 1 or 0) }
+        viewers[conn] = v
+    end
+    local t = cache[v.key]
     if not t then
         t = {}
-        cache[k] = t
+        cache[v.key] = t
     end
-    return t, version, pad
+    return t, v.version, pad
 end
 
 -- Object frame layout of conn's set and version (nil: none).

@@ -145,8 +145,13 @@ def test_memory():
         for p in players:
             p.c.close()
         n, b = settled(srv, base_n)
-        T.ok((n, b) == (base_n, base_b), "all closed: back to %d objects "
-             "and %d bytes exactly (got %d, %d)" % (base_n, base_b, n, b))
+        # The console's own connection is the one left; it holds the
+        # request being answered when that came in more than one read
+        # (a slow build), so its input may count, up to the request's
+        # size (well under 1 KiB).
+        T.ok(n == base_n and 0 <= b - base_b < 1024, "all closed: back to "
+             "%d objects and %d bytes (+ the console request's input: got "
+             "%d, %d)" % (base_n, base_b, n, b))
         T.ok(not srv.error_lines(), "no error lines in the log",
              "\n".join(srv.error_lines()[:5]))
         T.ok(srv.stop(cleanup=False) == 0, "clean exit (LeakSanitizer "

@@ -46,8 +46,8 @@ end)
 -- The frame of object id as conn's player sees it (Fail when it does not
 -- exist for them, or no longer does: per_id calls it as the id's part of
 -- the reply is made).
-local function object_frame(conn, id)
-    local o = id >= 0 and views.object(conn.player, id)
+local function object_frame(conn, id, player)
+    local o = id >= 0 and views.object(player or conn.player, id)
     if not o then
         no_such("object", id, 1)
     end
@@ -55,8 +55,9 @@ local function object_frame(conn, id)
 end
 
 M.GetObjectsByID = handler(function(conn, req)
+    local player = conn.player     -- set once, at login
     return per_id(conn, req, req.ids, function(id)
-        return object_frame(conn, id)
+        return object_frame(conn, id, player)
     end)
 end)
 
