@@ -277,9 +277,12 @@ local function viewer_frames(conn)
     local pad = conn.padding
     local v = viewers[conn]
     if not v or v.pad ~= pad then
-        local version = conn.version
+        local version, player = conn.version, conn.player
+        if type(player) ~= "number" then
+            return nil          -- not a player's connection
+        end
         v = { pad = pad, version = version,
-              key = conn.player * 4 + (version == 3 and 2 or 0) +
+              key = player * 4 + (version == 3 and 2 or 0) +
                     (pad and 1 or 0) }
         viewers[conn] = v
     end
