@@ -523,6 +523,50 @@ Lets a banned player log in again.]], function(who_)
     return "unbanned"
 end)
 
+-- Notifications (tp.notify, tp.mail; README "Notifications").
+
+def("players", "notify.email", "notify.email(name | id [, address [, on]])",
+[[
+A player's e-mail address and whether they get turn mails
+(notify_email): read them with only the player; set the address ("" for
+none, nil to keep it) and turn the mails on or off (true / false; nil
+keeps it). Stored before it returns; the player changes the same on the
+web page.]], function(who_, address, on)
+    local p = find_player(who_)
+    if address ~= nil or on ~= nil then
+        local a, err = accounts.set_email(p.name, address, on)
+        if not a then
+            fail("%s", err)
+        end
+        log.info("admin", "e-mail settings of player %d (%s) changed by %s",
+                 p.id, p.name, who())
+    end
+    local a = accounts.find(p.name) or {}
+    return { name = p.name, email = a.email or "",
+             notify_email = a.notify_email == true }
+end)
+
+def("server", "notify.status", "notify.status()", [[
+The web hooks (url, format, events, queued, sent, failed, last error)
+and the mail (queued, sent, failed, last error, the reminder's lead and
+the last turn reminded).]], function()
+    local st = require("tp.notify").status()
+    st.hooks = listing({ "url", "format", "events", "queued", "sent",
+                         "failed", "error" }, st.hooks,
+                       { "url", "format", "events", "queued", "sent",
+                         "failed", "error" })
+    return st
+end)
+
+def("players", "notify.remind", "notify.remind()", [[
+Mails the reminder of the running turn now to the players who asked for
+mail and have not finished it. Returns how many were mailed.]], function()
+    local n = require("tp.notify").remind(game.turn_number())
+    log.info("admin", "turn %d's reminder mailed to %d players by %s",
+             game.turn_number(), n, who())
+    return n
+end)
+
 def("players", "locked", "locked()", [[
 Account names and client addresses whose logins are being slowed down
 after repeated wrong passwords: failures, the wait each login gets now

@@ -552,7 +552,7 @@ function M.create(name, password, extra, done)
             id = id, name = name, kdf = secret.kdf, iter = secret.iter,
             salt = secret.salt, hash = secret.hash,
             email = extra.email or "", comment = extra.comment or "",
-            created = now,
+            created = now, notify_email = extra.notify_email or nil,
         }
         local player = { id = id, name = name, race = "Human",
                          created = now, alive = true, score = 0 }
@@ -680,6 +680,47 @@ function M.unban(name)
     end
     account.banned = nil
     db:put(account_key(account.name), account)
+    return account
+end
+
+-- ------------------------------------------------------------ e-mail
+-- (tp.notify's mails; the console's notify.email, the web's /api/account)
+
+-- Sets the account's e-mail address (nil: kept; "": none) and whether it
+-- gets the turn mails (nil: kept; an account without an address gets
+-- none). Stored before it returns. Returns the account, or nil, err.
+function M.set_email(name, email, on)
+    local account = M.find(name)
+    if not account then
+        return nil, "no account '" .. tostring(name) .. "'"
+    end
+    if email ~= nil then
+        if type(email) ~= "string" then
+            return nil, "the e-mail address must be a string"
+        end
+        email = text.trim(email)
+        if email ~= "" then
+            local ok, why = require("tp.mail").valid_address(email)
+            if not ok then
+                return nil, why
+            end
+        end
+    end
+    if on ~= nil and type(on) ~= "boolean" then
+        return nil, "notify_email must be true or false"
+    end
+    local new_email = email == nil and (account.email or "") or email
+    local new_on = on == nil and account.notify_email or on
+    if new_on and not require("tp.mail").valid_address(new_email) then
+        return nil, "turn mails need a valid e-mail address"
+    end
+    local before_email, before_on = account.email, account.notify_email
+    account.email, account.notify_email = new_email, new_on or nil
+    local ok, err = pcall(db.put, db, account_key(account.name), account)
+    if not ok then
+        account.email, account.notify_email = before_email, before_on
+        return nil, "the change could not be stored: " .. tostring(err)
+    end
     return account
 end
 

@@ -220,7 +220,10 @@ service.started(cfg, db)
 -- Internet. Neither can stop the start: they log what goes wrong.
 local zeroconf = require "tp.zeroconf"
 local metaserver = require "tp.metaserver"
-for name, m in pairs { zeroconf = zeroconf, metaserver = metaserver } do
+-- Notifications (web hooks, e-mail) likewise.
+local notify = require "tp.notify"
+for name, m in pairs { zeroconf = zeroconf, metaserver = metaserver,
+                       notify = notify } do
     local zok, zerr = pcall(m.start, cfg, db)
     if not zok then
         log.error(name, "cannot start: %s", tostring(zerr))
@@ -254,6 +257,7 @@ return admin.hooks {
     on_stop = function()
         zeroconf.stop()
         metaserver.stop()
+        notify.stop()
         service.stop()
         game.stop()
         db:close()

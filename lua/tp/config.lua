@@ -321,6 +321,40 @@ M.schema = {
                                doc = "port players reach the first tp "
                                      .. "listener at, for the metaserver; "
                                      .. "0: the port it listens on" },
+    -- Notifications: web hooks and e-mail (tp.notify, tp.mail; README
+    -- "Notifications").
+    notify = { type = "table", default = {},
+               doc = "web hooks { { url =, events = { \"turn_start\", "
+                     .. "... }, format = \"json\" | \"discord\" | "
+                     .. "\"slack\" } }; none by default" },
+    notify_retries = { type = "integer", default = 5, min = 1, max = 20,
+                       doc = "tries of one web hook request before it is "
+                             .. "dropped" },
+    notify_retry_delay = { type = "number", default = 10, min = 0.05,
+                           max = 3600,
+                           doc = "seconds before a failed web hook "
+                                 .. "request is tried again (doubled at "
+                                 .. "each try)" },
+    notify_timeout = { type = "number", default = 15, min = 0.1, max = 300,
+                       doc = "seconds a web hook has to answer" },
+    notify_queue = { type = "integer", default = 100, min = 1,
+                     max = 100000,
+                     doc = "events waiting per web hook; past it the "
+                           .. "oldest is dropped" },
+    notify_reminder = { type = "number", default = 3600, min = 0,
+                        max = 30 * 86400,
+                        doc = "seconds before the end of a turn when "
+                              .. "players who asked for mail and have not "
+                              .. "finished get a reminder (0: none)" },
+    notify_email_default = { type = "boolean", default = false,
+                             doc = "an e-mail address given at account "
+                                   .. "creation turns the turn mails on" },
+    mail_from = { type = "string", default = "",
+                  doc = "From address of the players' mail; \"\": "
+                        .. "tpserver@<this host's name>" },
+    sendmail_path = { type = "string", default = "/usr/sbin/sendmail",
+                      doc = "the MTA's sendmail program (run as "
+                            .. "sendmail -t -i, the message on its stdin)" },
     admins = { type = "table", default = {},
                doc = "admin accounts { { name =, password_hash =, ssh_keys "
                      .. "= { \"ssh-ed25519 AAAA... \" } } } (tpserver "
@@ -487,6 +521,10 @@ function M.check(raw)
             return nil, "metaservers[" .. tostring(i) .. "] must be an "
                         .. "http:// or https:// URL, got " .. tostring(url)
         end
+    end
+    local nok, nerr = require("tp.notify").check(cfg)
+    if not nok then
+        return nil, nerr
     end
     local levels = { error = true, warning = true, warn = true, info = true,
                      debug = true, trace = true }

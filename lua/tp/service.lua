@@ -50,12 +50,15 @@ M.live = {
     stats_file = true, stats_interval = true,
     metaserver_interval = true, metaserver_public_host = true,
     metaserver_public_port = true,
+    notify = true, notify_retries = true, notify_retry_delay = true,
+    notify_timeout = true, notify_queue = true, notify_reminder = true,
+    notify_email_default = true, mail_from = true, sendmail_path = true,
 }
 
 -- Keys holding paths (made absolute; "" stays "").
 local PATHS = { "data", "pid_file", "log_file", "stats_file",
                 "log_syslog_socket", "tls_cert", "tls_key", "ssh_host_key",
-                "ssh_authorized_keys" }
+                "ssh_authorized_keys", "sendmail_path" }
 
 local start_dir = sys.cwd() or "."
 local state = {

@@ -152,7 +152,10 @@ M.CreateAccount = { states = CONNECTED, fn = function(conn, req)
     dispatch.defer(conn, req, function(reply)
         accounts.create(name, req.password,
             { email = req.email, comment = req.comment,
-              max_players = cfg.max_players, peer = conn.peer },
+              max_players = cfg.max_players, peer = conn.peer,
+              -- notify_email_default: an address given asks for mail.
+              notify_email = cfg.notify_email_default and
+                  require("tp.mail").valid_address(req.email) or nil },
             dispatch.guard(conn, req, reply, function(player, why, msg)
                 if not player then
                     fail.raise(why == "full" and "PermissionDenied"

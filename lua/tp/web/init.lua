@@ -753,6 +753,34 @@ route("GET", "/api/me", auth(function(req)
     return json_answer(200, tp(req, "GetPlayer", { ids = { 0 } })[1])
 end))
 
+-- The player's own account settings: the e-mail address and the turn
+-- mails (accounts.set_email, as the console's notify.email).
+local function account_body(s)
+    local a = accounts.find(s.name) or {}
+    return { name = s.name, email = a.email or "",
+             notify_email = a.notify_email == true }
+end
+
+route("GET", "/api/account", auth(function(req)
+    return json_answer(200, account_body(req.session))
+end))
+
+route("POST", "/api/account", auth(function(req)
+    local b = body_json(req)
+    if (b.email ~= nil and type(b.email) ~= "string") or
+       (b.notify_email ~= nil and type(b.notify_email) ~= "boolean") then
+        refuse(400, "email must be a string and notify_email true or false")
+    end
+    local a, err = accounts.set_email(req.session.name, b.email,
+                                      b.notify_email)
+    if not a then
+        refuse(err:find("could not be stored", 1, true) and 503 or 400, err)
+    end
+    log.info("http", "player %d (%s) changed their e-mail settings",
+             req.session.player, req.session.name)
+    return json_answer(200, account_body(req.session))
+end))
+
 route("GET", "/api/players/{id}", auth(function(req, p)
     return json_answer(200, tp(req, "GetPlayer", { ids = { p.id } })[1])
 end))
