@@ -21,7 +21,8 @@
 #   make bench      load benchmarks (not part of make test)
 #   make fuzz       libFuzzer over the frame reader and codec (FUZZ_SECONDS=60)
 #   make install    PREFIX=/usr/local DESTDIR= (binary, Lua, rulesets, config,
-#                   man page, systemd unit, logrotate snippet); an existing
+#                   man page, systemd units tpserver.service and the template
+#                   tpserver@.service, logrotate snippet); an existing
 #                   PREFIX/etc/tpserver/tpserver.lua is kept as it is
 #   make uninstall  removes what make install put there, except the
 #                   configuration PREFIX/etc/tpserver/tpserver.lua, which it
@@ -304,13 +305,17 @@ install: build
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/tpserver.service \
 	  > $(UNITS)/tpserver.service
 	chmod 0644 $(UNITS)/tpserver.service
+	sed 's|@PREFIX@|$(PREFIX)|g' 'packaging/tpserver@.service' \
+	  > '$(UNITS)/tpserver@.service'
+	chmod 0644 '$(UNITS)/tpserver@.service'
 	install -m 0644 packaging/tpserver.logrotate $(SHARE)/packaging/
 
 # Keeps the configuration unless PURGE=1 (and says so); never touches game
 # data or logs.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/tpserver
-	rm -f $(MAN1)/tpserver.1 $(UNITS)/tpserver.service
+	rm -f $(MAN1)/tpserver.1 $(UNITS)/tpserver.service \
+	  '$(UNITS)/tpserver@.service'
 	rm -rf $(SHARE)
 ifeq ($(PURGE),1)
 	rm -f $(ETC)/tpserver.lua

@@ -650,8 +650,39 @@ async function enterSession(s) {
   const user = $('session-user');
   user.textContent = s.player.name;
   user.hidden = false;
-  await Promise.all([loadStatic(), refreshPlayers()]);
+  await Promise.all([loadStatic(), refreshPlayers(), loadAccount()]);
   await Promise.all([refreshObjects(true), boards.refresh()]);
+}
+
+// The player's own e-mail settings (GET and POST /api/account).
+function showAccount(a) {
+  $('account-email').value = a.email || '';
+  $('account-notify').checked = Boolean(a.notify_email);
+  $('account-status').textContent = a.notify_email ? `Turn mails go to ${a.email}.` : 'No turn mails.';
+}
+
+async function loadAccount() {
+  try {
+    showAccount(await api('GET', 'api/account'));
+  } catch (err) {
+    if (!sessionLost(err)) $('account-status').textContent = '';
+  }
+}
+
+async function saveAccount(e) {
+  e.preventDefault();
+  const error = $('account-error');
+  error.hidden = true;
+  try {
+    showAccount(await api('POST', 'api/account', {
+      email: $('account-email').value.trim(),
+      notify_email: $('account-notify').checked,
+    }));
+  } catch (err) {
+    if (sessionLost(err)) return;
+    error.textContent = err instanceof ApiError ? err.describe() : String(err);
+    error.hidden = false;
+  }
 }
 
 // Names of order types, designs and resources (for readable values).
@@ -889,6 +920,7 @@ function wire() {
   $('login-form').addEventListener('submit', login);
   $('signup-btn').addEventListener('click', signup);
   $('logout-btn').addEventListener('click', logout);
+  $('account-form').addEventListener('submit', saveAccount);
   $('end-turn').addEventListener('click', endTurn);
   $('watch-btn').addEventListener('click', startWatching);
   $('leave-watch').addEventListener('click', () => leaveGameView());

@@ -511,6 +511,18 @@ function M.check(raw)
             cfg[k] = copy(spec.default)
         end
     end
+    -- A game of the systemd template (tpserver@NAME.service sets
+    -- TPSERVER_GAME=NAME) is listed under its own name by default.
+    local instance = os.getenv("TPSERVER_GAME")
+    if instance and instance ~= "" then
+        instance = instance:gsub("%c", "")
+        if raw.game_name == nil then
+            cfg.game_name = instance
+        end
+        if raw.game_longname == nil then
+            cfg.game_longname = "Thousand Parsec game " .. instance
+        end
+    end
     local lok, lerr = require("tp.listeners").normalize(cfg)
     if not lok then
         return nil, lerr
