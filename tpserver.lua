@@ -278,11 +278,41 @@ return {
     -- metaserver_public_port = 0,         -- and the port of the first
                                            -- tp listener there
 
+    -- Notifications (README "Notifications"). Web hooks: an HTTP POST
+    -- for each event a hook names (turn_start, turn_end, turn_warning,
+    -- player_joined, player_finished, player_eliminated, game_over;
+    -- without events: turn_start, turn_end, player_joined,
+    -- player_eliminated, game_over), as a JSON object, or Discord's
+    -- {content} or Slack's {text}:
+    -- notify = {
+    --     { url = "https://discord.com/api/webhooks/ID/TOKEN",
+    --       format = "discord" },
+    --     { url = "http://127.0.0.1:9000/tp", format = "json",
+    --       events = { "turn_start", "game_over" } },
+    -- },
+    -- notify_retries = 5,                 -- tries of one request
+    -- notify_retry_delay = 10,            -- seconds before the second try,
+                                           -- doubled at each try
+    -- notify_timeout = 15,                -- seconds a hook has to answer
+    -- notify_queue = 100,                 -- events waiting per hook; past
+                                           -- it the oldest is dropped
+    -- Turn mails, to players who gave an address and turned them on (on
+    -- the web page, or the console's notify.email), through the local MTA:
+    -- notify_reminder = 3600,             -- seconds before a turn's end:
+                                           -- a reminder to those who have
+                                           -- not finished (0: none)
+    -- notify_email_default = false,       -- an address given at account
+                                           -- creation turns the mails on
+    -- mail_from = "",                     -- From address; "": tpserver@
+                                           -- this host's name
+    -- sendmail_path = "/usr/sbin/sendmail",  -- run as sendmail -t -i
+
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
     -- the next turn), max_output, client_write_timeout, the time limits,
     -- the statistics keys, admins, console_time_slice,
-    -- ssh_authorized_keys, ssh_idle_timeout and the metaserver_* keys
-    -- (not the metaservers list) change at once; any other change is
+    -- ssh_authorized_keys, ssh_idle_timeout, the metaserver_* keys
+    -- (not the metaservers list), notify, the notify_* keys, mail_from and
+    -- sendmail_path change at once; any other change is
     -- logged and waits for a restart.
 }
