@@ -137,7 +137,8 @@ function M.compose(cfg, m)
     seq = seq + 1
     local crypto = require "tp.crypto"
     local id = string.format("<%d.%d.%s@%s>", os.time(), seq,
-                             crypto.hex(crypto.random(6)), from:match("@(.*)$"))
+                             crypto.hex(crypto.random(6)),
+                             from:match("@(.*)$"))
     local body = tostring(m.body or "")
     if #body > M.MAX_BODY then
         body = body:sub(1, M.MAX_BODY)

@@ -221,22 +221,23 @@ function M.object(event, data)
     end
     if event == "game_over" then
         o.reason = data.reason
-        o.winners = setmetatable({}, require("cjson").array_mt)
+        local winners = {}
         for _, id in ipairs(data.winners or {}) do
-            o.winners[#o.winners + 1] = { id = id, name = player_name(id) }
+            winners[#winners + 1] = { id = id, name = player_name(id) }
         end
+        o.winners = require("tp.web.json").array(winners)
     end
     return o
 end
 
 function M.payload(format, event, data)
-    local cjson = require "cjson"
+    local json = require "tp.web.json"
     if format == "discord" then
-        return cjson.encode({ content = M.text(event, data) })
+        return json.encode({ content = M.text(event, data) })
     elseif format == "slack" then
-        return cjson.encode({ text = M.text(event, data) })
+        return json.encode({ text = M.text(event, data) })
     end
-    return cjson.encode(M.object(event, data))
+    return json.encode(M.object(event, data))
 end
 
 -- ------------------------------------------------------------ hooks
@@ -315,16 +316,25 @@ local function to_hooks(event, data)
     local cfg = state.cfg
     for _, h in ipairs(state.hooks) do
         if wants(h, event) then
-            if #h.queue >= cfg.notify_queue then
-                local old = table.remove(h.queue, h.inflight and 2 or 1)
+            -- Full: the oldest goes, unless it is the one being sent
+            -- (then the next; with nothing else waiting, the new one).
+            local full = #h.queue >= cfg.notify_queue
+            local drop = h.inflight and 2 or 1
+            local item = { event = event, tries = 0,
+                           body = M.payload(h.format, event, data) }
+            if full then
                 h.failed = h.failed + 1
+                local old = drop <= #h.queue and
+                            table.remove(h.queue, drop) or item
                 log.warning("notify", "%s: queue full (%d): %s dropped",
-                            h.url, cfg.notify_queue,
-                            old and old.event or "?")
+                            h.url, cfg.notify_queue, old.event)
+                if old == item then
+                    item = nil
+                end
             end
-            h.queue[#h.queue + 1] = { event = event, tries = 0,
-                                      body = M.payload(h.format, event,
-                                                       data) }
+            if item then
+                h.queue[#h.queue + 1] = item
+            end
             send(h)
         end
     end

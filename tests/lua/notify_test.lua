@@ -117,6 +117,10 @@ t.ok(o.event == "turn_warning" and o.turn == 4 and o.seconds_left == 300
      and o.ends_at == "2023-11-14T22:18:20Z" and
      o.time == "2023-11-14T22:13:20Z",
      "json: the warning with its end on the clock", cjson.encode(o))
+t.ok(notify.payload("json", "game_over", { turn = 9, winners = {} })
+     :find('"winners":[]', 1, true), "json: no winners is an empty array")
+t.is(cjson.decode(notify.payload("json", "game_over", { turn = 9 })).text,
+     "the game is over after turn 9.", "json: the end without winners")
 t.is(cjson.decode(notify.payload("slack", "turn_end", { turn = 4 })).text,
      "Turn 4 of the game has ended.", "slack: the sentence")
 t.is(cjson.decode(notify.payload("discord", "turn_warning",
