@@ -43,6 +43,7 @@ sys.path.insert(0, HERE)
 import tplib  # noqa: E402
 import weblib  # noqa: E402
 from weblib import ActionChains, Keys, Select  # noqa: E402
+from test_console import console  # noqa: E402
 
 weblib.use_system_python()
 
@@ -673,6 +674,48 @@ def test_signup():
     b.wait(lambda: b.dbg("tpDebug.mode()") == "front", 10)
 
 
+def test_turn_mails():
+    """The "Turn mails" panel: a player sets an address and turns the
+    mails on (stored: the console reads it back); a bad address shows the
+    server's refusal."""
+    b = BROWSER
+    b.open(url(SRV))
+    b.wait(lambda: b.shown("login-form"), 10)
+    b.set_value("login-user", ALICE.name)
+    b.set_value("login-pass", PW)
+    b.el("login-btn").click()
+    playing = b.wait(lambda: b.dbg("tpDebug.mode()") == "play", 20)
+    check(playing, "alice logs in for the turn mails", b)
+    if not playing:
+        return
+    b.css("#account-panel summary").click()
+    b.wait(lambda: b.text("account-status") == "No turn mails.", 10)
+    check(b.text("account-status") == "No turn mails.",
+          "the panel says no turn mails yet", b)
+    b.set_value("account-email", "alice@")
+    b.el("account-notify").click()
+    b.el("account-save").click()
+    shown = b.wait(lambda: b.shown("account-error"), 10)
+    check(shown and "e-mail address" in (b.text("account-error") or ""),
+          "a bad address: the server's refusal is shown", b)
+    b.set_value("account-email", "alice@example.org")
+    b.el("account-save").click()
+    ok = b.wait(lambda: b.text("account-status") ==
+                "Turn mails go to alice@example.org.", 10)
+    check(ok and not b.shown("account-error"), "saved: turn mails go to "
+          "the address", b, repr(b.text("account-status")))
+    rc, out, err = console(SRV, 'local a = notify.email("%s") '
+                           'print(a.email, a.notify_email)' % ALICE.name)
+    check(rc == 0 and out.split() == ["alice@example.org", "true"],
+          "stored: the console reads the same", None, out + err)
+    b.shot("5b-turn-mails")
+    errs = b.js_errors()
+    check(not errs, "no script errors with the turn mails panel", b,
+          "\n".join(errs))
+    b.el("logout-btn").click()
+    b.wait(lambda: b.dbg("tpDebug.mode()") == "front", 10)
+
+
 def test_spectators_on():
     srv = tplib.Server("--set", "web_spectators=true",
                        port_flags=[WEB]).start()
@@ -954,7 +997,8 @@ def main():
                  % e)
             return
         T.run(test_front_page, test_login_and_map, test_orders_and_turn,
-              test_boards, test_spectators_off, test_signup)
+              test_boards, test_spectators_off, test_signup,
+              test_turn_mails)
     finally:
         if BROWSER:
             BROWSER.quit()
