@@ -18,6 +18,7 @@ import glob
 import http.server
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -271,6 +272,43 @@ turn_length = 3600
         T.ok(srv.stop() == 0, "hooks: a clean stop with a request pending")
 
 
+def test_queue_and_reload():
+    """A hook that never answers keeps at most notify_queue events (the
+    oldest waiting ones go, logged); a SIGHUP with a new notify list
+    replaces the hooks."""
+    hooks = Hooks()
+    tmp = tempfile.mkdtemp(prefix="tpserver-notify-")
+    text = """
+notify = { { url = "%s", events = { "turn_start", "turn_end" } } }
+notify_queue = 2
+notify_timeout = 300
+"""
+    cfg = write_config(tmp, text % hooks.url("/hang"))
+    srv = tplib.Server("-c", cfg, "--ruleset", TINY).start()
+    try:
+        for _ in range(3):
+            run(srv, "turn.now()", "a turn ends")
+        out = run(srv, 'local h = notify.status().hooks[1] print(h.queued, '
+                  'h.failed, h.inflight)', "the hanging hook's queue")
+        T.ok(out.split() == ["2", "4", "true"], "6 events, 1 in flight: 2 "
+             "wait (notify_queue), 4 dropped", out)
+        T.ok("queue full (2)" in srv.log(), "the drops are logged",
+             srv.log_tail(5))
+        with open(cfg, "w") as f:
+            f.write(text % hooks.url("/json"))
+        srv.signal(signal.SIGHUP)
+        out = until(srv, 'print(notify.status().hooks[1].url)',
+                    lambda o: o.endswith("/json"))
+        T.ok(out == hooks.url("/json"), "SIGHUP: the new hook replaces "
+             "the old", out)
+        run(srv, "turn.now()", "a turn ends after the reload")
+        T.ok(hooks.wait("/json", lambda b: b["event"] == "turn_start")
+             is not None, "the new hook gets the next events")
+    finally:
+        hooks.close()
+        T.ok(srv.stop() == 0, "queue: a clean stop")
+
+
 SENDMAIL = """#!/bin/sh
 f=$(mktemp "%s/mail.XXXXXX")
 printf '%%s\\n' "$@" > "$f.argv"
@@ -512,4 +550,4 @@ def test_mail_failure():
         T.ok(srv.stop() == 0, "a clean stop after a failed mail")
 
 
-tplib.main(test_hooks, test_mail, test_mail_failure)
+tplib.main(test_hooks, test_queue_and_reload, test_mail, test_mail_failure)
