@@ -34,8 +34,8 @@
 -- memory only.
 --
 -- Keys: account/<name with A-Z in lower case> -> { id, name, kdf, iter,
--- salt, hash, email, comment, created }; player/<id> -> { id, name, race,
--- created }.
+-- salt, hash, email, comment, created, notify_email }; player/<id> -> {
+-- id, name, race, created }.
 
 local core = require "tp.core"
 local crypto = require "tp.crypto"
