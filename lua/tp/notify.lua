@@ -12,7 +12,7 @@
 -- that the oldest is dropped (and logged).
 --
 -- E-mail (tp.mail): players with an address and notify_email on get a
--- mail when a turn starts, and a reminder notify_reminder seconds before
+-- mail when a turn starts and when the game is over, and a reminder notify_reminder seconds before
 -- its end if they have not finished it by then (once a turn; kept in
 -- meta/notify so that a restart does not send it again, and sent at
 -- start when a server that was down missed its time).
@@ -312,8 +312,13 @@ local function wants(h, event)
 end
 
 -- Queues the event for every hook that asked for it.
+local make_hooks
+
 local function to_hooks(event, data)
     local cfg = state.cfg
+    if state.built_from ~= cfg.notify then
+        make_hooks(cfg)       -- changed by the console's setting()
+    end
     for _, h in ipairs(state.hooks) do
         if wants(h, event) then
             -- Full: the oldest goes, unless it is the one being sent
@@ -340,7 +345,8 @@ local function to_hooks(event, data)
     end
 end
 
-local function make_hooks(cfg)
+make_hooks = function(cfg)
+    state.built_from = cfg.notify
     for _, h in ipairs(state.hooks) do
         h.stopped = true
         if h.timer then h.timer:stop() end
@@ -362,14 +368,14 @@ end
 -- ------------------------------------------------------------ e-mail
 
 -- Players who get mail: { player, account } with an address and
--- notify_email on, still in the game; only those in `only` when given
--- (a set of ids).
-local function mail_players(only)
+-- notify_email on, still in the game (or out of it too, with all); only
+-- those in `only` when given (a set of ids).
+local function mail_players(only, all)
     local accounts = require "tp.accounts"
     local mail = require "tp.mail"
     local out = {}
     for _, p in ipairs(accounts.players()) do
-        if p.alive ~= false and (not only or only[p.id]) then
+        if (all or p.alive ~= false) and (not only or only[p.id]) then
             local a = accounts.find(p.name)
             if a and a.notify_email and mail.valid_address(a.email) then
                 out[#out + 1] = { player = p, account = a }
@@ -411,6 +417,19 @@ local function mail_turn_start(data)
     mail_all(list, subject, function(p)
         return "Hello " .. p.name .. ",\n\n" .. text .. "\n" .. signature()
     end, "turn " .. tostring(data.turn) .. " started")
+end
+
+local function mail_game_over(data)
+    local list = mail_players(nil, true)
+    if #list == 0 then
+        return
+    end
+    local subject = string.format("[%s] The game is over",
+                                  state.cfg.game_name)
+    local text = M.text("game_over", data)
+    mail_all(list, subject, function(p)
+        return "Hello " .. p.name .. ",\n\n" .. text .. "\n" .. signature()
+    end, "game over")
 end
 
 -- Mails the reminder of turn n to the players who have not finished it.
@@ -507,6 +526,8 @@ local function on_event(event, data)
     to_hooks(event, d)
     if event == "turn_start" then
         mail_turn_start(d)
+    elseif event == "game_over" then
+        mail_game_over(d)
     end
     if event == "turn_start" or event == "turn_warning" or
        event == "player_finished" or event == "game_over" then

@@ -513,6 +513,16 @@ turn_mode = "fixed"
          ["a@example.org", "b@example.org", "c@example.org"],
          "the reminder's timer mails a, b and c (nobody finished the turn)",
          repr([to(m) for m, _, _ in got]))
+    run(srv, 'require("tp.events").emit("game_over", { reason = "time", '
+        'winners = { accounts.find("%s").id } })' % names["b"],
+        "game_over emitted")
+    got = mails.wait(lambda m: "The game is over" in str(m["Subject"]), 3)
+    T.ok(sorted(to(m) for m, _, _ in got) ==
+         ["a@example.org", "b@example.org", "c@example.org"] and
+         all(("won by %s" % names["b"]) in m.get_content()
+             for m, _, _ in got),
+         "the game's end is mailed to a, b and c, with the winner",
+         repr([(to(m), m.get_content()) for m, _, _ in got]))
     T.ok(not [x for x in mails.all() if to(x[0]) in
               ("d@example.org",) or names["e"] in to(x[0])],
          "d (mails off) and e (no address) got nothing")
