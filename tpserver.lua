@@ -137,6 +137,18 @@ return {
     turn_length_over_threshold = 600,
     turn_warning = 60,
 
+    -- Computer players (rulesets/README.md, "AI players"): ai_players are
+    -- added when the game is created, at ai_level, and play through the
+    -- same views and orders as clients; they finish their turn as soon as
+    -- their orders are in. Alone they never end a turn early: in
+    -- players_finished and threshold modes a turn ends before its time
+    -- only once a human player has finished it. Each may think
+    -- ai_time_limit seconds per turn (0: no limit). The ruleset must have
+    -- an AI (MiniSec has, at levels "easy" and "normal").
+    ai_players = 0,
+    ai_level = "normal",
+    ai_time_limit = 1,
+
     -- Limits. Each one logs when it acts.
     max_connections = 4096,                -- player connections at once;
                                            -- more get Fail "server full"

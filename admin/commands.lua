@@ -61,6 +61,9 @@ M.SUMMARY = {
     kick = "disconnect a player",
     ban = "refuse a player's logins",
     unban = "let a banned player in again",
+    ["ai.add"] = "add a computer player",
+    ["ai.remove"] = "remove a computer player",
+    ["ai.list"] = "the players the AI plays",
     objects = "list objects (by type, name, owner)",
     find = "objects whose name contains text",
     object = "one object, whole",
@@ -391,6 +394,7 @@ local function player_row(p)
     end
     return { id = p.id, name = p.name, online = #connections_of(p.id),
              finished = finished, alive = p.alive ~= false,
+             ai = require("tp.ai").level_of(p) or "",
              banned = account.banned and true or false,
              email = account.email or "", board = p.board,
              score = p.score, created = p.created }
@@ -398,14 +402,16 @@ end
 
 def("players", "players", "players()", [[
 Every player: id, name, open connections, whether they finished the turn,
-are still in the game, are banned.]], function()
+are still in the game, are banned, and the AI level of computer players
+(and of humans whose empire the AI plays).]], function()
     local rows = {}
     for _, p in ipairs(accounts.players()) do
         rows[#rows + 1] = player_row(p)
     end
     return listing({ "id", "name", "online", "finished", "alive",
-                     "banned" }, rows,
-                   { "id", "name", "online", "finished", "alive", "banned" })
+                     "banned", "AI" }, rows,
+                   { "id", "name", "online", "finished", "alive", "banned",
+                     "ai" })
 end)
 
 def("players", "player", "player(name | id)", [[
@@ -542,6 +548,54 @@ Forgets every count of failed logins (see locked()).]], function()
     require("tp.login_guard").clear()
     log.info("admin", "failed-login counts cleared by %s", who())
     return "unlocked"
+end)
+
+-- Computer players (tp.ai; rulesets/README.md, "AI players").
+
+def("players", "ai.add", "ai.add([name] [, level])", [[
+Adds a computer player: an account nobody can log into, which joins the
+game as any player does and is played by the ruleset's AI (ai.lua) at
+level (the ruleset's levels, e.g. "easy" or "normal"; default ai_level).
+Without a name, the next free one of the AI names. It plays the running
+turn at once.]], function(name, level)
+    local ai = require "tp.ai"
+    if name == nil then
+        name = ai.free_name()
+    end
+    check_type(name, "string", "the name")
+    if level ~= nil then
+        check_type(level, "string", "the level")
+    end
+    local p, err = ai.add(name, level)
+    if not p then
+        fail("%s", err)
+    end
+    log.info("admin", "computer player %d (%s) added by %s", p.id, p.name,
+             who())
+    return player_row(p)
+end)
+
+def("players", "ai.remove", "ai.remove(name | id)", [[
+Removes a computer player's account (what it owned stays, with its owner
+id, as with remove_player) and its memory.]], function(who_)
+    local p = find_player(who_)
+    local removed, err = require("tp.ai").remove(p.name)
+    if not removed then
+        fail("%s", err)
+    end
+    log.info("admin", "computer player %d (%s) removed by %s", p.id, p.name,
+             who())
+    return string.format("computer player %d (%s) removed", p.id, p.name)
+end)
+
+def("players", "ai.list", "ai.list()", [[
+The players the AI plays: computer players, and humans whose empire was
+handed to it (controlled = yes); their level, whether they are still in
+the game and have finished the turn.]], function()
+    return listing({ "id", "name", "level", "controlled", "alive",
+                     "finished" }, require("tp.ai").list(),
+                   { "id", "name", "level", "controlled", "alive",
+                     "finished" })
 end)
 
 -- ------------------------------------------------------------ objects

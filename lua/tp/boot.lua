@@ -72,6 +72,10 @@ if args.check_config then
     if not sok then
         error(serr, 0)
     end
+    local ai_refused = require("tp.ai").check(cfg, rs)
+    if ai_refused then
+        error(ai_refused, 0)
+    end
     -- Paths as the server would use them: absolute, normalised.
     service.absolute_paths(cfg)
     print("-- configuration: " .. (service.absolute(path) or "(defaults)"))

@@ -253,6 +253,18 @@ M.schema = {
     turn_length = { type = "integer", default = 600, min = 0,
                     max = 365 * 86400,
                     doc = "seconds a turn lasts at most (0: no limit)" },
+    -- Computer players (tp.ai; rulesets/README.md, "AI players").
+    ai_players = { type = "integer", default = 0, min = 0, max = 64,
+                   doc = "computer players added when the game is created "
+                         .. "(the ruleset must have an ai.lua)" },
+    ai_level = { type = "string", default = "normal",
+                 doc = "level of the computer players of ai_players (one "
+                       .. "of the ruleset AI's levels)" },
+    ai_time_limit = { type = "number", default = 1, min = 0, max = 3600,
+                      doc = "seconds one computer player may think per "
+                            .. "turn (Lua, and the C it calls) before it "
+                            .. "is stopped; its turn is finished with the "
+                            .. "orders it gave (0: no limit)" },
     -- The admin console and the TP admin protocol (admin/).
     console = { type = "boolean", default = true,
                 doc = "open the admin console socket (tpserver console)" },

@@ -4,7 +4,9 @@
 -- listener that raises is logged and the others still run).
 --
 -- Events: turn_end { turn }, turn_start { turn, seconds_left },
--- turn_warning { turn, seconds_left }, player_finished { player },
+-- turn_warning { turn, seconds_left }, turn_restarted { turn } (the
+-- turn failed and starts over, every player to finish it again),
+-- player_finished { player },
 -- player_joined { player, name } (once its account is stored),
 -- message { board, slot, owner } (emitted once the request or turn that
 -- posted it has been stored: see model.post).

@@ -184,6 +184,10 @@ end
 -- format is refused, never overwritten).
 function M.start(config, database, rs)
     local cfg, db = config, database
+    local ai_refused = require("tp.ai").check(cfg, rs)
+    if ai_refused then
+        return nil, ai_refused
+    end
     shared.cfg, shared.db, shared.ruleset = cfg, db, rs
     meta = db:get("meta/game")
     local created = false
@@ -198,6 +202,7 @@ function M.start(config, database, rs)
             cfg.data, cjson_encode(meta))
     end
     local record
+    local new_game = not meta
     if meta then
         if (meta.format or 0) > db_mod.FORMAT then
             return nil, string.format("the data directory %s was written "
@@ -331,6 +336,9 @@ function M.start(config, database, rs)
         turn.name_current(M.ctx())
     end
     turn.start_clock(stored_ends_at)
+    -- Computer players: a new game's ai_players join; those who have not
+    -- finished the running turn play it (tp.ai).
+    require("tp.ai").open(new_game)
     return true
 end
 
@@ -440,6 +448,12 @@ for _, name in ipairs { "turn_number", "time_remaining", "waiting",
                         "end_turn", "finished_turn", "paused", "pause",
                         "resume", "reset_timer", "turn_record", "stop" } do
     M[name] = turn[name]
+end
+
+-- Stopping the game stops its computer players too.
+function M.stop()
+    turn.stop()
+    require("tp.ai").stop()
 end
 
 -- The last turn's timings (last_turn_ms, last_commit_ms) are set by the

@@ -13,7 +13,8 @@
 -- threshold until turn_player_threshold percent of the players have
 -- finished, then at most turn_length_over_threshold more; everyone
 -- finished ends it), "manual" (only an admin ends it). A warning goes out
--- turn_warning seconds before the end.
+-- turn_warning seconds before the end. In the two modes where players
+-- finishing ends a turn, computer players alone never do (human_finished).
 -- TimeRemaining frames are pushed (sequence 0) to every logged-in player.
 
 local core = require "tp.core"
@@ -178,11 +179,26 @@ function M.arm_timer()
     end
 end
 
+-- Computer players alone never end a turn early (tp.ai): a turn ends
+-- before its time only once at least one human player has finished it,
+-- so that a game nobody plays follows its timer or the admin.
+local function human_finished()
+    local ai = require "tp.ai"
+    for key in pairs(turn.finished) do
+        local p = accounts.player(tonumber(key))
+        if p and not ai.is_ai(p) then
+            return true
+        end
+    end
+    return false
+end
+M.human_finished = human_finished
+
 -- Whether every player has finished in a mode where that ends the turn.
 local function all_finished_ends_turn()
     local mode = game.cfg.turn_mode
     return (mode == "players_finished" or mode == "threshold") and
-           accounts.count() > 0 and #M.waiting() == 0
+           accounts.count() > 0 and #M.waiting() == 0 and human_finished()
 end
 
 -- Starts the clock of the turn just opened (M.open); stored_ends_at is the
@@ -217,7 +233,7 @@ local function check_threshold(waiting)
             alive = alive + 1
         end
     end
-    if alive == 0 then
+    if alive == 0 or not human_finished() then
         return false
     end
     if #waiting == 0 then
@@ -266,6 +282,7 @@ local function turn_failed()
                   tostring(err))
     end
     M.broadcast_time(proto.REASON.TimerStarted)
+    require("tp.events").emit("turn_restarted", { turn = turn.turn })
     return false
 end
 
@@ -373,7 +390,8 @@ function M.finished_turn(id)
     require("tp.events").emit("player_finished", { player = id })
     if paused then
         M.broadcast_time(proto.REASON.TimerWarning)
-    elseif mode == "players_finished" and #waiting == 0 then
+    elseif mode == "players_finished" and #waiting == 0 and
+           human_finished() then
         M.end_turn("all")
     elseif mode == "threshold" and check_threshold(waiting) then
         return
@@ -449,6 +467,10 @@ function M.stop()
     if timer then
         timer:stop()
         timer = nil
+    end
+    if warn_timer then
+        warn_timer:stop()
+        warn_timer = nil
     end
 end
 
