@@ -367,7 +367,7 @@ local function players_info()
                           finished = not waiting[p.id] and p.alive ~= false,
                           alive = p.alive ~= false,
                           score = p.score or json_null,
-                          ai = p.ai and true or false }
+                          ai = require("tp.ai").is_ai(p) }
     end
     return json.array(out)
 end

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Computer players (tp.ai, rulesets/minisec/ai.lua) in a real server:
+ai_players = 2 makes two when the game is created, shown as AI in
+GetPlayer's race, the console's players() and ai.list() and the web
+page's player list; nobody can log in as one; they finish their turn
+as soon as their orders are in, so that a human's FinishedTurn ends a
+players_finished turn at once; they give orders through the same order
+handlers as clients; ai.add and ai.remove; after a restart they play the
+next turns, and no more are made; ai_players with a ruleset without an
+AI is refused at start and by --check-config."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tplib  # noqa: E402
+import weblib  # noqa: E402
+from test_console import console, ok_run  # noqa: E402
+from test_protocol import T, Player, check_okay  # noqa: E402
+
+ARGS = ("--set", "ai_players=2", "--set", "turn_length=0",
+        "--set", "ruleset_settings.random_seed=9")
+
+
+def time_remaining(p):
+    """(turn, sorted waiting ids) from GetTimeRemaining."""
+    f = p.call("GetTimeRemaining")
+    return f["turn"], sorted(f["waiting"])
+
+
+def until_waiting(p, want, turn, timeout=20.0):
+    """GetTimeRemaining until the waiting list is want in turn (the AIs
+    play on the server's loop, each on its own pass); the last answer."""
+    deadline = time.monotonic() + timeout * (4 if tplib.under_asan() else 1)
+    got = time_remaining(p)
+    while got != (turn, want) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = time_remaining(p)
+    return got
+
+
+def console_json(srv, code):
+    """The JSON a console chunk prints."""
+    out = ok_run(srv, "print(require('cjson').encode(%s))" % code,
+                 "console: " + code[:60])
+    return json.loads(out.splitlines()[-1]) if out else None
+
+
+def login_fails(srv, name, password):
+    c = srv.client()
+    c.connect()
+    f = c.login(name, password)
+    c.close()
+    return f.is_("Fail")
+
+
+def test_game():
+    srv = tplib.Server(*ARGS, port_flags=["--web-port"])
+    srv.start()
+    try:
+        alice = Player(srv, name="alice")
+        ids = alice.list_ids("GetPlayerIDs")
+        T.is_(len(ids), 3, "two computer players and alice")
+        others = [i for i in ids if i != alice.id]
+        frames = alice.get("GetPlayer", others)
+        T.is_([(f["name"], f["race"]) for f in frames],
+              [("Ada", "AI (normal)"), ("Babbage", "AI (normal)")],
+              "GetPlayer: named from the list, the race says AI and its "
+              "level")
+        T.is_(until_waiting(alice, [alice.id], 0), (0, [alice.id]),
+              "the AIs have finished turn 0 on their own; alice is "
+              "waited for")
+        T.ok(login_fails(srv, "Ada", "") and login_fails(srv, "Ada", "x")
+             and login_fails(srv, "Ada", "none"),
+             "nobody can log in as a computer player")
+
+        # Their orders went through the order handlers into the queues.
+        n = console_json(srv, "(function() local n = 0 for _, q in "
+                         "pairs(model.queues) do if q.owner ~= %d and "
+                         "#q.orders > 0 then n = n + 1 end end return n "
+                         "end)()" % alice.id)
+        T.ok(n and n > 0, "the AIs' objects have orders", repr(n))
+
+        check_okay(alice.req("FinishedTurn"), "alice: FinishedTurn")
+        T.is_(time_remaining(alice)[0], 1,
+              "players_finished: the turn ended right after the human's "
+              "FinishedTurn")
+        T.is_(until_waiting(alice, [alice.id], 1), (1, [alice.id]),
+              "the AIs play turn 1 at once")
+
+        listing = ok_run(srv, "players()", "console: players()")
+        T.ok("AI" in listing and "normal" in listing, "players() shows "
+             "the AI level", listing)
+        ais = console_json(srv, "ai.list()")
+        T.is_([(a["name"], a["level"], a["controlled"]) for a in ais],
+              [("Ada", "normal", False), ("Babbage", "normal", False)],
+              "ai.list()")
+        ok_run(srv, "ai.add('Zed', 'easy')", "console: ai.add", "Zed")
+        T.is_(until_waiting(alice, [alice.id], 1), (1, [alice.id]),
+              "the new one plays the running turn at once")
+        rc, _, err = console(srv, "ai.add('Yan', 'hard')")
+        T.ok(rc == 1 and "hard" in err and "easy" in err,
+             "ai.add refuses an unknown level", err)
+        ok_run(srv, "ai.remove('Zed')", "console: ai.remove", "removed")
+        rc, _, err = console(srv, "ai.remove('alice')")
+        T.ok(rc == 1 and "no computer player" in err,
+             "ai.remove refuses a human", err)
+        T.is_(len(alice.list_ids("GetPlayerIDs")), 3, "Zed is gone")
+
+        w = weblib.Web(srv)
+        st, _, ps = w.get("/api/players")
+        T.is_([(p["name"], p["ai"]) for p in ps],
+              [("Ada", True), ("Babbage", True), ("alice", False)],
+              "the web page's player list marks them")
+        T.is_(srv.error_lines(), [], "no errors in the server log")
+        alice.close()
+    finally:
+        srv.stop(cleanup=False)
+
+    # A restart in the middle of the game: the same players, and the AIs
+    # play on.
+    again = tplib.Server(*ARGS, data_dir=srv.data_dir)
+    again.start()
+    try:
+        c = again.client()
+        c.connect()
+        check_okay([c.login("alice", "pw-alice")], "alice logs in again")
+        alice.c = c
+        T.is_(len(alice.list_ids("GetPlayerIDs")), 3,
+              "no new computer players at a restart")
+        T.is_(time_remaining(alice), (1, [alice.id]),
+              "turn 1: the AIs had finished it")
+        check_okay(alice.req("FinishedTurn"), "alice: FinishedTurn")
+        T.is_(until_waiting(alice, [alice.id], 2), (2, [alice.id]),
+              "after the restart the AIs play turn 2")
+        check_okay(alice.req("FinishedTurn"), "alice: FinishedTurn")
+        T.is_(until_waiting(alice, [alice.id], 3), (3, [alice.id]),
+              "and turn 3")
+        T.is_(again.error_lines(), [], "no errors in the server log")
+        c.close()
+    finally:
+        again.stop()
+        srv.stop()
+
+
+def test_all_ai():
+    """Computer players alone never end a turn early."""
+    with tplib.Server(*ARGS) as srv:
+        n = None
+        deadline = time.monotonic() + 20
+        while n != 0 and time.monotonic() < deadline:
+            n = console_json(srv, "#turn.waiting()")
+            time.sleep(0.1)
+        T.is_(n, 0, "both AIs have finished turn 0")
+        T.is_(console_json(srv, "turn.number()"), 0,
+              "players_finished with computer players only: the turn "
+              "does not end")
+        T.is_(console_json(srv, "turn.now()"), 1, "turn.now() ends it")
+
+
+def test_refused():
+    """ai_players with a ruleset that has no AI."""
+    tmp = tplib.Server().tmp
+    cmd = [tplib.tpserver_path(), "--check-config", "--ruleset", "rfts",
+           "--set", "ai_players=1"]
+    p = subprocess.run(cmd, capture_output=True, cwd=tmp, timeout=60)
+    err = p.stderr.decode()
+    T.ok(p.returncode != 0 and "has no AI" in err and "ai.lua" in err,
+         "--check-config refuses ai_players with RFTS", err)
+    p = subprocess.run([tplib.tpserver_path(), "--check-config", "--set",
+                        "ai_players=1"], capture_output=True, cwd=tmp,
+                       timeout=60)
+    T.ok(p.returncode == 0, "and takes it with MiniSec",
+         p.stderr.decode())
+    srv = tplib.Server("--ruleset", "rfts", "--set", "ai_players=1")
+    try:
+        srv.start()
+        T.ok(False, "a server with ai_players and RFTS does not start")
+    except RuntimeError as e:
+        T.ok("has no AI" in str(e), "a server with ai_players and RFTS "
+             "does not start, saying why", str(e)[-500:])
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    tplib.main(test_game, test_all_ai, test_refused)
