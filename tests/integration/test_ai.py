@@ -6,8 +6,10 @@ page's player list; nobody can log in as one; they finish their turn
 as soon as their orders are in, so that a human's FinishedTurn ends a
 players_finished turn at once; they give orders through the same order
 handlers as clients; ai.add and ai.remove; after a restart they play the
-next turns, and no more are made; ai_players with a ruleset without an
-AI is refused at start and by --check-config."""
+next turns, and no more are made; alone they never end a turn; an
+AI-only game of three, its turns ended by the console, ends in a victory
+and is the same game again with the same seed; ai_players with a ruleset
+without an AI is refused at start and by --check-config."""
 
 import json
 import os
@@ -162,6 +164,69 @@ def test_all_ai():
         T.is_(console_json(srv, "turn.now()"), 1, "turn.now() ends it")
 
 
+# A console script playing an AI-only game: the turns end by turn.now()
+# once every AI has finished (sleep lets the server run them), until one
+# player is left; then the turns, the survivors and the universe.
+AI_ONLY_GAME = """
+ai.add("Ada", "normal") ai.add("Babbage", "easy") ai.add("Turing", "easy")
+local function alive()
+    local n = 0
+    for _, p in ipairs(accounts.players()) do
+        if p.alive ~= false then n = n + 1 end
+    end
+    return n
+end
+local turns = 0
+while alive() > 1 and turns < 200 do
+    while #turn.waiting() > 0 do sleep(0.01) end
+    turn.now()
+    turns = turns + 1
+end
+local objects = {}
+for _, id in ipairs(model.object_ids()) do
+    local o = model.objects[id]
+    objects[#objects + 1] = { o.id, o.type, o.name, o.owner, o.pos,
+                              o.parent }
+end
+local winner
+for _, p in ipairs(accounts.players()) do
+    if p.alive ~= false then winner = p.name end
+end
+print(require("cjson").encode({ turns = turns, left = alive(),
+                                winner = winner, objects = objects }))
+"""
+
+AI_ONLY = ("--set", "turn_mode=manual", "--set", "turn_length=0",
+           "--set", "ruleset_settings.random_seed=3",
+           "--set", "ruleset_settings.min_systems=4",
+           "--set", "ruleset_settings.max_systems=8",
+           "--set", "ruleset_settings.max_planets=3",
+           "--set", "ruleset_settings.noguest=true")
+
+
+def ai_only_game():
+    with tplib.Server(*AI_ONLY) as srv:
+        rc, out, err = console(srv, AI_ONLY_GAME, timeout=240)
+        T.ok(rc == 0, "an AI-only game played through the console", err)
+        T.is_(srv.error_lines(), [], "no errors in the server log")
+        return json.loads(out.strip().splitlines()[-1]) if rc == 0 else {}
+
+
+def test_ai_only_game():
+    """Three computer players, turns ended by the console: a victory in a
+    bounded number of turns, and the same game again with the seed."""
+    first = ai_only_game()
+    T.ok(first.get("left") == 1 and first.get("turns", 999) < 200,
+         "three AIs: one is left after %s turns (at most 200)" %
+         first.get("turns"), repr({k: first.get(k) for k in
+                                   ("turns", "left", "winner")}))
+    second = ai_only_game()
+    T.ok(second.get("turns") == first.get("turns") and
+         second.get("winner") == first.get("winner") and
+         second.get("objects") == first.get("objects"),
+         "the same seed: the same game (turns, winner, every object)")
+
+
 def test_refused():
     """ai_players with a ruleset that has no AI."""
     tmp = tplib.Server().tmp
@@ -188,4 +253,4 @@ def test_refused():
 
 
 if __name__ == "__main__":
-    tplib.main(test_game, test_all_ai, test_refused)
+    tplib.main(test_game, test_all_ai, test_ai_only_game, test_refused)
