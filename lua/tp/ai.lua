@@ -285,6 +285,9 @@ local function order_request(conn, object_id, otype, params, slot)
     if params ~= nil and type(params) ~= "table" then
         return nil, "order parameters must be a table"
     end
+    if slot ~= nil and (type(slot) ~= "number" or slot % 1 ~= 0) then
+        return nil, "the slot must be a whole number (-1: the end)"
+    end
     local ok, raw = pcall(function()
         local values = views.order_values(obj, { type = ot.id,
                                                  params = params or {} },

@@ -100,6 +100,21 @@ restarted:close()
 
 -- ------------------------------------------------------------ levels
 
+-- The orders each level gives, counted at the OrderInsert handler the
+-- AIs' orders go through.
+local types = require "tp.types"
+local insert = require("tp.handlers.orders").OrderInsert
+local insert_fn = insert.fn
+local given = { easy = {}, normal = {} }
+insert.fn = function(conn, req)
+    local level = accounts.player(conn.player).ai
+    local name = types.orders[req.otype].name
+    if level then
+        given[level][name] = (given[level][name] or 0) + 1
+    end
+    return insert_fn(conn, req)
+end
+
 -- 20 seeded games of normal against easy, each level first in half of
 -- them (combat sides go by player id). A game not over after MAX turns
 -- goes to the one with more planets.
@@ -127,7 +142,18 @@ for seed = 1, 20 do
         n)
     game_:close()
 end
+insert.fn = insert_fn
 print("# normal beat easy in " .. normal_wins .. " of 20 games")
+local used = {}
+for _, name in ipairs { "Move", "Build Fleet", "Colonise", "Merge Fleet",
+                        "Split Fleet", "Intercept" } do
+    used[#used + 1] = (given.normal[name] or 0) > 0 and name or nil
+end
+t.is(#used, 6, "normal moves, builds, colonises, merges and splits fleets "
+     .. "and intercepts", table.concat(used, ", "))
+t.ok((given.easy["Build Fleet"] or 0) > 0 and
+     (given.easy.Colonise or 0) > 0 and not given.easy["Merge Fleet"],
+     "easy builds and colonises, and never merges")
 t.ok(normal_wins > 10, "normal beats easy in most of 20 seeded games ("
      .. normal_wins .. ")", table.concat(lines, "\n"))
 
