@@ -389,6 +389,17 @@ local function stored(id)
     return rec
 end
 
+-- The AI's random numbers for turn n: a generator of its own, seen
+-- through functions only (the generator's class is the rulesets' too).
+local function random_for(seed, n)
+    local gen = random.new((seed + n * 2654435761) % 4294967296)
+    return {
+        range = function(_, a, b) return gen:range(a, b) end,
+        int32 = function() return gen:int32() end,
+        real1 = function() return gen:real1() end,
+    }
+end
+
 -- Plays player id's turn now (tests call it directly; the server through
 -- the queue below). Returns true when the AI ran to its end, false when
 -- it failed or was stopped (logged; its orders given so far stand), nil
@@ -410,20 +421,24 @@ function M.run(id)
     local number = turn.turn_number()
     local run = { orders = 0 }
     local started = core.hrtime()
+    local me = {
+        orders = orders_api(conn, run),
+        memory = rec.memory,
+        random = random_for(rec.seed, number),
+        level = level,
+        log = function(fmt, ...)
+            log.info("ai", "%s: " .. tostring(fmt), who(conn), ...)
+        end,
+    }
+    -- The view is built within the AI's time too.
     local ok, err = core.time_limit(cfg.ai_time_limit, "ai", function()
-        local me = {
-            view = M.view(id),
-            orders = orders_api(conn, run),
-            memory = rec.memory,
-            random = random.new((rec.seed + number * 2654435761) %
-                                4294967296),
-            level = level,
-            log = function(fmt, ...)
-                log.info("ai", "%s: " .. tostring(fmt), who(conn), ...)
-            end,
-        }
+        me.view = M.view(id)
         ai.play(me)
     end)
+    -- The AI may have put a table of its own in place of its memory.
+    if type(me.memory) == "table" then
+        rec.memory = me.memory
+    end
     if not ok then
         -- What the AI was doing when it stopped is thrown away; the
         -- orders it gave before stand.
