@@ -523,7 +523,7 @@ local function play_normal(me, s, roles)
     end
     local home_threat = enemies_near(s, position(rally), THREAT_RANGE)
     if home_threat > HOME_BATTERIES * BATTERY * 0.5 and
-       home_threat * 2 > mine then
+       home_threat > mine * 0.75 then
         idle(me, main)
         return
     end
