@@ -466,6 +466,7 @@ function(who_)
     if not ok then
         fail("%s", err)
     end
+    require("tp.ai").forget(p.id)
     log.info("admin", "player %d (%s) removed by %s", p.id, p.name, who())
     return string.format("player %d (%s) removed", p.id, p.name)
 end)

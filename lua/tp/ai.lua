@@ -583,14 +583,22 @@ function M.remove(name)
     if not removed then
         return nil, err
     end
-    g().db():batch():delete(memory_key(p.id)):commit(true)
+    M.forget(p.id)
+    log.info("ai", "computer player %d (%s) removed", p.id, p.name)
+    return p
+end
+
+-- A removed player's AI (ai.remove, remove_player): its memory goes, and
+-- it is no longer queued.
+function M.forget(id)
+    if g().db():get(memory_key(id)) ~= nil then
+        g().db():batch():delete(memory_key(id)):commit(true)
+    end
     for i = #pending, 1, -1 do
-        if pending[i] == p.id then
+        if pending[i] == id then
             table.remove(pending, i)
         end
     end
-    log.info("ai", "computer player %d (%s) removed", p.id, p.name)
-    return p
 end
 
 -- The players the AI plays: { id, name, level, controlled (a human's

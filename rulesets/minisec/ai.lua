@@ -508,14 +508,13 @@ local function play_normal(me, s, roles)
         return
     end
     -- Defend a planet enemy fleets close in on that its batteries cannot
-    -- hold alone, when the army is enough.
+    -- hold alone, when the army is enough (and not already near it).
     local mine = strength(s, main)
     for _, p in ipairs(s.my_planets) do
         local threat = enemies_near(s, position(p), THREAT_RANGE)
-        local turns = distance(position(p), position(main)) /
-                      speed(s, main)
-        if p.id ~= rally.id and threat > BATTERIES * BATTERY * 0.5 and
-           mine > threat and turns <= 6 then
+        local away = distance(position(p), position(main))
+        if away > THREAT_RANGE and threat > BATTERIES * BATTERY * 0.5 and
+           mine > threat and away / speed(s, main) <= 6 then
             roles[key(main.id)] = { role = "defend", target = p.id }
             go(me, main, p)
             return
