@@ -214,7 +214,6 @@ test_ai.play = function(me)
     results.nothing = { o.insert(123456, "Move", {}) }
 end
 warnings = {}
-B.race = B.race     -- B plays with the test AI
 t.ok(ai.run(B.id) ~= nil, "B's AI runs")
 -- B's AI gave A's fleet orders: refused, it is not B's.
 t.ok(results.move == nil, "an order for another player's object is "
@@ -333,6 +332,25 @@ t.is(g:turn_number(), before + 3, "the human does")
 g.cfg.turn_mode = "manual"
 game.reset_timer()
 ai.drain()
+
+-- A turn that fails starts over: every player finishes it again, and
+-- the AIs play it again.
+local real_turn = rs.turn
+rs.turn = function()
+    error("a broken turn")
+end
+before = g:turn_number()
+t.ok(finished(A.id), "A had finished")
+g:end_turn()
+rs.turn = real_turn
+t.ok(g:turn_number() == before and not finished(A.id),
+     "the turn failed: not advanced, nobody finished")
+t.ok(#ai.pending() == 2, "the AIs are queued to play it again")
+ai.drain()
+t.ok(finished(A.id) and finished(B.id), "and play it")
+-- The failed turn read the players back from the database.
+alice, A, B = accounts.player(alice.id), accounts.player(A.id),
+              accounts.player(B.id)
 
 -- ------------------------------------------------------------ control
 
