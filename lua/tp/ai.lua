@@ -122,10 +122,23 @@ local function named(list, values)
     return out
 end
 
+-- A copy, all the way down: what a frame was built from (a ruleset
+-- hook's answer) never reaches the AI itself.
+local function copy(v)
+    if type(v) ~= "table" then
+        return v
+    end
+    local out = {}
+    for k, x in pairs(v) do
+        out[k] = copy(x)
+    end
+    return out
+end
+
 local function copy_list(t)
     local out = {}
     for i, v in ipairs(t or {}) do
-        out[i] = v
+        out[i] = copy(v)
     end
     return out
 end
@@ -136,7 +149,7 @@ local function decode_order(conn, frame)
     local values = codec.decode(views.order_layout(conn, ot), frame.params,
                                 false) or {}
     return { type = ot.name, type_id = ot.id, slot = frame.slot,
-             turns = frame.turns, resources = frame.resources,
+             turns = frame.turns, resources = copy_list(frame.resources),
              params = named(ot.params, values) }
 end
 
