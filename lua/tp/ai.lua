@@ -323,8 +323,14 @@ local function orders_api(conn, run)
                     who(conn), msg)
         return nil, msg
     end
+    local function order(object_id, otype, params, slot)
+        if run.finish then
+            return nil, "the AI has finished its turn"
+        end
+        return order_request(conn, object_id, otype, params, slot)
+    end
     function api.insert(object_id, otype, params, slot)
-        local req, err = order_request(conn, object_id, otype, params, slot)
+        local req, err = order(object_id, otype, params, slot)
         if not req then
             return refused(err)
         end
@@ -336,7 +342,7 @@ local function orders_api(conn, run)
         return decode_order(conn, frame)
     end
     function api.probe(object_id, otype, params, slot)
-        local req, err = order_request(conn, object_id, otype, params, slot)
+        local req, err = order(object_id, otype, params, slot)
         if not req then
             return refused(err)
         end
@@ -350,9 +356,13 @@ local function orders_api(conn, run)
         local obj = type(object_id) == "number" and
                     views.object(conn.player, object_id)
         local q = obj and model.queues[obj.id]
-        if not q or type(slot) ~= "number" then
+        if run.finish then
+            return refused("the AI has finished its turn")
+        elseif not q then
             return refused("no order queue on object " ..
                            tostring(object_id))
+        elseif type(slot) ~= "number" or slot % 1 ~= 0 then
+            return refused("the slot must be a whole number")
         end
         local out, why = request(conn, "RemoveOrder", { id = q.id,
                                                         slots = { slot } })
@@ -365,8 +375,8 @@ local function orders_api(conn, run)
         end
         return true
     end
-    -- The AI is done: FinishedTurn is sent once play returns (also when
-    -- it does not call this).
+    -- The AI is done: no more orders this turn. FinishedTurn is sent
+    -- once play returns (also when it does not call this).
     function api.finish()
         run.finish = true
     end

@@ -212,6 +212,9 @@ test_ai.play = function(me)
     results.kind = { o.insert(afleet.id, "Warp", {}) }
     results.slot = { o.remove(afleet.id, 7) }
     results.nothing = { o.insert(123456, "Move", {}) }
+    o.finish()
+    results.after = { o.insert(afleet.id, "Move",
+                               { pos = { x = 5, y = 5, z = 0 } }) }
 end
 warnings = {}
 t.ok(ai.run(B.id) ~= nil, "B's AI runs")
@@ -227,6 +230,8 @@ t.ok(results.move and results.move.type == "Move" and
      results.move.params.pos.x == 1000, "a valid order: inserted, "
      .. "answered with the Order frame (decoded)")
 t.is(count_orders(afleet), 1, "it is in the fleet's queue")
+t.ok(results.after[1] == nil and results.after[2]:find("finished", 1, true),
+     "after finish(), no more orders", results.after[2])
 t.ok(results.probe and results.probe.turns == 2,
      "a probe answers the estimate (2 turns for a frigate at 4e8)",
      results.probe and results.probe.turns)
@@ -248,7 +253,7 @@ for _, w in ipairs(warnings) do
         bug_lines = bug_lines + 1
     end
 end
-t.is(bug_lines, 5, "each refusal is logged as the AI's bug",
+t.is(bug_lines, 6, "each refusal is logged as the AI's bug",
      table.concat(warnings, "\n"))
 t.is(#g.db:get(require("tp.db").key("queue", afleet.id)).orders, 1,
      "the accepted order is in the database")
