@@ -644,10 +644,11 @@ ok, why = move(x, pa.id, deneb2, { { planet(x, "Sadr"), 1 } })
 t.ok(not ok and find(fail_text(ok, why), "The game is over"),
      "a Move's Fail says the game is over", fail_text(ok, why))
 t.ok(not x.rs.join_allowed(x:ctx(), "late"), "no joining after the end")
-x:end_turn()
-t.is(#x:new_messages(pa.id, "Game over!"), 0,
-     "Game over! is not repeated the next turn")
-t.is(x:object(0).data.turn, 2, "the Year still counts")
+-- The server stops the game there (tp.turn): no turn ends any more.
+t.ok(not x:end_turn(), "no turn ends once the game is over")
+t.is(#x:new_messages(pa.id, "Game over!"), 1,
+     "Game over! is not repeated")
+t.is(x:object(0).data.turn, 1, "the Year stays")
 t.is(x.unmarked, 0, "every change was marked")
 x:close()
 
