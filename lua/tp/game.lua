@@ -439,8 +439,12 @@ function M.game_frame()
     if record.ends_at then
         params[#params + 1] = { id = 6, strval = "",
                                 intval = math.floor(record.ends_at) }
-        params[#params + 1] = { id = 10, strval = "",
-                                intval = cfg.turn_length }
+        -- A scheduled turn's length is its own (turn_schedule).
+        local length = cfg.turn_length
+        if #cfg.turn_schedule > 0 and record.started then
+            length = math.max(0, math.floor(record.ends_at - record.started))
+        end
+        params[#params + 1] = { id = 10, strval = "", intval = length }
     end
     local ruleset = shared.ruleset
     return proto.frame("Game", {

@@ -254,8 +254,18 @@ end
 -- Whether every player has finished in a mode where that ends the turn.
 local function all_finished_ends_turn()
     local mode = game.cfg.turn_mode
-    return (mode == "players_finished" or mode == "threshold") and
-           not over and accounts.count() > 0 and #M.waiting() == 0
+    if (mode ~= "players_finished" and mode ~= "threshold") or over or
+       #M.waiting() > 0 then
+        return false
+    end
+    -- Someone active must have finished: a game whose players are all
+    -- idle (or out) waits for its timer.
+    for _, p in ipairs(accounts.players()) do
+        if p.alive ~= false and not idle.is_idle(p) then
+            return true
+        end
+    end
+    return false
 end
 
 -- Starts the clock of the turn just opened (M.open); stored_ends_at is the
