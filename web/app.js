@@ -221,7 +221,8 @@ function renderPlayers() {
   for (const [tbodyId, short] of [['players', false], ['side-players', true]]) {
     const body = clear($(tbodyId));
     for (const p of state.players) {
-      const status = !p.alive ? 'out' : p.finished ? 'finished' : p.idle ? 'idle' : 'playing';
+      const ended = !!(state.game && state.game.over);
+      const status = !p.alive ? 'out' : p.idle ? 'idle' : ended ? 'ended' : p.finished ? 'finished' : 'playing';
       body.append(h('tr', { class: `player ${status}${p.id === me ? ' me' : ''}`, dataset: { player: p.id } },
         h('td', { class: 'pname' }, h('span', { class: 'swatch', dataset: { color: colorIndex(p.id) } }),
           p.name, p.id === me ? ' (you)' : '', p.ai ? ' (AI)' : ''),

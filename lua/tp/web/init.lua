@@ -343,7 +343,7 @@ local function game_info()
         spectators = M.spectating(),
         history_turns = cfg.history_turns,
         admin_ui = M.admin_ui and M.admin_ui() or false,
-        account_creation = cfg.allow_account_creation and
+        account_creation = cfg.allow_account_creation and not game.over() and
                            (cfg.max_players == 0 or
                             accounts.count() < cfg.max_players),
     }
