@@ -132,10 +132,12 @@ local function restore(args, rest)
     end
     local from = require("tp.service").absolute(rest[1])
     local src = db_mod.is_dir(from .. "/db") and from .. "/db" or from
-    if not io.open(src .. "/CURRENT", "rb") then
+    local current = io.open(src .. "/CURRENT", "rb")
+    if not current then
         complain("%s holds no database (a backup has db/ in it)", from)
         return 1
     end
+    current:close()
     -- The backup must open as a database before anything moves.
     local raw, oerr = store.open(src, { create_if_missing = false })
     if not raw then
@@ -145,8 +147,9 @@ local function restore(args, rest)
     local meta = raw:get("meta/turn")
     raw:close()
     local target = cfg.data .. "/db"
+    local aside
     if db_mod.is_dir(target) then
-        local aside = target .. ".before-restore-" .. stamp()
+        aside = target .. ".before-restore-" .. stamp()
         local ok, rerr = os.rename(target, aside)
         if not ok then
             complain("cannot move %s aside: %s (nothing was changed)",
@@ -162,7 +165,14 @@ local function restore(args, rest)
         ok, cerr = os.rename(partial, target)
     end
     if not ok then
-        complain("cannot copy the backup into %s: %s", target, tostring(cerr))
+        -- The game as it was goes back: a data directory without a
+        -- database would start a new game.
+        db_mod.remove_dir(partial)
+        if aside then
+            os.rename(aside, target)
+        end
+        complain("cannot copy the backup into %s: %s (nothing was changed)",
+                 target, tostring(cerr))
         return 1
     end
     local turn = meta and tostring(meta):match('"turn":(%d+)')
