@@ -311,7 +311,8 @@ return {
 
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
-    -- the next turn), max_output, client_write_timeout, the time limits,
+    -- the next turn; turn_schedule and turn_timezone too), the idle_* and
+    -- backup_* keys, max_output, client_write_timeout, the time limits,
     -- the statistics keys, admins, console_time_slice,
     -- ssh_authorized_keys, ssh_idle_timeout and the metaserver_* keys
     -- (not the metaservers list) change at once; any other change is

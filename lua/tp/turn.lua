@@ -120,9 +120,9 @@ function M.waiting()
         return waiting_cache
     end
     local list = {}
-    for _, p in ipairs(accounts.players()) do
+    for _, p in ipairs(over and {} or accounts.players()) do
         -- Players out of the game (eliminated, spectators) are not
-        -- waited for.
+        -- waited for, idle ones neither, and nobody once it is over.
         if p.alive ~= false and not idle.is_idle(p) and
            not turn.finished[tostring(p.id)] then
             list[#list + 1] = p.id

@@ -332,9 +332,10 @@ def test_game_end_and_next():
              "turn 2", repr(got))
         t = a.call("GetTimeRemaining")
         T.ok(t["time"] == -1 and t["turnname"] ==
-             "Game over: the last turn (2) was played",
-             "TimeRemaining gives the end's reason in the turn name",
-             repr(t))
+             "Game over: the last turn (2) was played" and
+             t["waiting"] == [],
+             "TimeRemaining gives the end's reason in the turn name, and "
+             "waits for nobody", repr(t))
         T.ok("End of the game" in subjects(srv, a.id) and
              "End of the game" in subjects(srv, b.id),
              "every player gets a message")
