@@ -13,6 +13,7 @@ console's clock_shift): nothing here waits for a turn's real length."""
 import calendar
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -150,6 +151,43 @@ def test_schedule_players_finished():
         T.ok(turn == 1 and left is not None and abs(left - 36000) <= 10,
              "everyone finished: the turn ended early; the next ends at "
              "the next listed time, 20:00", repr((left, turn)))
+
+
+def test_schedule_reload():
+    # Tuesday 2026-12-08 10:00 UTC; the file's schedule is changed and
+    # reloaded (SIGHUP): it applies from the next turn.
+    at = utc(2026, 12, 8, 10)
+    srv = ClockServer("--ruleset", FINITE, "--set", "turn_mode=fixed",
+                      "--set", "turn_warning=0",
+                      "--set", "ruleset_settings.last_turn=100", at=at)
+    path = os.path.join(srv.tmp, "long.lua")
+
+    def write(times):
+        with open(path, "w") as f:
+            f.write("return { turn_schedule = { %s } }\n" % ", ".join(
+                '"%s"' % t for t in times))
+    write(["20:00"])
+    srv.extra += ["-c", path]
+    with srv:
+        p = Player(srv)
+        T.ok(abs(p.call("GetTimeRemaining")["time"] - 36000) <= 10,
+             "the file's schedule: 20:00")
+        write(["Wed 06:00"])
+        srv.proc.send_signal(signal.SIGHUP)
+        T.ok(wait_for(lambda: "config: reloaded" in srv.log()),
+             "SIGHUP reloads the file")
+        T.ok(abs(p.call("GetTimeRemaining")["time"] - 36000) <= 10,
+             "the running turn keeps its end")
+        run(srv, "turn.now()", "the turn is ended")
+        t = p.call("GetTimeRemaining")
+        want = utc(2026, 12, 9, 6) - at
+        T.ok(abs(t["time"] - want) <= 10, "the next turn ends at the "
+             "reloaded schedule's time, Wednesday 06:00", repr(t["time"]))
+        write(["Wed 26:00"])
+        srv.proc.send_signal(signal.SIGHUP)
+        T.ok(wait_for(lambda: "turn_schedule[1]" in srv.log()),
+             "a bad schedule in a reload is refused, naming the entry")
+        T.ok(srv.alive(), "and the server goes on")
 
 
 def test_schedule_refused():
@@ -455,6 +493,7 @@ def tplib_login(srv, p):
 if __name__ == "__main__":
     test_schedule()
     test_schedule_players_finished()
+    test_schedule_reload()
     test_schedule_refused()
     test_idle()
     test_backups_and_restore()
