@@ -355,8 +355,10 @@ end
 -- The ruleset's verdict after a turn: nil while the game goes on, else
 -- { reason, winners }. Its game_over(ctx) hook returns over [, reason
 -- [, winners]]; winners default to the players still in the game with the
--- best score. A ruleset without the hook never ends its games by itself
--- (MiniSec goes on after its winner, as the reference server does).
+-- best score (of all players, when the ruleset put everyone out of the
+-- game at its end, as TaE does). A ruleset without the hook never ends its
+-- games by itself (MiniSec goes on after its winner, as the reference
+-- server does).
 function M.verdict(c)
     local hook = game.ruleset.game_over
     if not hook then
@@ -368,11 +370,22 @@ function M.verdict(c)
             alive[#alive + 1] = p
         end
     end
+    if #alive == 0 then
+        alive = accounts.players()
+    end
     local is_over, reason, winners = hook(c)
     if not is_over then
         return nil
     end
-    if type(winners) ~= "table" then
+    if type(winners) == "table" then
+        local ids = {}
+        for _, id in ipairs(winners) do
+            if type(id) == "number" and accounts.player(id) then
+                ids[#ids + 1] = id
+            end
+        end
+        winners = ids
+    else
         winners = {}
         local best
         for _, p in ipairs(alive) do
