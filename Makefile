@@ -69,7 +69,7 @@ endif
 RUN_PKGS  = pkg-config libuv1-dev libluajit-5.1-dev libssl-dev \
             libleveldb-dev lua-cjson lua-cjson-dev libedit-dev libicu-dev \
             libhttp-parser-dev libssh-dev libavahi-client-dev \
-            libcurl4-openssl-dev
+            libcurl4-openssl-dev tzdata
 # TEST_PKGS: what only the tests and the fuzzer need: python3 (the
 # integration tests), openssl (test certificates), openssh-client (the SSH
 # console), chromium + chromium-driver + python3-selenium (the browser

@@ -637,6 +637,41 @@ function M.verify(name, password, done)
         end)
 end
 
+-- ------------------------------------------------------------ new game
+
+-- A new game kept the accounts of the last one (tp.newgame): every
+-- account without a player joins the new game (same player id, the join
+-- hook, in batch, which the caller commits). Returns how many joined.
+function M.readmit(batch)
+    local n = 0
+    local list = {}
+    for _, account in db:each("account/") do
+        if type(account) == "table" and account.id and
+           not players[account.id] then
+            list[#list + 1] = account
+        end
+    end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    for _, account in ipairs(list) do
+        local player = { id = account.id, name = account.name,
+                         race = "Human", created = os.time(), alive = true,
+                         score = 0 }
+        players[player.id] = player
+        player_list[#player_list + 1] = player
+        if player.id >= next_player_id then
+            next_player_id = player.id + 1
+        end
+        M.version = M.version + 1
+        if M.on_join then
+            M.on_join(player, batch, true)
+        end
+        batch:put(db_mod.key("player", player.id), player)
+        n = n + 1
+    end
+    table.sort(player_list, function(a, b) return a.id < b.id end)
+    return n
+end
+
 -- ------------------------------------------------------------ admin
 -- (admin/commands.lua: remove_player, reset_password, ban, unban)
 

@@ -95,7 +95,13 @@ function M.check(cfg, rs)
             .. "choose a ruleset with one (minisec)", cfg.ai_players,
             rs.name)
     end
-    if ai and cfg.ai_players > 0 and not known_level(ai, cfg.ai_level) then
+    if cfg.idle_action == "ai" and not ai then
+        return string.format("idle_action = \"ai\", but the ruleset %s "
+            .. "has no AI (no ai.lua in its folder): choose \"none\" or "
+            .. "\"remove\"", rs.name)
+    end
+    if ai and (cfg.ai_players > 0 or cfg.idle_action == "ai") and
+       not known_level(ai, cfg.ai_level) then
         return string.format("ai_level = \"%s\" is not a level of %s's "
             .. "AI (%s)", cfg.ai_level, rs.name, levels_text(ai))
     end

@@ -8,6 +8,9 @@
 
 local args = ...
 local core = require "tp.core"
+-- The test clock (TPSERVER_CLOCK_OFFSET) is in place before anything
+-- reads the time.
+require "tp.clock"
 local config = require "tp.config"
 
 -- A port in use: the message says how to choose another. kind (as

@@ -8,8 +8,10 @@ players_finished turn at once; they give orders through the same order
 handlers as clients; ai.add and ai.remove; after a restart they play the
 next turns, and no more are made; alone they never end a turn; an
 AI-only game of three, its turns ended by the console, ends in a victory
-and is the same game again with the same seed; ai_players with a ruleset
-without an AI is refused at start and by --check-config."""
+and is the same game again with the same seed; ai_players (and
+idle_action = "ai") with a ruleset without an AI is refused at start and
+by --check-config; with idle_action = "ai" an idle player's empire is
+played by the AI until their next login."""
 
 import json
 import os
@@ -241,6 +243,12 @@ def test_refused():
                        timeout=60)
     T.ok(p.returncode == 0, "and takes it with MiniSec",
          p.stderr.decode())
+    p = subprocess.run([tplib.tpserver_path(), "--check-config",
+                        "--ruleset", "rfts", "--set", "idle_action=ai"],
+                       capture_output=True, cwd=tmp, timeout=60)
+    err = p.stderr.decode()
+    T.ok(p.returncode != 0 and "idle_action" in err and "has no AI" in err,
+         "--check-config refuses idle_action = \"ai\" with RFTS", err)
     srv = tplib.Server("--ruleset", "rfts", "--set", "ai_players=1")
     try:
         srv.start()
@@ -252,5 +260,76 @@ def test_refused():
         srv.stop()
 
 
+def ai_rows(srv):
+    return {r["name"]: r for r in
+            console_json(srv, "require('tp.ai').list()") or []}
+
+
+def test_idle_ai():
+    """idle_action = "ai": an idle player's empire is played by the AI
+    (its orders, its FinishedTurn) until the player logs in again."""
+    from test_long_games import tplib_login
+    srv = tplib.Server("--set", "turn_mode=players_finished",
+                       "--set", "turn_length=0", "--set", "turn_warning=0",
+                       "--set", "idle_turns=1", "--set", "idle_action=ai",
+                       "--set", "idle_remove_turns=0",
+                       "--set", "ai_level=easy",
+                       "--set", "ruleset_settings.random_seed=5")
+    srv.start()
+    try:
+        alice = Player(srv, name="alice")
+        carol = Player(srv, name="carol")
+        carol.c.close()
+        ok_run(srv, "turn.now()", "turn 0 ended by the admin")
+        T.ok("carol" not in ai_rows(srv), "one turn away: carol's empire "
+             "is still hers")
+        ok_run(srv, "turn.now()", "turn 1 ended by the admin")
+        rows = ai_rows(srv)
+        T.ok(rows.get("carol", {}).get("controlled") is True and
+             rows["carol"]["level"] == "easy",
+             "carol, idle, is played by the AI at ai_level", repr(rows))
+        deadline = time.monotonic() + 20 * (4 if tplib.under_asan() else 1)
+        while time.monotonic() < deadline and \
+                not ai_rows(srv).get("carol", {}).get("finished"):
+            time.sleep(0.05)
+        T.ok(ai_rows(srv).get("carol", {}).get("finished") is True,
+             "the AI finished turn 2 for carol")
+        orders = console_json(srv, "(function() local n = 0 for _, q in "
+                              "pairs(model.queues or {}) do if q.owner == %d "
+                              "then n = n + #q.orders end end return n "
+                              "end)()" % carol.id)
+        T.ok(isinstance(orders, int) and orders > 0,
+             "the AI gave orders on carol's objects", repr(orders))
+        check_okay(alice.req("FinishedTurn"), "alice finishes turn 2")
+        T.is_(until_waiting(alice, [alice.id], 3), (3, [alice.id]),
+              "alice's FinishedTurn ended the turn (carol is idle and "
+              "the AI played her)")
+        deadline = time.monotonic() + 20 * (4 if tplib.under_asan() else 1)
+        while time.monotonic() < deadline and \
+                not ai_rows(srv).get("carol", {}).get("finished"):
+            time.sleep(0.05)
+        T.ok(ai_rows(srv).get("carol", {}).get("finished") is True,
+             "the AI played carol's turn 3 as well")
+        again = tplib_login(srv, carol)
+        rows = ai_rows(srv)
+        T.ok("carol" not in rows, "carol's login takes her empire back",
+             repr(rows))
+        T.is_(time_remaining(alice), (3, [alice.id]),
+              "the orders the AI gave for her this turn stand")
+        check_okay(alice.req("FinishedTurn"), "alice finishes turn 3")
+        T.is_(until_waiting(alice, sorted([alice.id, carol.id]), 4),
+              (4, sorted([alice.id, carol.id])),
+              "in turn 4 carol is waited for: the AI no longer plays her")
+        check_okay(alice.req("FinishedTurn"), "alice finishes turn 4")
+        T.is_(time_remaining(alice), (4, [carol.id]),
+              "the turn waits for carol herself")
+        check_okay(again.req("FinishedTurn"), "carol finishes turn 4")
+        T.is_(until_waiting(alice, sorted([alice.id, carol.id]), 5),
+              (5, sorted([alice.id, carol.id])), "and it ends")
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
-    tplib.main(test_game, test_all_ai, test_ai_only_game, test_refused)
+    tplib.main(test_game, test_all_ai, test_ai_only_game, test_refused,
+               test_idle_ai)
