@@ -136,6 +136,51 @@ return {
     turn_length_under_threshold = 600,
     turn_length_over_threshold = 600,
     turn_warning = 60,
+    -- Turn schedules: turns end at clock times instead of after
+    -- turn_length seconds (in threshold mode: instead of
+    -- turn_length_under_threshold), in turn_timezone (an IANA name read
+    -- from the tzdata files; default UTC). "HH:MM" is every day; days go
+    -- first: "Mon-Fri 20:00", "Sat,Sun 12:00" (Mon Tue Wed Thu Fri Sat
+    -- Sun, ranges may wrap: "Fri-Mon"). "fixed" ends the turn at the next
+    -- listed time; "players_finished" there or as soon as every active
+    -- player has finished (the next turn then ends at the next listed
+    -- time, which may be soon). Not with "manual". Daylight-saving
+    -- changes: a time the change skips (02:30 on the night clocks go
+    -- forward) falls the gap's length later (03:30); a time that happens
+    -- twice is the first one.
+    turn_schedule = {},                    -- e.g. { "20:00" }
+    turn_timezone = "UTC",                 -- e.g. "Europe/Berlin"
+
+    -- Idle players: one who neither logged in nor finished for
+    -- idle_turns turns in a row is marked idle (shown in every player
+    -- list) and no longer waited for; their next login clears it
+    -- (0: never idle). After idle_remove_turns turns idle, idle_action
+    -- "remove" takes them out of the game (the ruleset decides what
+    -- becomes of their empire; the account stays); "ai" hands their
+    -- empire to the ruleset's computer player (at ai_level) until they
+    -- log in again; "none" leaves them.
+    idle_turns = 0,
+    idle_action = "none",
+    idle_remove_turns = 3,
+
+    -- Automatic backups: after every backup_every_turns-th turn (0:
+    -- never) a copy of the game goes to <data>/backups/turn-N/ (made on
+    -- the loop, clients are served meanwhile); the newest backup_keep
+    -- are kept. tpserver restore <data>/backups/turn-N puts one back.
+    backup_every_turns = 0,
+    backup_keep = 5,
+
+    -- Computer players (rulesets/README.md, "AI players"): ai_players are
+    -- added when the game is created, at ai_level, and play through the
+    -- same views and orders as clients; they finish their turn as soon as
+    -- their orders are in. Alone they never end a turn early: in
+    -- players_finished and threshold modes a turn ends before its time
+    -- only once a human player has finished it. Each may think
+    -- ai_time_limit seconds per turn (0: no limit). The ruleset must have
+    -- an AI (MiniSec has, at levels "easy" and "normal").
+    ai_players = 0,
+    ai_level = "normal",
+    ai_time_limit = 1,
 
     -- Limits. Each one logs when it acts.
     max_connections = 4096,                -- player connections at once;
@@ -309,7 +354,8 @@ return {
 
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
-    -- the next turn), max_output, client_write_timeout, the time limits,
+    -- the next turn; turn_schedule and turn_timezone too), the idle_* and
+    -- backup_* keys, max_output, client_write_timeout, the time limits,
     -- the statistics keys, admins, console_time_slice,
     -- ssh_authorized_keys, ssh_idle_timeout, the metaserver_* keys
     -- (not the metaservers list), notify, the notify_* keys, mail_from and

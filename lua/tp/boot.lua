@@ -8,6 +8,9 @@
 
 local args = ...
 local core = require "tp.core"
+-- The test clock (TPSERVER_CLOCK_OFFSET) is in place before anything
+-- reads the time.
+require "tp.clock"
 local config = require "tp.config"
 
 -- A port in use: the message says how to choose another. kind (as
@@ -71,6 +74,10 @@ if args.check_config then
                             cfg.ruleset_settings)
     if not sok then
         error(serr, 0)
+    end
+    local ai_refused = require("tp.ai").check(cfg, rs)
+    if ai_refused then
+        error(ai_refused, 0)
     end
     -- Paths as the server would use them: absolute, normalised.
     service.absolute_paths(cfg)

@@ -253,6 +253,56 @@ M.schema = {
     turn_length = { type = "integer", default = 600, min = 0,
                     max = 365 * 86400,
                     doc = "seconds a turn lasts at most (0: no limit)" },
+    -- Computer players (tp.ai; rulesets/README.md, "AI players").
+    ai_players = { type = "integer", default = 0, min = 0, max = 64,
+                   doc = "computer players added when the game is created "
+                         .. "(the ruleset must have an ai.lua)" },
+    ai_level = { type = "string", default = "normal",
+                 doc = "level of the computer players of ai_players (one "
+                       .. "of the ruleset AI's levels)" },
+    ai_time_limit = { type = "number", default = 1, min = 0, max = 3600,
+                      doc = "seconds one computer player may think per "
+                            .. "turn (Lua, and the C it calls) before it "
+                            .. "is stopped; its turn is finished with the "
+                            .. "orders it gave (0: no limit)" },
+    -- Turn schedules (tp.schedule, tp.tz).
+    turn_schedule = { type = "table", default = {},
+                      doc = "clock times turns end at, in turn_timezone: "
+                            .. "{ \"20:00\" }, { \"08:00\", \"20:00\" }, "
+                            .. "{ \"Mon-Fri 20:00\", \"Sat,Sun 12:00\" }; "
+                            .. "replaces turn_length (and "
+                            .. "turn_length_under_threshold); {}: none" },
+    turn_timezone = { type = "string", default = "UTC",
+                      doc = "IANA time zone of turn_schedule "
+                            .. "(\"Europe/Berlin\"), from the tzdata "
+                            .. "files" },
+    -- Idle players (tp.idle).
+    idle_turns = { type = "integer", default = 0, min = 0, max = 100000,
+                   doc = "turns a player may neither log in nor finish "
+                         .. "before being marked idle (no longer waited "
+                         .. "for); 0: never" },
+    idle_action = { type = "string", default = "none",
+                    oneof = { "none", "remove", "ai" },
+                    doc = "what happens to a player idle for "
+                          .. "idle_remove_turns turns: \"none\"; "
+                          .. "\"remove\" (out of the game; the ruleset's "
+                          .. "player_removed hook decides about the "
+                          .. "empire); \"ai\" (the ruleset's AI plays "
+                          .. "the empire at ai_level until they log in "
+                          .. "again)" },
+    idle_remove_turns = { type = "integer", default = 3, min = 0,
+                          max = 100000,
+                          doc = "turns a player stays idle before "
+                                .. "idle_action acts (0: at once)" },
+    -- Autosave rotation (tp.autosave).
+    backup_every_turns = { type = "integer", default = 0, min = 0,
+                           max = 100000,
+                           doc = "back the game up into "
+                                 .. "<data>/backups/turn-N/ after every "
+                                 .. "N-th turn; 0: never" },
+    backup_keep = { type = "integer", default = 5, min = 1, max = 10000,
+                    doc = "automatic backups kept (the oldest beyond are "
+                          .. "removed)" },
     -- The admin console and the TP admin protocol (admin/).
     console = { type = "boolean", default = true,
                 doc = "open the admin console socket (tpserver console)" },
@@ -367,6 +417,10 @@ M.schema = {
 M.rules = {
     { "max_output", "must be at least twice max_frame_size",
       function(cfg) return cfg.max_output >= 2 * cfg.max_frame_size end },
+    { "turn_schedule", "cannot be used with turn_mode = \"manual\"",
+      function(cfg)
+          return cfg.turn_mode ~= "manual" or #cfg.turn_schedule == 0
+      end },
 }
 
 -- A deep copy of a configuration value (tables copied all the way down).
@@ -537,6 +591,11 @@ function M.check(raw)
     local nok, nerr = require("tp.notify").check(cfg)
     if not nok then
         return nil, nerr
+    end
+    local _, serr = require("tp.schedule").compile(cfg.turn_schedule,
+                                                  cfg.turn_timezone)
+    if serr then
+        return nil, serr
     end
     local levels = { error = true, warning = true, warn = true, info = true,
                      debug = true, trace = true }

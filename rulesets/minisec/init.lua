@@ -75,6 +75,31 @@ return {
     player_joined = ms.universe.player_joined,
     turn = ms.turn.turn,
 
+    -- A player taken out of the game for being idle (idle_action =
+    -- "remove"): their planets become unowned (orders cleared, as a
+    -- captured planet's), their fleets are disbanded.
+    player_removed = function(ctx, player)
+        local fleets, planets = {}, {}
+        local fleet_t = ctx.types[ms.objects.FLEET]
+        local planet_t = ctx.types[ms.objects.PLANET]
+        for o in ctx:each_object() do
+            if o.owner == player.id then
+                if o.type == fleet_t then
+                    fleets[#fleets + 1] = o
+                elseif o.type == planet_t then
+                    planets[#planets + 1] = o
+                end
+            end
+        end
+        for _, planet in ipairs(planets) do
+            ctx:clear_orders(planet)
+            ms.objects.set_planet_owner(ctx, planet, 0)
+        end
+        for _, fleet in ipairs(fleets) do
+            ms.objects.remove_fleet(ctx, fleet)
+        end
+    end,
+
     -- No fog of war: every object (no visible hook: all are visible) and
     -- every design is visible to everyone. Order queues stay private.
     design_visible = function() return true end,

@@ -89,6 +89,7 @@ local function login_ok(conn, player)
     conn:set_logged_in()    -- the login deadline (login_timeout) is over
     conn.player = player.id
     game.sessions[conn] = player.id
+    game.player_seen(player.id)     -- active this turn (tp.idle)
     logins:inc(1, { result = "ok" })
     log.info("session", "login", { conn = conn.id, player = player.id,
              name = player.name, peer = conn.peer })
