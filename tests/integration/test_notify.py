@@ -560,4 +560,42 @@ def test_mail_failure():
         T.ok(srv.stop() == 0, "a clean stop after a failed mail")
 
 
-tplib.main(test_hooks, test_queue_and_reload, test_mail, test_mail_failure)
+def test_engine_events():
+    """player_eliminated and game_over as the turn engine emits them: a
+    MiniSec game whose second player lost everything (the console took
+    it), ended by the next turn (end_at_victory)."""
+    tmp = tempfile.mkdtemp(prefix="tpserver-notify-")
+    hooks = Hooks()
+    cfg = write_config(tmp, """
+game_name = "ending"
+notify = { { url = "%s", events = { "player_eliminated", "game_over" } } }
+turn_length = 3600
+ruleset_settings = { random_seed = 3 }
+""" % hooks.url("/end"))
+    srv = tplib.Server("-c", cfg).start()
+    try:
+        a, b = Player(srv, name="winner"), Player(srv, name="loser")
+        run(srv, "local ids = {} for id, ob in pairs(model.objects) do "
+                 "if ob.owner == %d then ids[#ids + 1] = id end end "
+                 "for _, id in ipairs(ids) do nuke(id) end" % b.id,
+            "the console takes everything loser owns")
+        run(srv, "turn.now()", "the next turn")
+        gone = hooks.wait("/end", lambda j: j.get("event") ==
+                          "player_eliminated")
+        T.ok(gone and gone["player"] == {"id": b.id, "name": "loser"},
+             "player_eliminated from the turn engine names the loser",
+             repr(hooks.at("/end")))
+        over = hooks.wait("/end", lambda j: j.get("event") == "game_over")
+        T.ok(over and over["winners"] == [{"id": a.id, "name": "winner"}]
+             and "winner" in over.get("reason", ""),
+             "game_over from the turn engine names the winner and why",
+             repr(over))
+        T.ok(over and "winner" in over.get("text", ""),
+             "with a sentence saying so", repr(over))
+    finally:
+        srv.stop()
+        hooks.close()
+
+
+tplib.main(test_hooks, test_queue_and_reload, test_mail, test_mail_failure,
+           test_engine_events)
