@@ -11,7 +11,8 @@
 #                   7001 and 7002; TLS_PORT= and WEB_PORT= set those two
 #                   (0: off), RUN_ARGS= adds server flags (tpserver --help).
 #                   make run RULESET=rfts (mtsec, risk, tae) plays that
-#                   ruleset instead, with its data in ./var-rfts
+#                   ruleset instead, with its data in ./var-rfts. A new
+#                   MiniSec game has AI_PLAYERS (2) computer players
 #   make test       install the missing test packages too (make deps-test),
 #                   build, run the quick fuzz run (its output in
 #                   build/fuzz/fuzz-quick.log, one line here) and the whole
@@ -21,7 +22,8 @@
 #   make bench      load benchmarks (not part of make test)
 #   make fuzz       libFuzzer over the frame reader and codec (FUZZ_SECONDS=60)
 #   make install    PREFIX=/usr/local DESTDIR= (binary, Lua, rulesets, config,
-#                   man page, systemd unit, logrotate snippet); an existing
+#                   man page, systemd units tpserver.service and the template
+#                   tpserver@.service, logrotate snippet); an existing
 #                   PREFIX/etc/tpserver/tpserver.lua is kept as it is
 #   make uninstall  removes what make install put there, except the
 #                   configuration PREFIX/etc/tpserver/tpserver.lua, which it
@@ -68,7 +70,7 @@ endif
 RUN_PKGS  = pkg-config libuv1-dev libluajit-5.1-dev libssl-dev \
             libleveldb-dev lua-cjson lua-cjson-dev libedit-dev libicu-dev \
             libhttp-parser-dev libssh-dev libavahi-client-dev \
-            libcurl4-openssl-dev
+            libcurl4-openssl-dev tzdata
 # TEST_PKGS: what only the tests and the fuzzer need: python3 (the
 # integration tests), openssl (test certificates), openssh-client (the SSH
 # console), chromium + chromium-driver + python3-selenium (the browser
@@ -231,10 +233,16 @@ PORT     ?= 6923
 TLS_PORT ?= $(shell echo $$(($(PORT) + 1)))
 WEB_PORT ?= $(if $(filter 6923,$(PORT)),8080,$(shell echo $$(($(PORT) + 2))))
 RUN_ARGS ?=
+# Computer players in a new MiniSec game (the rulesets with an AI; a game
+# already in ./var keeps its players). AI_PLAYERS=0: none.
+AI_PLAYERS ?= 2
+RUN_AI    = $(if $(filter-out minisec,$(RULESET)),,$(if $(filter-out 0,\
+            $(AI_PLAYERS)), --set ai_players=$(AI_PLAYERS)))
 # The flags win over tpserver.lua's port, tls_port and web_port.
 RUN_CMD   = ./tpserver -f --port $(PORT) --tls-port $(TLS_PORT) \
             --web-port $(WEB_PORT)$(if $(RULESET), --ruleset $(RULESET) \
-            --data var-$(RULESET))$(if $(strip $(RUN_ARGS)), $(RUN_ARGS))
+            --data var-$(RULESET))$(RUN_AI)$(if $(strip $(RUN_ARGS)), \
+            $(RUN_ARGS))
 
 run: deps
 	@for v in PORT=$(PORT) TLS_PORT=$(TLS_PORT) WEB_PORT=$(WEB_PORT); do \
@@ -304,13 +312,17 @@ install: build
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/tpserver.service \
 	  > $(UNITS)/tpserver.service
 	chmod 0644 $(UNITS)/tpserver.service
+	sed 's|@PREFIX@|$(PREFIX)|g' 'packaging/tpserver@.service' \
+	  > '$(UNITS)/tpserver@.service'
+	chmod 0644 '$(UNITS)/tpserver@.service'
 	install -m 0644 packaging/tpserver.logrotate $(SHARE)/packaging/
 
 # Keeps the configuration unless PURGE=1 (and says so); never touches game
 # data or logs.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/tpserver
-	rm -f $(MAN1)/tpserver.1 $(UNITS)/tpserver.service
+	rm -f $(MAN1)/tpserver.1 $(UNITS)/tpserver.service \
+	  '$(UNITS)/tpserver@.service'
 	rm -rf $(SHARE)
 ifeq ($(PURGE),1)
 	rm -f $(ETC)/tpserver.lua

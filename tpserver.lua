@@ -136,6 +136,51 @@ return {
     turn_length_under_threshold = 600,
     turn_length_over_threshold = 600,
     turn_warning = 60,
+    -- Turn schedules: turns end at clock times instead of after
+    -- turn_length seconds (in threshold mode: instead of
+    -- turn_length_under_threshold), in turn_timezone (an IANA name read
+    -- from the tzdata files; default UTC). "HH:MM" is every day; days go
+    -- first: "Mon-Fri 20:00", "Sat,Sun 12:00" (Mon Tue Wed Thu Fri Sat
+    -- Sun, ranges may wrap: "Fri-Mon"). "fixed" ends the turn at the next
+    -- listed time; "players_finished" there or as soon as every active
+    -- player has finished (the next turn then ends at the next listed
+    -- time, which may be soon). Not with "manual". Daylight-saving
+    -- changes: a time the change skips (02:30 on the night clocks go
+    -- forward) falls the gap's length later (03:30); a time that happens
+    -- twice is the first one.
+    turn_schedule = {},                    -- e.g. { "20:00" }
+    turn_timezone = "UTC",                 -- e.g. "Europe/Berlin"
+
+    -- Idle players: one who neither logged in nor finished for
+    -- idle_turns turns in a row is marked idle (shown in every player
+    -- list) and no longer waited for; their next login clears it
+    -- (0: never idle). After idle_remove_turns turns idle, idle_action
+    -- "remove" takes them out of the game (the ruleset decides what
+    -- becomes of their empire; the account stays); "ai" hands their
+    -- empire to the ruleset's computer player (at ai_level) until they
+    -- log in again; "none" leaves them.
+    idle_turns = 0,
+    idle_action = "none",
+    idle_remove_turns = 3,
+
+    -- Automatic backups: after every backup_every_turns-th turn (0:
+    -- never) a copy of the game goes to <data>/backups/turn-N/ (made on
+    -- the loop, clients are served meanwhile); the newest backup_keep
+    -- are kept. tpserver restore <data>/backups/turn-N puts one back.
+    backup_every_turns = 0,
+    backup_keep = 5,
+
+    -- Computer players (rulesets/README.md, "AI players"): ai_players are
+    -- added when the game is created, at ai_level, and play through the
+    -- same views and orders as clients; they finish their turn as soon as
+    -- their orders are in. Alone they never end a turn early: in
+    -- players_finished and threshold modes a turn ends before its time
+    -- only once a human player has finished it. Each may think
+    -- ai_time_limit seconds per turn (0: no limit). The ruleset must have
+    -- an AI (MiniSec has, at levels "easy" and "normal").
+    ai_players = 0,
+    ai_level = "normal",
+    ai_time_limit = 1,
 
     -- Limits. Each one logs when it acts.
     max_connections = 4096,                -- player connections at once;
@@ -278,11 +323,42 @@ return {
     -- metaserver_public_port = 0,         -- and the port of the first
                                            -- tp listener there
 
+    -- Notifications (README "Notifications"). Web hooks: an HTTP POST
+    -- for each event a hook names (turn_start, turn_end, turn_warning,
+    -- player_joined, player_finished, player_eliminated, game_over;
+    -- without events: turn_start, turn_end, player_joined,
+    -- player_eliminated, game_over), as a JSON object, or Discord's
+    -- {content} or Slack's {text}:
+    -- notify = {
+    --     { url = "https://discord.com/api/webhooks/ID/TOKEN",
+    --       format = "discord" },
+    --     { url = "http://127.0.0.1:9000/tp", format = "json",
+    --       events = { "turn_start", "game_over" } },
+    -- },
+    -- notify_retries = 5,                 -- tries of one request
+    -- notify_retry_delay = 10,            -- seconds before the second try,
+                                           -- doubled at each try
+    -- notify_timeout = 15,                -- seconds a hook has to answer
+    -- notify_queue = 100,                 -- events waiting per hook; past
+                                           -- it the oldest is dropped
+    -- Turn mails, to players who gave an address and turned them on (on
+    -- the web page, or the console's notify.email), through the local MTA:
+    -- notify_reminder = 3600,             -- seconds before a turn's end:
+                                           -- a reminder to those who have
+                                           -- not finished (0: none)
+    -- notify_email_default = false,       -- an address given at account
+                                           -- creation turns the mails on
+    -- mail_from = "",                     -- From address; "": tpserver@
+                                           -- this host's name
+    -- sendmail_path = "/usr/sbin/sendmail",  -- run as sendmail -t -i
+
     -- SIGHUP reloads this file: logging, the game listing (game_*,
     -- admin_email, media_base), account creation, the turn settings (from
-    -- the next turn), max_output, client_write_timeout, the time limits,
+    -- the next turn; turn_schedule and turn_timezone too), the idle_* and
+    -- backup_* keys, max_output, client_write_timeout, the time limits,
     -- the statistics keys, admins, console_time_slice,
-    -- ssh_authorized_keys, ssh_idle_timeout and the metaserver_* keys
-    -- (not the metaservers list) change at once; any other change is
+    -- ssh_authorized_keys, ssh_idle_timeout, the metaserver_* keys
+    -- (not the metaservers list), notify, the notify_* keys, mail_from and
+    -- sendmail_path change at once; any other change is
     -- logged and waits for a restart.
 }

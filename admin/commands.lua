@@ -53,6 +53,7 @@ M.SUMMARY = {
     ["turn.pause"] = "hold the turns",
     ["turn.resume"] = "let the turns run again",
     ["turn.reset"] = "start the turn's clock again",
+    ["game.new"] = "archive this game and start the next",
     players = "list the players",
     player = "one player's details",
     add_player = "create an account and its player",
@@ -61,6 +62,9 @@ M.SUMMARY = {
     kick = "disconnect a player",
     ban = "refuse a player's logins",
     unban = "let a banned player in again",
+    ["ai.add"] = "add a computer player",
+    ["ai.remove"] = "remove a computer player",
+    ["ai.list"] = "the players the AI plays",
     objects = "list objects (by type, name, owner)",
     find = "objects whose name contains text",
     object = "one object, whole",
@@ -83,6 +87,7 @@ M.SUMMARY = {
     config = "the running configuration",
     setting = "get or set one configuration key",
     shutdown = "stop the server cleanly",
+    clock_shift = "tests: move the server's clock",
     help = "this list, or one command's help",
     print = "write to the console",
     pp = "print a value in full",
@@ -250,8 +255,10 @@ end)
 -- ------------------------------------------------------------ game
 
 def("game", "status", "status()", [[
-The game and the server at a glance: ruleset, turn, time left, players
-(logged in, still to finish), connections.]], function()
+The game and the server at a glance: ruleset, turn, time left and the
+turn's end in turn_timezone (turn_ends), the turn schedule, the end of the
+game once it is over, players (logged in, still to finish),
+connections.]], function()
     local rs = game.ruleset()
     local waiting = {}
     for _, id in ipairs(game.waiting()) do
@@ -265,6 +272,11 @@ The game and the server at a glance: ruleset, turn, time left, players
         turn = game.turn_number(),
         turn_name = game.turn_record().name,
         time_left = game.time_remaining(),
+        turn_ends = game.ends_at_text(),
+        turn_schedule = #opts.cfg.turn_schedule > 0 and
+                        table.concat(opts.cfg.turn_schedule, ", ") or nil,
+        game_over = game.over() and ("after turn " .. game.over().turn ..
+                                     ": " .. game.over().reason) or nil,
         turn_mode = opts.cfg.turn_mode,
         turn_length = opts.cfg.turn_length,
         paused = paused and true or false,
@@ -283,6 +295,11 @@ turn and the new turn's TimeRemaining frames. Returns the new turn's
 number. If the ruleset fails, the turn is not advanced and nothing of it
 is kept (the log has the traceback).]], function()
     local before = game.turn_number()
+    if game.over() then
+        fail("the game is over (after turn %d: %s): no turn ends any more; "
+             .. "game.new{} starts the next game", game.over().turn,
+             game.over().reason)
+    end
     log.info("admin", "turn %d ended by %s", before, who())
     local ok = require("tp.console").unhooked(game.end_turn, "admin")
     if not ok then
@@ -389,8 +406,13 @@ local function player_row(p)
             finished = false
         end
     end
+    if p.idle then      -- not waited for, but not finished either
+        finished = game.turn_record().finished[tostring(p.id)] == true
+    end
     return { id = p.id, name = p.name, online = #connections_of(p.id),
              finished = finished, alive = p.alive ~= false,
+             ai = require("tp.ai").level_of(p) or "",
+             idle = p.idle ~= nil, removed = p.removed and true or false,
              banned = account.banned and true or false,
              email = account.email or "", board = p.board,
              score = p.score, created = p.created }
@@ -398,14 +420,17 @@ end
 
 def("players", "players", "players()", [[
 Every player: id, name, open connections, whether they finished the turn,
-are still in the game, are banned.]], function()
+are idle (neither logged in nor finished for idle_turns turns: not waited
+for), are still in the game, are banned, and the AI level of computer
+players (and of humans whose empire the AI plays).]], function()
     local rows = {}
     for _, p in ipairs(accounts.players()) do
         rows[#rows + 1] = player_row(p)
     end
-    return listing({ "id", "name", "online", "finished", "alive",
-                     "banned" }, rows,
-                   { "id", "name", "online", "finished", "alive", "banned" })
+    return listing({ "id", "name", "online", "finished", "idle", "alive",
+                     "banned", "AI" }, rows,
+                   { "id", "name", "online", "finished", "idle", "alive",
+                     "banned", "ai" })
 end)
 
 def("players", "player", "player(name | id)", [[
@@ -460,6 +485,7 @@ function(who_)
     if not ok then
         fail("%s", err)
     end
+    require("tp.ai").forget(p.id)
     log.info("admin", "player %d (%s) removed by %s", p.id, p.name, who())
     return string.format("player %d (%s) removed", p.id, p.name)
 end)
@@ -523,6 +549,50 @@ Lets a banned player log in again.]], function(who_)
     return "unbanned"
 end)
 
+-- Notifications (tp.notify, tp.mail; README "Notifications").
+
+def("players", "notify.email", "notify.email(name | id [, address [, on]])",
+[[
+A player's e-mail address and whether they get turn mails
+(notify_email): read them with only the player; set the address ("" for
+none, nil to keep it) and turn the mails on or off (true / false; nil
+keeps it). Stored before it returns; the player changes the same on the
+web page.]], function(who_, address, on)
+    local p = find_player(who_)
+    if address ~= nil or on ~= nil then
+        local a, err = accounts.set_email(p.name, address, on)
+        if not a then
+            fail("%s", err)
+        end
+        log.info("admin", "e-mail settings of player %d (%s) changed by %s",
+                 p.id, p.name, who())
+    end
+    local a = accounts.find(p.name) or {}
+    return { name = p.name, email = a.email or "",
+             notify_email = a.notify_email == true }
+end)
+
+def("server", "notify.status", "notify.status()", [[
+The web hooks (url, format, events, queued, sent, failed, last error)
+and the mail (queued, sent, failed, last error, the reminder's lead and
+the last turn reminded).]], function()
+    local st = require("tp.notify").status()
+    st.hooks = listing({ "url", "format", "events", "queued", "sent",
+                         "failed", "error" }, st.hooks,
+                       { "url", "format", "events", "queued", "sent",
+                         "failed", "error" })
+    return st
+end)
+
+def("players", "notify.remind", "notify.remind()", [[
+Mails the reminder of the running turn now to the players who asked for
+mail and have not finished it. Returns how many were mailed.]], function()
+    local n = require("tp.notify").remind(game.turn_number())
+    log.info("admin", "turn %d's reminder mailed to %d players by %s",
+             game.turn_number(), n, who())
+    return n
+end)
+
 def("players", "locked", "locked()", [[
 Account names and client addresses whose logins are being slowed down
 after repeated wrong passwords: failures, the wait each login gets now
@@ -542,6 +612,54 @@ Forgets every count of failed logins (see locked()).]], function()
     require("tp.login_guard").clear()
     log.info("admin", "failed-login counts cleared by %s", who())
     return "unlocked"
+end)
+
+-- Computer players (tp.ai; rulesets/README.md, "AI players").
+
+def("players", "ai.add", "ai.add([name] [, level])", [[
+Adds a computer player: an account nobody can log into, which joins the
+game as any player does and is played by the ruleset's AI (ai.lua) at
+level (the ruleset's levels, e.g. "easy" or "normal"; default ai_level).
+Without a name, the next free one of the AI names. It plays the running
+turn at once.]], function(name, level)
+    local ai = require "tp.ai"
+    if name == nil then
+        name = ai.free_name()
+    end
+    check_type(name, "string", "the name")
+    if level ~= nil then
+        check_type(level, "string", "the level")
+    end
+    local p, err = ai.add(name, level)
+    if not p then
+        fail("%s", err)
+    end
+    log.info("admin", "computer player %d (%s) added by %s", p.id, p.name,
+             who())
+    return player_row(p)
+end)
+
+def("players", "ai.remove", "ai.remove(name | id)", [[
+Removes a computer player's account (what it owned stays, with its owner
+id, as with remove_player) and its memory.]], function(who_)
+    local p = find_player(who_)
+    local removed, err = require("tp.ai").remove(p.name)
+    if not removed then
+        fail("%s", err)
+    end
+    log.info("admin", "computer player %d (%s) removed by %s", p.id, p.name,
+             who())
+    return string.format("computer player %d (%s) removed", p.id, p.name)
+end)
+
+def("players", "ai.list", "ai.list()", [[
+The players the AI plays: computer players, and humans whose empire was
+handed to it (controlled = yes); their level, whether they are still in
+the game and have finished the turn.]], function()
+    return listing({ "id", "name", "level", "controlled", "alive",
+                     "finished" }, require("tp.ai").list(),
+                   { "id", "name", "level", "controlled", "alive",
+                     "finished" })
 end)
 
 -- ------------------------------------------------------------ objects
@@ -752,6 +870,53 @@ Removes every order queued on the object.]], function(id)
 end)
 
 -- ------------------------------------------------------------ battles
+
+def("game", "game.new", "game.new { [ruleset =, settings =, keep_accounts =] }", [[
+Ends this game and starts the next one in the running server: the game as
+it is now is archived in <data>/archive/<date>-<game_name>/ (a data
+directory: tpserver --data DIR opens it again), the database is emptied
+and a new universe made, of ruleset (a folder under rulesets/, default
+the running one) with settings (its ruleset_settings, default {}: the
+ruleset's defaults). keep_accounts = true keeps every account, whose
+players join the new game (else nobody has an account any more). Players
+logged in are disconnected and log in again. Waits for the archive; the
+server serves meanwhile. After a change of ruleset, set ruleset in
+tpserver.lua too, or the next start refuses the data directory.]],
+function(t)
+    t = t or {}
+    check_type(t, "table", "the options")
+    for k in pairs(t) do
+        if k ~= "ruleset" and k ~= "settings" and k ~= "keep_accounts" then
+            fail("game.new takes ruleset, settings and keep_accounts, not "
+                 .. "'%s'", tostring(k))
+        end
+    end
+    local name = t.ruleset or game.ruleset().folder
+    check_type(name, "string", "the ruleset")
+    local settings = t.settings or {}
+    check_type(settings, "table", "the settings")
+    local rs, err = require("tp.ruleset").load(opts.home, name)
+    if not rs then
+        fail("%s", err)
+    end
+    local sok, serr = pcall(game.check_settings, rs, settings)
+    if not sok then
+        fail("%s", tostring(serr))
+    end
+    log.info("admin", "new %s game asked for by %s (keep_accounts=%s)",
+             rs.name, who(), tostring(t.keep_accounts == true))
+    local done, info = task.await(function(finish)
+        require("tp.newgame").start({ cfg = opts.cfg, db = game.db(),
+            ruleset = rs, ruleset_name = name, settings = settings,
+            keep_accounts = t.keep_accounts == true }, finish)
+    end)
+    if not done then
+        fail("%s", tostring(info))
+    end
+    return string.format("a new %s game started with %d player%s; the "
+        .. "last game is archived in %s", info.ruleset, info.players,
+        info.players == 1 and "" or "s", info.archive)
+end)
 
 def("game", "battles", "battles([turn])", [[
 The battles fought (of one turn, when given): id, turn, where, sides,
@@ -1051,7 +1216,8 @@ end)
 def("server", "setting", "setting(key [, value])", [[
 Reads a configuration key, or sets it in the running server (checked as
 the configuration file is). Keys the server reads each time apply at
-once (turn_mode and turn_length restart the turn's clock, log_level sets
+once (turn_mode, turn_length, turn_schedule and turn_timezone restart
+the turn's clock, log_level sets
 the level); the others apply at the next restart, and the answer says
 so. Lasts until the next reload or restart.]], function(key, value)
     check_type(key, "string", "the key")
@@ -1071,7 +1237,8 @@ so. Lasts until the next reload or restart.]], function(key, value)
     opts.cfg[key] = checked[key]
     if key == "log_level" then
         core.set_log_level(value)
-    elseif key == "turn_mode" or key == "turn_length" then
+    elseif key == "turn_mode" or key == "turn_length" or
+           key == "turn_schedule" or key == "turn_timezone" then
         game.reset_timer()
     end
     log.info("admin", "setting %s changed by %s", key, who())
@@ -1081,6 +1248,25 @@ so. Lasts until the next reload or restart.]], function(key, value)
         return string.format("%s set; it applies at the next restart", key)
     end
     return string.format("%s set", key)
+end)
+
+def("server", "clock_shift", "clock_shift(seconds)", [[
+Tests only: moves the server's clock by seconds (negative: back) and sets
+the turn's timer again from the moved clock, so that a test reaches a
+turn's scheduled end without waiting for it. Refused unless the server was
+started with TPSERVER_CLOCK_OFFSET in its environment. Returns the new
+time (Unix seconds).]], function(seconds)
+    check_type(seconds, "number", "the seconds")
+    local clock = require "tp.clock"
+    local ok, now = pcall(clock.shift, seconds)
+    if not ok then
+        fail("%s", tostring(now))
+    end
+    log.info("admin", "clock shifted by %s s by %s", tostring(seconds), who())
+    if not game.paused() then
+        game.arm_timer()
+    end
+    return now
 end)
 
 def("server", "shutdown", "shutdown()", [[
@@ -1209,7 +1395,8 @@ for _, k in ipairs { "assert", "error", "ipairs", "next", "pairs", "pcall",
 end
 api.G = _G
 api._G = _G
-api.game = game
+-- game.new is a command; the rest of game is the module tp.game.
+api.game = setmetatable(api.game or {}, { __index = game })
 api.model = model
 api.accounts = accounts
 api.types = types

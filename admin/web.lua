@@ -296,7 +296,8 @@ local function player_rows()
     for _, r in ipairs(api.players()) do
         out[#out + 1] = { id = r.id, name = r.name, online = r.online,
                           finished = r.finished, alive = r.alive,
-                          banned = r.banned, email = r.email }
+                          idle = r.idle, banned = r.banned,
+                          email = r.email, ai = r.ai }
     end
     return json.array(out)
 end

@@ -27,6 +27,7 @@
 #include "ssh.h"
 #include "avahi.h"
 #include "curl.h"
+#include "spawn.h"
 #include "crash.h"
 #include "log.h"
 #include "stats.h"
@@ -458,6 +459,7 @@ int tp_lua_init(tp_lua_t *lx, tp_server_t *srv)
     preload(L, "tp.ssh", luaopen_tp_ssh);
     preload(L, "tp.avahi", luaopen_tp_avahi);
     preload(L, "tp.curl", luaopen_tp_curl);
+    preload(L, "tp.spawn", luaopen_tp_spawn);
     preload(L, "cjson", luaopen_cjson);
     /* The codec registry must exist before the network needs it. */
     lua_getglobal(L, "require");
@@ -529,6 +531,7 @@ void tp_lua_stop(tp_lua_t *lx)
     /* Withdraws what Zeroconf published; drops outgoing requests. */
     tp_avahi_close_all();
     tp_curl_close_all();
+    tp_spawn_close_all();
 }
 
 /* Safe to call twice, or after a failed tp_lua_init. */

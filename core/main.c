@@ -11,6 +11,9 @@
  *                                (tests, maintenance); exit 1 on error
  *   tpserver check|repair DIR    check or repair a game database offline
  *                                (lua/tp/dbtool.lua, run as a script)
+ *   tpserver restore DIR | new-game  put a backup back, or archive the
+ *                                game for a new one, offline
+ *                                (lua/tp/gametool.lua, run as a script)
  *
  * Everything about the game, the configuration file and the listeners is
  * decided by lua/tp/boot.lua; this file collects the command line into a
@@ -56,6 +59,12 @@ static void usage(FILE *out)
 "       tpserver script FILE [ARGS...]\n"
 "       tpserver check DIR     check a game database (a data directory)\n"
 "       tpserver repair DIR    repair a damaged one (keeps a copy)\n"
+"       tpserver restore [-c FILE] [--data DIR] BACKUP\n"
+"                              put a backup back (server stopped; the\n"
+"                              current database is moved aside)\n"
+"       tpserver new-game [-c FILE] [--data DIR] [--keep-accounts]\n"
+"                              archive the game in DIR/archive/; the next\n"
+"                              start makes a new one\n"
 "       tpserver find [--metaserver URL] [--timeout S] [--no-local]\n"
 "                              list the TP games on the local network\n"
 "                              (Zeroconf) and on metaservers\n"
@@ -473,7 +482,11 @@ int main(int argc, char **argv)
     /* "check" and "repair" are scripts shipped with the server. */
     bool dbtool = argc >= 2 && (strcmp(argv[1], "check") == 0 ||
                                 strcmp(argv[1], "repair") == 0);
-    script = script || dbtool;
+    /* "restore" and "new-game" too (lua/tp/gametool.lua); new-game may
+     * come without arguments. */
+    bool gametool = argc >= 2 && (strcmp(argv[1], "restore") == 0 ||
+                                  strcmp(argv[1], "new-game") == 0);
+    script = script || dbtool || gametool;
     /* "find" is one too (lua/tp/find.lua), with optional arguments. */
     bool finder = argc >= 2 && strcmp(argv[1], "find") == 0;
     /* "console" and "backup" are clients of a running server. */
@@ -481,7 +494,7 @@ int main(int argc, char **argv)
                                  strcmp(argv[1], "backup") == 0);
     if (finder)
         script = true;
-    if (script && !finder && argc < 3) {
+    if (script && !finder && !gametool && argc < 3) {
         usage(stderr);
         return 2;
     }
@@ -553,6 +566,14 @@ int main(int argc, char **argv)
         /* arg[0] = the tool, arg[1] = "check" | "repair", then DIR... */
         char tool[PATH_MAX + 128];
         snprintf(tool, sizeof tool, "%s/lua/tp/dbtool.lua", home);
+        argv[0] = tool;
+        status = run_script(&srv, home, argc, argv);
+        tp_lua_stop(&lx);
+    } else if (gametool) {
+        /* arg[0] = the tool, arg[1] = "restore" | "new-game", then its
+         * options. */
+        char tool[PATH_MAX + 128];
+        snprintf(tool, sizeof tool, "%s/lua/tp/gametool.lua", home);
         argv[0] = tool;
         status = run_script(&srv, home, argc, argv);
         tp_lua_stop(&lx);

@@ -580,9 +580,9 @@ function renderPlayers() {
     cls: [p.banned ? 'banned' : '', p.alive === false ? 'out' : ''].join(' ').trim(),
     cells: [
       { text: p.id, cls: 'num' },
-      { text: p.name, cls: 'pname' },
+      { text: p.ai ? `${p.name} (AI, ${p.ai})` : p.name, cls: 'pname' },
       { text: p.online ? fmtInt(p.online) : '–', cls: p.online ? 'num yes' : 'num muted' },
-      { text: p.finished ? 'finished' : 'playing', cls: p.finished ? 'yes' : '' },
+      { text: p.finished ? 'finished' : p.idle ? 'idle' : 'playing', cls: p.finished ? 'yes' : p.idle ? 'muted' : '' },
       { text: p.email || '', cls: 'muted email', title: p.email || '' },
     ],
     actions: {

@@ -112,7 +112,9 @@ function tick() {
   const el = $('countdown');
   const left = secondsLeft();
   let text;
-  if (state.paused) {
+  if (state.game && state.game.over) {
+    text = 'game over';
+  } else if (state.paused) {
     text = 'paused';
   } else if (left === null) {
     text = 'no time limit';
@@ -155,7 +157,9 @@ function renderGame() {
   const facts = [
     ['Ruleset', `${g.ruleset.name} ${g.ruleset.version}`],
     ['Turn', turnText(g)],
-    ['Turn length', g.turn_length > 0 ? fmtDuration(g.turn_length) : 'no limit'],
+    (g.turn_schedule || []).length
+      ? ['Turns end at', `${g.turn_schedule.join(', ')} (${g.turn_timezone})`]
+      : ['Turn length', g.turn_length > 0 ? fmtDuration(g.turn_length) : 'no limit'],
     ['Turns end', modes[g.turn_mode] || g.turn_mode],
     ['Players', fmtInt(g.players)],
     ['Objects', fmtInt(g.objects)],
@@ -181,6 +185,24 @@ function renderGame() {
   $('spectate-on').hidden = !g.spectators;
   $('spectate-off').hidden = !!g.spectators;
   $('admin-link').hidden = g.admin_ui !== true;
+  renderOver();
+}
+
+// The end of the game: why, who won, and everyone's final score.
+function renderOver() {
+  const g = state.game;
+  const over = g && g.over;
+  $('over-card').hidden = !over;
+  if (!over) return;
+  const won = over.winners.length ? ` Won by ${over.winners.join(', ')}.` : '';
+  $('over-reason').textContent = `After turn ${over.turn}: ${over.reason}.${won}`;
+  const body = clear($('final-scores'));
+  const ranked = [...(state.players || [])].sort((a, b) => (b.score || 0) - (a.score || 0));
+  for (const p of ranked) {
+    body.append(h('tr', { class: over.winners.includes(p.name) ? 'player winner' : 'player' },
+      h('td', { class: 'pname' }, p.name),
+      h('td', { class: 'pscore' }, p.score === null || p.score === undefined ? '–' : fmtInt(p.score))));
+  }
 }
 
 // ------------------------------------------------------------ players
@@ -199,7 +221,8 @@ function renderPlayers() {
   for (const [tbodyId, short] of [['players', false], ['side-players', true]]) {
     const body = clear($(tbodyId));
     for (const p of state.players) {
-      const status = !p.alive ? 'out' : p.finished ? 'finished' : 'playing';
+      const ended = !!(state.game && state.game.over);
+      const status = !p.alive ? 'out' : p.idle ? 'idle' : ended ? 'ended' : p.finished ? 'finished' : 'playing';
       body.append(h('tr', { class: `player ${status}${p.id === me ? ' me' : ''}`, dataset: { player: p.id } },
         h('td', { class: 'pname' }, h('span', { class: 'swatch', dataset: { color: colorIndex(p.id) } }),
           p.name, p.id === me ? ' (you)' : '', p.ai ? ' (AI)' : ''),
@@ -210,6 +233,7 @@ function renderPlayers() {
   $('players-empty').hidden = state.players.length > 0;
   paintSwatches();
   renderFinished();
+  renderOver();
 }
 
 function renderFinished() {
@@ -221,7 +245,7 @@ function renderFinished() {
   btn.textContent = done ? 'Turn finished' : 'End turn';
   btn.classList.toggle('done', done);
   if (done) {
-    const waiting = state.players.filter((p) => p.alive && !p.finished).map((p) => p.name);
+    const waiting = state.players.filter((p) => p.alive && !p.finished && !p.idle).map((p) => p.name);
     status.textContent = waiting.length
       ? `You have finished this turn. Waiting for ${waiting.join(', ')}.`
       : 'You have finished this turn.';
@@ -650,8 +674,39 @@ async function enterSession(s) {
   const user = $('session-user');
   user.textContent = s.player.name;
   user.hidden = false;
-  await Promise.all([loadStatic(), refreshPlayers()]);
+  await Promise.all([loadStatic(), refreshPlayers(), loadAccount()]);
   await Promise.all([refreshObjects(true), boards.refresh()]);
+}
+
+// The player's own e-mail settings (GET and POST /api/account).
+function showAccount(a) {
+  $('account-email').value = a.email || '';
+  $('account-notify').checked = Boolean(a.notify_email);
+  $('account-status').textContent = a.notify_email ? `Turn mails go to ${a.email}.` : 'No turn mails.';
+}
+
+async function loadAccount() {
+  try {
+    showAccount(await api('GET', 'api/account'));
+  } catch (err) {
+    if (!sessionLost(err)) $('account-status').textContent = '';
+  }
+}
+
+async function saveAccount(e) {
+  e.preventDefault();
+  const error = $('account-error');
+  error.hidden = true;
+  try {
+    showAccount(await api('POST', 'api/account', {
+      email: $('account-email').value.trim(),
+      notify_email: $('account-notify').checked,
+    }));
+  } catch (err) {
+    if (sessionLost(err)) return;
+    error.textContent = err instanceof ApiError ? err.describe() : String(err);
+    error.hidden = false;
+  }
 }
 
 // Names of order types, designs and resources (for readable values).
@@ -859,6 +914,14 @@ function connectEvents() {
     notice(`${fmtDuration(d.seconds_left)} left in this turn.`, 'info', 5);
   });
   on('player_finished', () => refreshPlayers());
+  on('player_idle', () => refreshPlayers());
+  on('player_removed', () => refreshPlayers());
+  on('player_eliminated', () => refreshPlayers());
+  on('game_over', () => {
+    state.turnEnding = false;
+    refreshGame();
+    refreshPlayers();
+  });
   on('message', (d) => {
     if (state.mode === 'play') boards.onMessage(d);
   });
@@ -889,6 +952,7 @@ function wire() {
   $('login-form').addEventListener('submit', login);
   $('signup-btn').addEventListener('click', signup);
   $('logout-btn').addEventListener('click', logout);
+  $('account-form').addEventListener('submit', saveAccount);
   $('end-turn').addEventListener('click', endTurn);
   $('watch-btn').addEventListener('click', startWatching);
   $('leave-watch').addEventListener('click', () => leaveGameView());

@@ -34,8 +34,8 @@
 -- memory only.
 --
 -- Keys: account/<name with A-Z in lower case> -> { id, name, kdf, iter,
--- salt, hash, email, comment, created }; player/<id> -> { id, name, race,
--- created }.
+-- salt, hash, email, comment, created, notify_email }; player/<id> -> {
+-- id, name, race, created }.
 
 local core = require "tp.core"
 local crypto = require "tp.crypto"
@@ -46,6 +46,8 @@ local M = {}
 
 local KDF = "pbkdf2-sha256"
 local HASH_LEN = 32
+-- The kdf of an account nobody can log into (a computer player).
+local NO_PASSWORD = "none"
 local MAX_NAME = 64
 M.MAX_NAME = MAX_NAME
 -- Longest login name looked at before trimming (tp.text's own cap).
@@ -490,13 +492,22 @@ local function hash_new(password, done)
         end)
 end
 
+-- The secret of a computer player's account (tp.ai): no hash at all, so
+-- that no password matches it.
+local function no_password(_, done)
+    done { kdf = NO_PASSWORD, iter = 0, salt = "", hash = "" }
+end
+
 -- Creates an account and its player. done(player) on success, or
 -- done(nil, why, message), why being "name" (the name breaks a rule),
 -- "taken", "full", "limited" (too many new accounts from the address, or
 -- from everyone, just now; message says when to try again) or "error".
 -- extra: email, comment, max_players (refuse when the game has that many;
 -- nil or 0: no cap), peer (the client's address "ip:port", counted
--- against the creation limits; nil for the admin, who is not limited).
+-- against the creation limits; nil for the admin, who is not limited),
+-- ai (a computer player's level: the account cannot be logged into, and
+-- done is called before M.create returns), race (the player's race
+-- string; "Human" by default).
 function M.create(name, password, extra, done)
     local why
     name, why = M.normalize(name)
@@ -523,7 +534,10 @@ function M.create(name, password, extra, done)
     if why then
         return done(nil, "limited", why)
     end
-    hash_new(password, function(secret, err)
+    -- A computer player (extra.ai) has no password anyone could type:
+    -- no hash is made, and M.verify refuses the account.
+    local hash = extra.ai and no_password or hash_new
+    hash(password, function(secret, err)
         if not secret then
             release(slot)
             return done(nil, "error", "cannot hash password: " .. err)
@@ -552,10 +566,12 @@ function M.create(name, password, extra, done)
             id = id, name = name, kdf = secret.kdf, iter = secret.iter,
             salt = secret.salt, hash = secret.hash,
             email = extra.email or "", comment = extra.comment or "",
-            created = now,
+            created = now, notify_email = extra.notify_email or nil,
+            ai = extra.ai,
         }
-        local player = { id = id, name = name, race = "Human",
-                         created = now, alive = true, score = 0 }
+        local player = { id = id, name = name, race = extra.race or "Human",
+                         created = now, alive = true, score = 0,
+                         ai = extra.ai }
         next_player_id = id + 1
         players[id] = player
         player_list[#player_list + 1] = player
@@ -601,6 +617,9 @@ local DUMMY = { iter = 0, salt = "00000000000000000000000000000000",
 -- Checks name/password. done(player) or done(nil).
 function M.verify(name, password, done)
     local account = M.find(name)
+    if account and account.kdf == NO_PASSWORD then
+        account = nil       -- a computer player: nobody logs in as it
+    end
     local rec = account or DUMMY
     local iter = account and account.iter or iterations
     crypto.pbkdf2_async(password, crypto.unhex(rec.salt) or "", iter,
@@ -617,6 +636,41 @@ function M.verify(name, password, done)
             end
             done(nil)
         end)
+end
+
+-- ------------------------------------------------------------ new game
+
+-- A new game kept the accounts of the last one (tp.newgame): every
+-- account without a player joins the new game (same player id, the join
+-- hook, in batch, which the caller commits). Returns how many joined.
+function M.readmit(batch)
+    local n = 0
+    local list = {}
+    for _, account in db:each("account/") do
+        if type(account) == "table" and account.id and
+           not players[account.id] then
+            list[#list + 1] = account
+        end
+    end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    for _, account in ipairs(list) do
+        local player = { id = account.id, name = account.name,
+                         race = "Human", created = os.time(), alive = true,
+                         score = 0 }
+        players[player.id] = player
+        player_list[#player_list + 1] = player
+        if player.id >= next_player_id then
+            next_player_id = player.id + 1
+        end
+        M.version = M.version + 1
+        if M.on_join then
+            M.on_join(player, batch, true)
+        end
+        batch:put(db_mod.key("player", player.id), player)
+        n = n + 1
+    end
+    table.sort(player_list, function(a, b) return a.id < b.id end)
+    return n
 end
 
 -- ------------------------------------------------------------ admin
@@ -645,8 +699,13 @@ end
 
 -- Sets a new password. done(true) or done(nil, err).
 function M.set_password(name, password, done)
-    if not M.find(name) then
+    local found = M.find(name)
+    if not found then
         return done(nil, "no account '" .. tostring(name) .. "'")
+    end
+    if found.ai then
+        return done(nil, "'" .. found.name .. "' is a computer player: "
+                    .. "nobody logs in as it")
     end
     hash_new(password, function(secret, err)
         local account = M.find(name)
@@ -680,6 +739,47 @@ function M.unban(name)
     end
     account.banned = nil
     db:put(account_key(account.name), account)
+    return account
+end
+
+-- ------------------------------------------------------------ e-mail
+-- (tp.notify's mails; the console's notify.email, the web's /api/account)
+
+-- Sets the account's e-mail address (nil: kept; "": none) and whether it
+-- gets the turn mails (nil: kept; an account without an address gets
+-- none). Stored before it returns. Returns the account, or nil, err.
+function M.set_email(name, email, on)
+    local account = M.find(name)
+    if not account then
+        return nil, "no account '" .. tostring(name) .. "'"
+    end
+    if email ~= nil then
+        if type(email) ~= "string" then
+            return nil, "the e-mail address must be a string"
+        end
+        email = text.trim(email)
+        if email ~= "" then
+            local ok, why = require("tp.mail").valid_address(email)
+            if not ok then
+                return nil, why
+            end
+        end
+    end
+    if on ~= nil and type(on) ~= "boolean" then
+        return nil, "notify_email must be true or false"
+    end
+    local new_email = email == nil and (account.email or "") or email
+    local new_on = on == nil and account.notify_email or on
+    if new_on and not require("tp.mail").valid_address(new_email) then
+        return nil, "turn mails need a valid e-mail address"
+    end
+    local before_email, before_on = account.email, account.notify_email
+    account.email, account.notify_email = new_email, new_on or nil
+    local ok, err = pcall(db.put, db, account_key(account.name), account)
+    if not ok then
+        account.email, account.notify_email = before_email, before_on
+        return nil, "the change could not be stored: " .. tostring(err)
+    end
     return account
 end
 

@@ -8,6 +8,9 @@
 
 local args = ...
 local core = require "tp.core"
+-- The test clock (TPSERVER_CLOCK_OFFSET) is in place before anything
+-- reads the time.
+require "tp.clock"
 local config = require "tp.config"
 
 -- A port in use: the message says how to choose another. kind (as
@@ -71,6 +74,10 @@ if args.check_config then
                             cfg.ruleset_settings)
     if not sok then
         error(serr, 0)
+    end
+    local ai_refused = require("tp.ai").check(cfg, rs)
+    if ai_refused then
+        error(ai_refused, 0)
     end
     -- Paths as the server would use them: absolute, normalised.
     service.absolute_paths(cfg)
@@ -220,7 +227,10 @@ service.started(cfg, db)
 -- Internet. Neither can stop the start: they log what goes wrong.
 local zeroconf = require "tp.zeroconf"
 local metaserver = require "tp.metaserver"
-for name, m in pairs { zeroconf = zeroconf, metaserver = metaserver } do
+-- Notifications (web hooks, e-mail) likewise.
+local notify = require "tp.notify"
+for name, m in pairs { zeroconf = zeroconf, metaserver = metaserver,
+                       notify = notify } do
     local zok, zerr = pcall(m.start, cfg, db)
     if not zok then
         log.error(name, "cannot start: %s", tostring(zerr))
@@ -254,6 +264,7 @@ return admin.hooks {
     on_stop = function()
         zeroconf.stop()
         metaserver.stop()
+        notify.stop()
         service.stop()
         game.stop()
         db:close()

@@ -253,6 +253,56 @@ M.schema = {
     turn_length = { type = "integer", default = 600, min = 0,
                     max = 365 * 86400,
                     doc = "seconds a turn lasts at most (0: no limit)" },
+    -- Computer players (tp.ai; rulesets/README.md, "AI players").
+    ai_players = { type = "integer", default = 0, min = 0, max = 64,
+                   doc = "computer players added when the game is created "
+                         .. "(the ruleset must have an ai.lua)" },
+    ai_level = { type = "string", default = "normal",
+                 doc = "level of the computer players of ai_players (one "
+                       .. "of the ruleset AI's levels)" },
+    ai_time_limit = { type = "number", default = 1, min = 0, max = 3600,
+                      doc = "seconds one computer player may think per "
+                            .. "turn (Lua, and the C it calls) before it "
+                            .. "is stopped; its turn is finished with the "
+                            .. "orders it gave (0: no limit)" },
+    -- Turn schedules (tp.schedule, tp.tz).
+    turn_schedule = { type = "table", default = {},
+                      doc = "clock times turns end at, in turn_timezone: "
+                            .. "{ \"20:00\" }, { \"08:00\", \"20:00\" }, "
+                            .. "{ \"Mon-Fri 20:00\", \"Sat,Sun 12:00\" }; "
+                            .. "replaces turn_length (and "
+                            .. "turn_length_under_threshold); {}: none" },
+    turn_timezone = { type = "string", default = "UTC",
+                      doc = "IANA time zone of turn_schedule "
+                            .. "(\"Europe/Berlin\"), from the tzdata "
+                            .. "files" },
+    -- Idle players (tp.idle).
+    idle_turns = { type = "integer", default = 0, min = 0, max = 100000,
+                   doc = "turns a player may neither log in nor finish "
+                         .. "before being marked idle (no longer waited "
+                         .. "for); 0: never" },
+    idle_action = { type = "string", default = "none",
+                    oneof = { "none", "remove", "ai" },
+                    doc = "what happens to a player idle for "
+                          .. "idle_remove_turns turns: \"none\"; "
+                          .. "\"remove\" (out of the game; the ruleset's "
+                          .. "player_removed hook decides about the "
+                          .. "empire); \"ai\" (the ruleset's AI plays "
+                          .. "the empire at ai_level until they log in "
+                          .. "again)" },
+    idle_remove_turns = { type = "integer", default = 3, min = 0,
+                          max = 100000,
+                          doc = "turns a player stays idle before "
+                                .. "idle_action acts (0: at once)" },
+    -- Autosave rotation (tp.autosave).
+    backup_every_turns = { type = "integer", default = 0, min = 0,
+                           max = 100000,
+                           doc = "back the game up into "
+                                 .. "<data>/backups/turn-N/ after every "
+                                 .. "N-th turn; 0: never" },
+    backup_keep = { type = "integer", default = 5, min = 1, max = 10000,
+                    doc = "automatic backups kept (the oldest beyond are "
+                          .. "removed)" },
     -- The admin console and the TP admin protocol (admin/).
     console = { type = "boolean", default = true,
                 doc = "open the admin console socket (tpserver console)" },
@@ -321,6 +371,40 @@ M.schema = {
                                doc = "port players reach the first tp "
                                      .. "listener at, for the metaserver; "
                                      .. "0: the port it listens on" },
+    -- Notifications: web hooks and e-mail (tp.notify, tp.mail; README
+    -- "Notifications").
+    notify = { type = "table", default = {},
+               doc = "web hooks { { url =, events = { \"turn_start\", "
+                     .. "... }, format = \"json\" | \"discord\" | "
+                     .. "\"slack\" } }; none by default" },
+    notify_retries = { type = "integer", default = 5, min = 1, max = 20,
+                       doc = "tries of one web hook request before it is "
+                             .. "dropped" },
+    notify_retry_delay = { type = "number", default = 10, min = 0.05,
+                           max = 3600,
+                           doc = "seconds before a failed web hook "
+                                 .. "request is tried again (doubled at "
+                                 .. "each try)" },
+    notify_timeout = { type = "number", default = 15, min = 0.1, max = 300,
+                       doc = "seconds a web hook has to answer" },
+    notify_queue = { type = "integer", default = 100, min = 1,
+                     max = 100000,
+                     doc = "events waiting per web hook; past it the "
+                           .. "oldest is dropped" },
+    notify_reminder = { type = "number", default = 3600, min = 0,
+                        max = 30 * 86400,
+                        doc = "seconds before the end of a turn when "
+                              .. "players who asked for mail and have not "
+                              .. "finished get a reminder (0: none)" },
+    notify_email_default = { type = "boolean", default = false,
+                             doc = "an e-mail address given at account "
+                                   .. "creation turns the turn mails on" },
+    mail_from = { type = "string", default = "",
+                  doc = "From address of the players' mail; \"\": "
+                        .. "tpserver@<this host's name>" },
+    sendmail_path = { type = "string", default = "/usr/sbin/sendmail",
+                      doc = "the MTA's sendmail program (run as "
+                            .. "sendmail -t -i, the message on its stdin)" },
     admins = { type = "table", default = {},
                doc = "admin accounts { { name =, password_hash =, ssh_keys "
                      .. "= { \"ssh-ed25519 AAAA... \" } } } (tpserver "
@@ -333,6 +417,10 @@ M.schema = {
 M.rules = {
     { "max_output", "must be at least twice max_frame_size",
       function(cfg) return cfg.max_output >= 2 * cfg.max_frame_size end },
+    { "turn_schedule", "cannot be used with turn_mode = \"manual\"",
+      function(cfg)
+          return cfg.turn_mode ~= "manual" or #cfg.turn_schedule == 0
+      end },
 }
 
 -- A deep copy of a configuration value (tables copied all the way down).
@@ -477,6 +565,18 @@ function M.check(raw)
             cfg[k] = copy(spec.default)
         end
     end
+    -- A game of the systemd template (tpserver@NAME.service sets
+    -- TPSERVER_GAME=NAME) is listed under its own name by default.
+    local instance = os.getenv("TPSERVER_GAME")
+    if instance and instance ~= "" then
+        instance = instance:gsub("%c", "")
+        if raw.game_name == nil then
+            cfg.game_name = instance
+        end
+        if raw.game_longname == nil then
+            cfg.game_longname = "Thousand Parsec game " .. instance
+        end
+    end
     local lok, lerr = require("tp.listeners").normalize(cfg)
     if not lok then
         return nil, lerr
@@ -487,6 +587,15 @@ function M.check(raw)
             return nil, "metaservers[" .. tostring(i) .. "] must be an "
                         .. "http:// or https:// URL, got " .. tostring(url)
         end
+    end
+    local nok, nerr = require("tp.notify").check(cfg)
+    if not nok then
+        return nil, nerr
+    end
+    local _, serr = require("tp.schedule").compile(cfg.turn_schedule,
+                                                  cfg.turn_timezone)
+    if serr then
+        return nil, serr
     end
     local levels = { error = true, warning = true, warn = true, info = true,
                      debug = true, trace = true }

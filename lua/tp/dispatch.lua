@@ -94,11 +94,31 @@ end
 -- with its traceback, taken where it was raised), and the core then calls
 -- request_failed (below), once the request's time limit is over, which
 -- throws the changes away.
+-- Once the game is over (tp.turn's meta/over) the universe is read-only:
+-- these requests, which would change it, get a Fail saying so.
+M.CHANGES = {
+    OrderInsert = true, RemoveOrder = true, PostMessage = true,
+    RemoveMessage = true, AddCategory = true, RemoveCategory = true,
+    AddDesign = true, ModifyDesign = true, RemoveDesign = true,
+    FinishedTurn = true, ModifyObject = true, CreateAccount = true,
+}
+
+local function refuse_if_over(req)
+    local over = M.CHANGES[req._name] and require("tp.game").over()
+    if over then
+        fail.raise("PermissionDenied", string.format("the game is over "
+                   .. "(after turn %d: %s): the universe is read-only, %s "
+                   .. "is refused", over.turn, tostring(over.reason),
+                   req._name))
+    end
+end
+
 function M.dispatch(conn, req)
     local h = M.handlers[req._name]
     if not h or not h.states[conn.state] then
         return refuse(conn, req)
     end
+    refuse_if_over(req)
     M.check_size(conn, req)
     local reply = h.fn(conn, req)
     if model.is_dirty() then

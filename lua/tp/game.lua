@@ -153,9 +153,10 @@ end
 shared.ctx = M.ctx
 
 -- A new player: a personal board with a welcome message, the ruleset's
--- join hook, and a message to everyone else. Runs inside the batch that
+-- join hook, and a message to everyone else (not when the accounts of
+-- the last game join a new one: readmitted). Runs inside the batch that
 -- stores the account.
-local function player_joined(player, batch)
+local function player_joined(player, batch, readmitted)
     local b = model.new_board { name = "Personal board",
                                 description = "Messages for " .. player.name,
                                 owner = player.id }
@@ -168,7 +169,7 @@ local function player_joined(player, batch)
         shared.ruleset.player_joined(M.ctx(), player)
     end
     for _, other in ipairs(accounts.players()) do
-        if other.id ~= player.id then
+        if other.id ~= player.id and not readmitted then
             M.ctx():message(other.id, "New player", player.name ..
                 " has joined the game.", { { type = -4, id = 3 },
                                            { type = 7, id = player.id } })
@@ -184,10 +185,24 @@ end
 -- format is refused, never overwritten).
 function M.start(config, database, rs)
     local cfg, db = config, database
+    local ai_refused = require("tp.ai").check(cfg, rs)
+    if ai_refused then
+        return nil, ai_refused
+    end
     shared.cfg, shared.db, shared.ruleset = cfg, db, rs
     meta = db:get("meta/game")
     local created = false
-    if not meta and db.raw:iter { limit = 1, keys_only = true }() then
+    -- A new game asked for (tp.newgame): the accounts of the last one may
+    -- be there, waiting to join it.
+    local newgame = not meta and db:get("meta/newgame")
+    if type(newgame) == "table" and newgame.ruleset and
+       newgame.ruleset ~= rs.folder then
+        return nil, string.format("the data directory %s waits for a new "
+            .. "%s game: start with --ruleset %s", cfg.data,
+            tostring(newgame.ruleset), tostring(newgame.ruleset))
+    end
+    if not meta and not newgame and
+       db.raw:iter { limit = 1, keys_only = true }() then
         return nil, string.format("the database in %s/db holds data but no "
             .. "game record (meta/game): it is not a tpserver game, or it "
             .. "is damaged; nothing was changed in it", cfg.data)
@@ -198,6 +213,7 @@ function M.start(config, database, rs)
             cfg.data, cjson_encode(meta))
     end
     local record
+    local new_game = not meta
     if meta then
         if (meta.format or 0) > db_mod.FORMAT then
             return nil, string.format("the data directory %s was written "
@@ -317,6 +333,14 @@ function M.start(config, database, rs)
             end
         end
         model.commit(batch)
+        if type(newgame) == "table" then
+            if newgame.keep_accounts then
+                local n = accounts.readmit(batch)
+                log.info("game", "%d players of the last game joined the "
+                         .. "new one", n)
+            end
+            batch:delete("meta/newgame")
+        end
         turn.name_current(M.ctx())
         turn.arm_timer()
         stored_ends_at = record.ends_at
@@ -331,6 +355,9 @@ function M.start(config, database, rs)
         turn.name_current(M.ctx())
     end
     turn.start_clock(stored_ends_at)
+    -- Computer players: a new game's ai_players join; those who have not
+    -- finished the running turn play it (tp.ai).
+    require("tp.ai").open(new_game)
     return true
 end
 
@@ -420,8 +447,12 @@ function M.game_frame()
     if record.ends_at then
         params[#params + 1] = { id = 6, strval = "",
                                 intval = math.floor(record.ends_at) }
-        params[#params + 1] = { id = 10, strval = "",
-                                intval = cfg.turn_length }
+        -- A scheduled turn's length is its own (turn_schedule).
+        local length = cfg.turn_length
+        if #cfg.turn_schedule > 0 and record.started then
+            length = math.max(0, math.floor(record.ends_at - record.started))
+        end
+        params[#params + 1] = { id = 10, strval = "", intval = length }
     end
     local ruleset = shared.ruleset
     return proto.frame("Game", {
@@ -438,8 +469,15 @@ end
 for _, name in ipairs { "turn_number", "time_remaining", "waiting",
                         "time_frame", "broadcast_time", "arm_timer",
                         "end_turn", "finished_turn", "paused", "pause",
-                        "resume", "reset_timer", "turn_record", "stop" } do
+                        "resume", "reset_timer", "turn_record", "stop",
+                        "over", "player_seen", "ends_at_text" } do
     M[name] = turn[name]
+end
+
+-- Stopping the game stops its computer players too.
+function M.stop()
+    turn.stop()
+    require("tp.ai").stop()
 end
 
 -- The last turn's timings (last_turn_ms, last_commit_ms) are set by the

@@ -106,6 +106,35 @@ local function sandbox(dir, home)
     return env
 end
 
+-- The ruleset's computer players, rulesets/<name>/ai.lua (rulesets/
+-- README.md, "AI players"), when there is one: in an environment of its
+-- own, so that it shares nothing with the ruleset's files but what it
+-- includes itself. Returns the module, nil (no ai.lua), or nil, message.
+local function load_ai(dir, home, name)
+    local path = dir .. "/ai.lua"
+    local f = io.open(path, "r")
+    if not f then
+        return nil
+    end
+    f:close()
+    local chunk, err = load_ruleset_file(path)
+    if not chunk then
+        return nil, "ruleset " .. name .. ": " .. tostring(err)
+    end
+    setfenv(chunk, sandbox(dir, home))
+    local ok, ai = core.time_limit(LOAD_LIMIT, "ruleset load", chunk)
+    if not ok then
+        return nil, "ruleset " .. name .. ": ai.lua failed to load: " ..
+                    tostring(ai)
+    end
+    if type(ai) ~= "table" or type(ai.play) ~= "function" or
+       type(ai.levels) ~= "table" or #ai.levels == 0 then
+        return nil, "ruleset " .. name .. ": ai.lua must return a table "
+                    .. "with a function play and a list of levels"
+    end
+    return ai
+end
+
 -- Loads rulesets/<name>/init.lua below home. Returns the ruleset table,
 -- or nil and a message naming the file and line.
 function M.load(home, name)
@@ -144,6 +173,11 @@ function M.load(home, name)
                     .. "with string fields name and version"
     end
     rs.folder = name
+    local ai, aerr = load_ai(dir, home, name)
+    if aerr then
+        return nil, aerr
+    end
+    rs.ai = ai
     return rs
 end
 

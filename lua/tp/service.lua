@@ -39,6 +39,9 @@ M.live = {
     turn_mode = true, turn_length = true, turn_warning = true,
     turn_player_threshold = true, turn_length_under_threshold = true,
     turn_length_over_threshold = true,
+    turn_schedule = true, turn_timezone = true,
+    idle_turns = true, idle_action = true, idle_remove_turns = true,
+    backup_every_turns = true, backup_keep = true,
     max_output = true, client_write_timeout = true,
     request_time_limit = true, turn_time_limit = true,
     idle_timeout = true, frame_timeout = true,
@@ -50,12 +53,15 @@ M.live = {
     stats_file = true, stats_interval = true,
     metaserver_interval = true, metaserver_public_host = true,
     metaserver_public_port = true,
+    notify = true, notify_retries = true, notify_retry_delay = true,
+    notify_timeout = true, notify_queue = true, notify_reminder = true,
+    notify_email_default = true, mail_from = true, sendmail_path = true,
 }
 
 -- Keys holding paths (made absolute; "" stays "").
 local PATHS = { "data", "pid_file", "log_file", "stats_file",
                 "log_syslog_socket", "tls_cert", "tls_key", "ssh_host_key",
-                "ssh_authorized_keys" }
+                "ssh_authorized_keys", "sendmail_path" }
 
 local start_dir = sys.cwd() or "."
 local state = {

@@ -511,9 +511,17 @@ function M.message_frame(b, slot, m)
     })
 end
 
+-- An idle player (tp.idle) or one out of the game is shown so to every
+-- player, in the race (TP has no field for it).
 function M.player_frame(p)
+    local race = p.race or ""
+    if p.removed then
+        race = race .. " (removed: idle)"
+    elseif p.idle then
+        race = race .. " (idle)"
+    end
     return proto.frame("Player", { id = p.id, name = p.name,
-                                   race = p.race or "",
+                                   race = race,
                                    modtime = p.modtime or p.created or 0 })
 end
 

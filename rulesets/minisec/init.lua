@@ -58,6 +58,10 @@ return {
         noguest = { default = false,
             doc = "true: an account named 'guest' plays like any other; "
                   .. "false: it is a spectator" },
+        end_at_victory = { default = true,
+            doc = "true: the game is over once one of two or more "
+                  .. "players is left (turns stop; game.new starts the "
+                  .. "next); false: it goes on, as in tpserver-cpp" },
     },
 
     resources = ms.designs.resources,
@@ -74,6 +78,57 @@ return {
     setup = ms.universe.setup,
     player_joined = ms.universe.player_joined,
     turn = ms.turn.turn,
+
+    -- A player taken out of the game for being idle (idle_action =
+    -- "remove"): their planets become unowned (orders cleared, as a
+    -- captured planet's), their fleets are disbanded.
+    player_removed = function(ctx, player)
+        local fleets, planets = {}, {}
+        local fleet_t = ctx.types[ms.objects.FLEET]
+        local planet_t = ctx.types[ms.objects.PLANET]
+        for o in ctx:each_object() do
+            if o.owner == player.id then
+                if o.type == fleet_t then
+                    fleets[#fleets + 1] = o
+                elseif o.type == planet_t then
+                    planets[#planets + 1] = o
+                end
+            end
+        end
+        for _, planet in ipairs(planets) do
+            ctx:clear_orders(planet)
+            ms.objects.set_planet_owner(ctx, planet, 0)
+        end
+        for _, fleet in ipairs(fleets) do
+            ms.objects.remove_fleet(ctx, fleet)
+        end
+    end,
+
+    -- Over when the last player standing has won (step 11), unless
+    -- end_at_victory is off: true, why, { the winner }. Guests (spectators)
+    -- do not count.
+    game_over = function(ctx)
+        if not ctx.settings.end_at_victory then
+            return false
+        end
+        local players, alive = 0, {}
+        for _, p in ipairs(ctx:players()) do
+            if not ms.universe.is_guest(ctx, p) then
+                players = players + 1
+                if p.alive ~= false then
+                    alive[#alive + 1] = p
+                end
+            end
+        end
+        if players < 2 or #alive > 1 then
+            return false
+        end
+        if #alive == 0 then
+            return true, "no player is left", {}
+        end
+        return true, alive[1].name .. " has eliminated every other player",
+               { alive[1].id }
+    end,
 
     -- No fog of war: every object (no visible hook: all are visible) and
     -- every design is visible to everyone. Order queues stay private.

@@ -9,7 +9,8 @@
 --      planets are repaired, fleets not moving stop
 --   9. (everything is visible to everyone: nothing to do)
 --  10. elimination: players without objects lose
---  11. victory: the last player standing wins (the game goes on)
+--  11. victory: the last player standing wins (the game then ends:
+--      init.lua's game_over, setting end_at_victory)
 -- Fleets are removed at the moment they are destroyed, emptied or merged
 -- rather than in steps 5 and 7: nothing looks at them in between, so the
 -- outcome is the same.

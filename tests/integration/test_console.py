@@ -561,8 +561,9 @@ def test_players():
         finally:
             term.close()
         out = ok_run(srv, "players()", "players()")
-        T.ok(re.search(r"1\s+alice\s+1\s+no\s+yes\s+no", out), "players() "
-             "lists alice: online 1, not finished, alive, not banned", out)
+        T.ok(re.search(r"1\s+alice\s+1\s+no\s+no\s+yes\s+no", out),
+             "players() lists alice: online 1, not finished, not idle, "
+             "alive, not banned", out)
         rc, out, err = console(srv, stdin="local p = player('alice')\n"
                                "return p.email, p.online\n")
         T.ok(rc == 0 and "a@example.org" in out and "1" in out,

@@ -14,7 +14,8 @@ status.
   commands and a non-zero exit (no make "Error 127").
 - make and make install without the libraries stop before compiling, with
   a pointer to make deps, and install nothing.
-- make run PORT=7000 puts 7000, 7001 and 7002 on the server's command line.
+- make run PORT=7000 puts 7000, 7001 and 7002 on the server's command line
+  (and two computer players, AI_PLAYERS=0 none, for MiniSec only).
 - make uninstall keeps the configuration and says so; PURGE=1 removes it.
 - make fuzz-quick prints one line and keeps libFuzzer's output in its log;
   make test adds the fuzz run to the suite's "N passed, N failed" line
@@ -406,11 +407,16 @@ def dry_run(*args):
 def test_port():
     r, lines = dry_run("run", "PORT=7000")
     T.is_(lines, ["./tpserver -f --port 7000 --tls-port 7001 "
-                  "--web-port 7002"], "make -n run PORT=7000: 7000, "
-          "TLS on 7001, the web page on 7002")
+                  "--web-port 7002 --set ai_players=2"],
+          "make -n run PORT=7000: 7000, TLS on 7001, the web page on 7002")
     r, lines = dry_run("run")
     T.is_(lines, ["./tpserver -f --port 6923 --tls-port 6924 "
-                  "--web-port 8080"], "make -n run: 6923, 6924, 8080")
+                  "--web-port 8080 --set ai_players=2"],
+          "make -n run: 6923, 6924, 8080, a MiniSec game with 2 computer "
+          "players")
+    r, lines = dry_run("run", "AI_PLAYERS=0")
+    T.is_(lines, ["./tpserver -f --port 6923 --tls-port 6924 "
+                  "--web-port 8080"], "make -n run AI_PLAYERS=0: none")
     r, lines = dry_run("run", "PORT=7000", "TLS_PORT=0", "WEB_PORT=8181",
                        "RULESET=rfts", "RUN_ARGS=--log-level debug")
     T.is_(lines, ["./tpserver -f --port 7000 --tls-port 0 --web-port 8181 "

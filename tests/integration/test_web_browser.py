@@ -23,7 +23,10 @@ same game as the browser.
 6. the order form for every order parameter type of the protocol
    (tests/fixtures/rulesets/webform): the probe's limits and choices
    shown, a value past a limit refused, and the values typed in stored
-   by the server as chosen.
+   by the server as chosen;
+7. the end of a game (tests/fixtures/rulesets/finite): the "Game over"
+   card with the reason, the winners and the final scores, the countdown
+   saying so, and an idle player marked in the player list.
 
 A screenshot of each step goes to $TEST_OUTPUT_DIR (default
 build/test-output/web/); each path is printed in a '#' line. Chromium,
@@ -33,6 +36,7 @@ fails saying so ("make deps" installs them)."""
 import http.client
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -43,6 +47,7 @@ sys.path.insert(0, HERE)
 import tplib  # noqa: E402
 import weblib  # noqa: E402
 from weblib import ActionChains, Keys, Select  # noqa: E402
+from test_console import console  # noqa: E402
 
 weblib.use_system_python()
 
@@ -673,6 +678,48 @@ def test_signup():
     b.wait(lambda: b.dbg("tpDebug.mode()") == "front", 10)
 
 
+def test_turn_mails():
+    """The "Turn mails" panel: a player sets an address and turns the
+    mails on (stored: the console reads it back); a bad address shows the
+    server's refusal."""
+    b = BROWSER
+    b.open(url(SRV))
+    b.wait(lambda: b.shown("login-form"), 10)
+    b.set_value("login-user", ALICE.name)
+    b.set_value("login-pass", PW)
+    b.el("login-btn").click()
+    playing = b.wait(lambda: b.dbg("tpDebug.mode()") == "play", 20)
+    check(playing, "alice logs in for the turn mails", b)
+    if not playing:
+        return
+    b.css("#account-panel summary").click()
+    b.wait(lambda: b.text("account-status") == "No turn mails.", 10)
+    check(b.text("account-status") == "No turn mails.",
+          "the panel says no turn mails yet", b)
+    b.set_value("account-email", "alice@")
+    b.el("account-notify").click()
+    b.el("account-save").click()
+    shown = b.wait(lambda: b.shown("account-error"), 10)
+    check(shown and "e-mail address" in (b.text("account-error") or ""),
+          "a bad address: the server's refusal is shown", b)
+    b.set_value("account-email", "alice@example.org")
+    b.el("account-save").click()
+    ok = b.wait(lambda: b.text("account-status") ==
+                "Turn mails go to alice@example.org.", 10)
+    check(ok and not b.shown("account-error"), "saved: turn mails go to "
+          "the address", b, repr(b.text("account-status")))
+    rc, out, err = console(SRV, 'local a = notify.email("%s") '
+                           'print(a.email, a.notify_email)' % ALICE.name)
+    check(rc == 0 and out.split() == ["alice@example.org", "true"],
+          "stored: the console reads the same", None, out + err)
+    b.shot("5b-turn-mails")
+    errs = b.js_errors()
+    check(not errs, "no script errors with the turn mails panel", b,
+          "\n".join(errs))
+    b.el("logout-btn").click()
+    b.wait(lambda: b.dbg("tpDebug.mode()") == "front", 10)
+
+
 def test_spectators_on():
     srv = tplib.Server("--set", "web_spectators=true",
                        port_flags=[WEB]).start()
@@ -933,6 +980,59 @@ def test_every_parameter_type():
 # ------------------------------------------------------------ main
 
 
+# ------------------------------------------------------------ 7: the end
+
+
+def test_game_over():
+    finite = os.path.join(tplib.ROOT, "tests", "fixtures", "rulesets",
+                          "finite")
+    srv = tplib.Server("--ruleset", finite, "--set", "turn_mode=manual",
+                       "--set", "ruleset_settings.last_turn=2",
+                       "--set", "idle_turns=1", port_flags=[WEB]).start()
+    b = None
+    try:
+        alice, carol = TpPlayer(srv, "alice"), TpPlayer(srv, "carol")
+        carol.c.close()
+        for n in range(2):
+            p = subprocess.run([tplib.tpserver_path(), "console", "--data",
+                                srv.data_dir, "-e", "turn.now()"],
+                               capture_output=True, text=True, timeout=60)
+            check(p.returncode == 0, "turn %d ended from the console" % n,
+                  None, p.stderr)
+        b = Browser("over")
+        check(b.open(url(srv)), "the page of a finished game loads", b)
+        check(b.wait(lambda: b.shown("over-card"), 5),
+              "the Game over card is shown", b)
+        reason = b.text("over-reason") or ""
+        check("the last turn (2) was played" in reason and "Won by" in reason
+              and alice.name in reason, "it gives the reason and the "
+              "winners", b, repr(reason))
+        rows = b.wait(lambda: b.js(
+            "return [...document.querySelectorAll('#final-scores tr')]"
+            ".map(r => r.textContent)") or None, 5) or []
+        check(len(rows) == 2 and any(alice.name in r and "2" in r
+                                     for r in rows),
+              "the final scores: a point per ship and turn", b, repr(rows))
+        check(b.text("countdown") == "game over",
+              "the countdown says the game is over", b,
+              repr(b.text("countdown")))
+        cls = b.wait(lambda: b.js(
+            "const r = document.querySelector('#players tr[data-player="
+            "\"%d\"]'); return r ? r.className : null" % 2), 5) or ""
+        check("idle" in cls, "carol, who left, is listed as idle", b,
+              repr(cls))
+        check(not b.shown("signup-btn"), "no new accounts in a finished "
+              "game", b)
+        b.shot("7-game-over")
+        errs = b.js_errors()
+        check(not errs, "no script errors on the finished game's page", b,
+              "\n".join(errs))
+    finally:
+        if b:
+            b.quit()
+        srv.stop()
+
+
 def main():
     global BROWSER, SRV, ALICE, BOB
     try:
@@ -954,12 +1054,13 @@ def main():
                  % e)
             return
         T.run(test_front_page, test_login_and_map, test_orders_and_turn,
-              test_boards, test_spectators_off, test_signup)
+              test_boards, test_spectators_off, test_signup,
+              test_turn_mails)
     finally:
         if BROWSER:
             BROWSER.quit()
         SRV.stop()
-    T.run(test_spectators_on, test_every_parameter_type)
+    T.run(test_spectators_on, test_every_parameter_type, test_game_over)
 
 
 if __name__ == "__main__":

@@ -98,11 +98,30 @@ t.is(#won, 1, "alice, the last one standing, won")
 t.ok(won[1] and won[1].body == "You have eliminated all the competing "
      .. "players. Congratulations!", "'You won!' message")
 t.is(g:player(A).score, 2, "score: the two players she outlived")
+t.is(g.unmarked or 0, 0, "every change a turn made was marked")
+local over = require("tp.game").over()
+t.ok(over and over.winners and over.winners[1] == A and
+     over.reason:find("alice", 1, true),
+     "end_at_victory: the game is over, alice the winner", over)
+t.is(#g:new_messages(A, "End of the game"), 1, "alice is told the end")
 local turn = g:turn_number()
+g:end_turn()
+t.is(g:turn_number(), turn, "no turn after the end")
+g:close()
+
+-- end_at_victory = false: the game goes on, as in tpserver-cpp.
+g = assert(H.new_game { random_seed = 11, end_at_victory = false })
+ctx, ms = g:ctx(), g:ms()
+alice, bob = g:join("alice"), g:join("bob")
+A, B = alice.id, bob.id
+eliminate(B)
+g:end_turn()
+t.is(#g:new_messages(A, "You won!"), 1, "without end_at_victory: won")
+turn = g:turn_number()
 g:end_turn()
 t.is(#g:new_messages(A, "You won!"), 0, "the victory is announced once")
 t.is(g:turn_number(), turn + 1, "the game goes on")
-t.is(g.unmarked or 0, 0, "every change a turn made was marked")
+t.ok(not require("tp.game").over(), "and is not over")
 g:close()
 
 g = assert(H.new_game {})

@@ -631,8 +631,9 @@ end
 local ok_after = v:order(1, v:objects("Planet", 1)[1], "Produce",
     { ["Planetary stats"] = { selection = { { id = IND, number = 1 } } } })
 t.ok(not ok_after, "no orders after the end")
-v:end_turn()
-t.is(v:object(0).data.turn, 13, "the universe's Turn still follows the turn")
+-- The server stops the game there (tp.turn): no turn ends any more.
+t.ok(not v:end_turn(), "no turn ends after the game")
+t.is(v:object(0).data.turn, 12, "the universe's Turn stays with the turn")
 v:close()
 
 return t.done()

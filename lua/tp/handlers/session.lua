@@ -89,6 +89,7 @@ local function login_ok(conn, player)
     conn:set_logged_in()    -- the login deadline (login_timeout) is over
     conn.player = player.id
     game.sessions[conn] = player.id
+    game.player_seen(player.id)     -- active this turn (tp.idle)
     logins:inc(1, { result = "ok" })
     log.info("session", "login", { conn = conn.id, player = player.id,
              name = player.name, peer = conn.peer })
@@ -152,7 +153,10 @@ M.CreateAccount = { states = CONNECTED, fn = function(conn, req)
     dispatch.defer(conn, req, function(reply)
         accounts.create(name, req.password,
             { email = req.email, comment = req.comment,
-              max_players = cfg.max_players, peer = conn.peer },
+              max_players = cfg.max_players, peer = conn.peer,
+              -- notify_email_default: an address given asks for mail.
+              notify_email = cfg.notify_email_default and
+                  require("tp.mail").valid_address(req.email) or nil },
             dispatch.guard(conn, req, reply, function(player, why, msg)
                 if not player then
                     fail.raise(why == "full" and "PermissionDenied"

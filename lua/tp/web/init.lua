@@ -291,6 +291,22 @@ local function object_count()
     return count_cached
 end
 
+-- The end of the game for /api/game: { turn, reason, winners = { names } }
+-- once the ruleset ended it (tp.turn), else null.
+local function over_info()
+    local over = game.over()
+    if not over then
+        return json_null
+    end
+    local names = {}
+    for _, id in ipairs(over.winners or {}) do
+        local p = accounts.player(id)
+        names[#names + 1] = p and p.name or ("#" .. id)
+    end
+    return { turn = over.turn, reason = over.reason,
+             winners = json.array(names) }
+end
+
 local function game_info()
     local rs = game.ruleset()
     local record = game.turn_record()
@@ -317,14 +333,17 @@ local function game_info()
         turn_end = record.ends_at and math.floor(record.ends_at) or
                    json_null,
         turn_mode = cfg.turn_mode, turn_length = cfg.turn_length,
+        turn_schedule = json.array(cfg.turn_schedule),
+        turn_timezone = cfg.turn_timezone,
         paused = game.paused() and true or false,
+        over = over_info(),
         players = accounts.count(), objects = count,
         listeners = json.array(urls), web = web or json_null,
         admin = cfg.admin_email, comment = cfg.game_comment,
         spectators = M.spectating(),
         history_turns = cfg.history_turns,
         admin_ui = M.admin_ui and M.admin_ui() or false,
-        account_creation = cfg.allow_account_creation and
+        account_creation = cfg.allow_account_creation and not game.over() and
                            (cfg.max_players == 0 or
                             accounts.count() < cfg.max_players),
     }
@@ -333,6 +352,9 @@ end
 -- Whether the game is over: the ruleset's game_over(ctx) hook says so,
 -- or, without one, at most one of two or more players is left.
 function M.game_over()
+    if game.over() then
+        return true
+    end
     local rs = game.ruleset()
     if rs.game_over then
         return rs.game_over(game.ctx()) and true or false
@@ -361,13 +383,17 @@ local function players_info()
     for _, id in ipairs(game.waiting()) do
         waiting[id] = true
     end
+    local finished = game.turn_record().finished
     local out = {}
     for _, p in ipairs(accounts.players()) do
         out[#out + 1] = { id = p.id, name = p.name,
-                          finished = not waiting[p.id] and p.alive ~= false,
+                          finished = p.alive ~= false and
+                                     (finished[tostring(p.id)] == true or
+                                      not (waiting[p.id] or p.idle)),
                           alive = p.alive ~= false,
+                          idle = p.idle ~= nil,
                           score = p.score or json_null,
-                          ai = p.ai and true or false }
+                          ai = require("tp.ai").is_ai(p) }
     end
     return json.array(out)
 end
@@ -751,6 +777,34 @@ end
 
 route("GET", "/api/me", auth(function(req)
     return json_answer(200, tp(req, "GetPlayer", { ids = { 0 } })[1])
+end))
+
+-- The player's own account settings: the e-mail address and the turn
+-- mails (accounts.set_email, as the console's notify.email).
+local function account_body(s)
+    local a = accounts.find(s.name) or {}
+    return { name = s.name, email = a.email or "",
+             notify_email = a.notify_email == true }
+end
+
+route("GET", "/api/account", auth(function(req)
+    return json_answer(200, account_body(req.session))
+end))
+
+route("POST", "/api/account", auth(function(req)
+    local b = body_json(req)
+    if (b.email ~= nil and type(b.email) ~= "string") or
+       (b.notify_email ~= nil and type(b.notify_email) ~= "boolean") then
+        refuse(400, "email must be a string and notify_email true or false")
+    end
+    local a, err = accounts.set_email(req.session.name, b.email,
+                                      b.notify_email)
+    if not a then
+        refuse(err:find("could not be stored", 1, true) and 503 or 400, err)
+    end
+    log.info("http", "player %d (%s) changed their e-mail settings",
+             req.session.player, req.session.name)
+    return json_answer(200, account_body(req.session))
 end))
 
 route("GET", "/api/players/{id}", auth(function(req, p)
