@@ -17,6 +17,7 @@ and the server is killed if it does not stop in time.
 """
 
 import atexit
+import itertools
 import os
 import random
 import shutil
@@ -1209,10 +1210,14 @@ def wait_gone(pid, timeout):
     return not process_alive(pid)
 
 
+_names = itertools.count(1)
+
+
 def unique_name(prefix):
-    """An account name unlikely to clash with any other test's."""
-    return "%s%d%04d" % (prefix, os.getpid() % 100000,
-                         random.randrange(10000))
+    """An account name no other of this process's names has (a counter)
+    and unlikely to clash with any other test's."""
+    return "%s%d%04d%d" % (prefix, os.getpid() % 100000,
+                           random.randrange(10000), next(_names))
 
 
 # ------------------------------------------------------------------- TAP
