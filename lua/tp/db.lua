@@ -615,4 +615,37 @@ function DB:close()
     end
 end
 
+
+-- Copies the files of a database folder (not its LOCK, not its
+-- sub-folders) into the folder to, made here. Offline tools only (it
+-- reads each file whole): tpserver repair's copy, tpserver restore.
+-- Returns true, or nil, message.
+function M.copy_files(from, to)
+    local ok, err = require("tp.core").mkdir(to)
+    if not ok then
+        return nil, err
+    end
+    for _, n in ipairs(list_dir(from) or {}) do
+        local src = from .. "/" .. n
+        if n ~= "LOCK" and not is_dir(src) then
+            local f, ferr = io.open(src, "rb")
+            if not f then
+                return nil, ferr
+            end
+            local data = f:read("*a")
+            f:close()
+            local g, gerr = io.open(to .. "/" .. n, "wb")
+            if not g then
+                return nil, gerr
+            end
+            local wok, werr = g:write(data)
+            g:close()
+            if not wok then
+                return nil, werr
+            end
+        end
+    end
+    return true
+end
+
 return M

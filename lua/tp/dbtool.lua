@@ -113,31 +113,6 @@ local function run_check(folder)
     return 1
 end
 
-local function copy_folder(from, to)
-    local ok, err = require("tp.core").mkdir(to)
-    if not ok then
-        return nil, err
-    end
-    for _, n in ipairs(db_mod.list_dir(from) or {}) do
-        local src = from .. "/" .. n
-        if n ~= "LOCK" and not db_mod.is_dir(src) then
-            local f = assert(io.open(src, "rb"))
-            local data = f:read("*a")
-            f:close()
-            local g, gerr = io.open(to .. "/" .. n, "wb")
-            if not g then
-                return nil, gerr
-            end
-            local wok, werr = g:write(data)
-            g:close()
-            if not wok then
-                return nil, werr
-            end
-        end
-    end
-    return true
-end
-
 -- What RepairDB wrote in LevelDB's own log about what it found.
 local function repair_notes(folder)
     local notes = {}
@@ -221,7 +196,7 @@ local function run_repair(folder)
         return 1
     end
     local keep = folder .. ".before-repair-" .. os.date("!%Y%m%d-%H%M%S")
-    local ok, err = copy_folder(folder, keep)
+    local ok, err = db_mod.copy_files(folder, keep)
     if not ok then
         say("cannot copy %s to %s first (%s): nothing was changed", folder,
             keep, tostring(err))

@@ -70,31 +70,6 @@ local function parse()
     return args, rest, flags
 end
 
--- Copies the files of database folder from into a new folder to.
-local function copy_db(from, to)
-    local ok, err = require("tp.core").mkdir(to)
-    if not ok then
-        return nil, err
-    end
-    for _, n in ipairs(db_mod.list_dir(from) or {}) do
-        if n ~= "LOCK" and not db_mod.is_dir(from .. "/" .. n) then
-            local f = assert(io.open(from .. "/" .. n, "rb"))
-            local data = f:read("*a")
-            f:close()
-            local g, gerr = io.open(to .. "/" .. n, "wb")
-            if not g then
-                return nil, gerr
-            end
-            local wok, werr = g:write(data)
-            g:close()
-            if not wok then
-                return nil, werr
-            end
-        end
-    end
-    return true
-end
-
 -- The data directory, locked against a server; or nil, message.
 local function lock_data(args)
     local cfg, err = config.load(args)
@@ -160,7 +135,7 @@ local function restore(args, rest)
     end
     local partial = target .. ".restoring"
     db_mod.remove_dir(partial)
-    local ok, cerr = copy_db(src, partial)
+    local ok, cerr = db_mod.copy_files(src, partial)
     if ok then
         ok, cerr = os.rename(partial, target)
     end

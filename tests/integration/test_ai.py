@@ -265,6 +265,14 @@ def ai_rows(srv):
             console_json(srv, "require('tp.ai').list()") or []}
 
 
+def ai_finished(srv, name, timeout=20.0):
+    """Waits until the AI has finished the running turn for name."""
+    deadline = time.monotonic() + timeout * (4 if tplib.under_asan() else 1)
+    while time.monotonic() < deadline and \
+            not ai_rows(srv).get(name, {}).get("finished"):
+        time.sleep(0.05)
+
+
 def test_idle_ai():
     """idle_action = "ai": an idle player's empire is played by the AI
     (its orders, its FinishedTurn) until the player logs in again."""
@@ -288,10 +296,7 @@ def test_idle_ai():
         T.ok(rows.get("carol", {}).get("controlled") is True and
              rows["carol"]["level"] == "easy",
              "carol, idle, is played by the AI at ai_level", repr(rows))
-        deadline = time.monotonic() + 20 * (4 if tplib.under_asan() else 1)
-        while time.monotonic() < deadline and \
-                not ai_rows(srv).get("carol", {}).get("finished"):
-            time.sleep(0.05)
+        ai_finished(srv, "carol")
         T.ok(ai_rows(srv).get("carol", {}).get("finished") is True,
              "the AI finished turn 2 for carol")
         orders = console_json(srv, "(function() local n = 0 for _, q in "
@@ -304,10 +309,7 @@ def test_idle_ai():
         T.is_(until_waiting(alice, [alice.id], 3), (3, [alice.id]),
               "alice's FinishedTurn ended the turn (carol is idle and "
               "the AI played her)")
-        deadline = time.monotonic() + 20 * (4 if tplib.under_asan() else 1)
-        while time.monotonic() < deadline and \
-                not ai_rows(srv).get("carol", {}).get("finished"):
-            time.sleep(0.05)
+        ai_finished(srv, "carol")
         T.ok(ai_rows(srv).get("carol", {}).get("finished") is True,
              "the AI played carol's turn 3 as well")
         again = tplib_login(srv, carol)
