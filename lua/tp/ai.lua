@@ -335,28 +335,29 @@ local function orders_api(conn, run)
         end
         return order_request(conn, object_id, otype, params, slot)
     end
-    function api.insert(object_id, otype, params, slot)
+    -- An OrderInsert or OrderProbe through the handlers; the order as
+    -- the reply describes it, or nil, why.
+    local function order_frame(name, object_id, otype, params, slot)
         local req, err = order(object_id, otype, params, slot)
         if not req then
             return refused(err)
         end
-        local frame, why = request(conn, "OrderInsert", req)
+        local frame, why = request(conn, name, req)
         if not frame then
             return nil, why
         end
-        run.orders = run.orders + 1
         return decode_order(conn, frame)
     end
+    function api.insert(object_id, otype, params, slot)
+        local got, why = order_frame("OrderInsert", object_id, otype,
+                                     params, slot)
+        if got then
+            run.orders = run.orders + 1
+        end
+        return got, why
+    end
     function api.probe(object_id, otype, params, slot)
-        local req, err = order(object_id, otype, params, slot)
-        if not req then
-            return refused(err)
-        end
-        local frame, why = request(conn, "OrderProbe", req)
-        if not frame then
-            return nil, why
-        end
-        return decode_order(conn, frame)
+        return order_frame("OrderProbe", object_id, otype, params, slot)
     end
     function api.remove(object_id, slot)
         local obj = type(object_id) == "number" and
